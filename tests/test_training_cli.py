@@ -1,0 +1,108 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY_FLAGS, toy_pairs, write_pair_file
+from training import common, translate
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_rerunning_a_finished_run_skips_training_and_reexports(trained_export, toy_corpus, capsys):
+    export_dir, card = trained_export
+    run_dir = export_dir.parent / "run"
+    state_before = json.loads((run_dir / "state.json").read_text())
+    translate.main(["--pairs", str(toy_corpus), "--run-dir", str(run_dir), "--export-dir", str(export_dir),
+                    *TINY_FLAGS])
+    assert "already finished" in capsys.readouterr().out
+    assert json.loads((run_dir / "state.json").read_text())["history"] == state_before["history"]
+    assert (export_dir / "saved_model.pb").exists()
+    assert not export_dir.with_name(export_dir.name + ".partial").exists()
+
+
+def test_failed_export_keeps_the_previous_model(tmp_path):
+    export_dir = tmp_path / "model"
+    export_dir.mkdir()
+    (export_dir / "saved_model.pb").write_text("old")
+
+    def broken(path):
+        path.mkdir()
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        common.safe_export(export_dir, broken)
+    assert (export_dir / "saved_model.pb").read_text() == "old"
+
+
+def test_config_file_sets_flags_and_rejects_typos(tmp_path, capsys):
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps({"units": 12, "cell": "lstm"}))
+    bad.write_text(json.dumps({"unitz": 12}))
+    args = common.parse_with_config(translate.build_parser(), ["--config", str(good), "--cell", "gru"])
+    assert args.units == 12 and args.cell == "gru"  # the command line wins over the file
+    with pytest.raises(SystemExit):
+        common.parse_with_config(translate.build_parser(), ["--config", str(bad)])
+    assert "unitz" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--pairs", "/nonexistent/pairs.txt"], "cannot read"),
+        ([], "choose exactly one data source"),
+        (["--source-file", "x"], "go together"),
+    ],
+)
+def test_bad_data_arguments_are_clear_errors(flags, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as error:
+        translate.main([*flags, "--run-dir", str(tmp_path / "r"), "--export-dir", str(tmp_path / "e")])
+    assert message in str(error.value)
+
+
+def test_a_file_without_usable_pairs_is_a_clear_error(tmp_path):
+    path = tmp_path / "junk.txt"
+    path.write_bytes(b"no tabs\n\xff\xfe\tbad bytes\n\t\n")
+    with pytest.raises(SystemExit, match="too few"):
+        translate.main(["--pairs", str(path), "--run-dir", str(tmp_path / "r"), "--export-dir", str(tmp_path / "e")])
+
+
+def test_line_aligned_files_of_different_lengths_are_rejected(tmp_path):
+    (tmp_path / "a.de").write_text("eins\nzwei\n")
+    (tmp_path / "a.en").write_text("one\n")
+    with pytest.raises(SystemExit, match="same number of lines"):
+        translate.main(["--source-file", str(tmp_path / "a.de"), "--target-file", str(tmp_path / "a.en"),
+                        "--run-dir", str(tmp_path / "r"), "--export-dir", str(tmp_path / "e")])
+
+
+def test_sigkilled_run_resumes_from_its_last_backup(tmp_path):
+    corpus = write_pair_file(tmp_path / "toy.txt", toy_pairs(400, seed=3))
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "training.translate", "--pairs", str(corpus), "--run-dir", str(run_dir),
+               "--export-dir", str(tmp_path / "export"), *TINY_FLAGS]
+    command[command.index("--epochs") + 1] = "4"
+    command[command.index("--checkpoint-every") + 1] = "2"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    state_file = run_dir / "state.json"
+    while time.time() < deadline and process.poll() is None:
+        if state_file.exists() and json.loads(state_file.read_text()).get("epochs_done", 0) >= 1:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before_kill = json.loads(state_file.read_text())["epochs_done"]
+    assert done_before_kill < 4 and (run_dir / "backup").exists()
+    subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
+    state = json.loads(state_file.read_text())
+    assert state["finished"] and state["epochs_done"] == 4
+    # Resumed, not restarted: each epoch was recorded once (a restart would repeat the first ones).
+    assert len(state["history"]) == 4
+    assert (tmp_path / "export" / "saved_model.pb").exists()

@@ -1,0 +1,103 @@
+import keras
+import numpy as np
+import pytest
+
+from seq2seq_app.layers.attention_decoder import AttentionDecoder
+from seq2seq_app.layers.cross_attention import CrossAttention
+from seq2seq_app.layers.recurrent_encoder import RecurrentEncoder
+from seq2seq_app.models.translator import Translator
+from tests.layer_checks import check_config_round_trip, check_fit_and_save_load
+
+CELLS = ["gru", "lstm", "simple_rnn"]
+
+
+def batch(rng, batch=3, src=7, tgt=5, vocab=30):
+    source = rng.integers(4, vocab, (batch, src)).astype("int32")
+    source[0, 4:] = 0  # a padded row
+    target = rng.integers(4, vocab, (batch, tgt)).astype("int32")
+    return source, target
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_encoder_shapes_masks_and_config(cell, bidirectional):
+    rng = np.random.default_rng(0)
+    source, _ = batch(rng)
+    encoder = RecurrentEncoder(30, 8, 6, cell=cell, num_layers=2, bidirectional=bidirectional)
+    outputs, states = check_config_round_trip(encoder, source)
+    width = 12 if bidirectional else 6
+    assert tuple(outputs.shape) == (3, 7, width)
+    assert len(states) == (2 if cell == "lstm" else 1)
+    assert all(tuple(s.shape) == (3, width) for s in states)
+    np.testing.assert_array_equal(np.asarray(outputs)[0, 4:], 0.0)  # padding outputs are zero
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_encoder_is_padding_invariant(cell):
+    encoder = RecurrentEncoder(30, 8, 6, cell=cell, num_layers=2)
+    short = np.array([[5, 6, 7]], "int32")
+    padded = np.array([[5, 6, 7, 0, 0, 0]], "int32")
+    (o1, s1), (o2, s2) = encoder(short), encoder(padded)
+    np.testing.assert_allclose(np.asarray(o1), np.asarray(o2)[:, :3], atol=1e-5)
+    for a, b in zip(s1, s2):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+
+
+@pytest.mark.parametrize("score", ["additive", "multiplicative"])
+def test_attention_weights_sum_to_one_over_unmasked_memory(score):
+    attention = CrossAttention(8, score=score)
+    mask = np.array([[True, True, False, False], [True, True, True, True]])
+    context, weights = check_config_round_trip(
+        attention, np.ones((2, 3, 5), "float32"), np.random.rand(2, 4, 6).astype("float32"), mask
+    )
+    weights = np.asarray(weights)
+    assert tuple(context.shape) == (2, 3, 6)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(weights[0, :, 2:], 0.0)
+
+
+def test_unknown_choices_are_clear_errors():
+    with pytest.raises(ValueError, match="Unknown cell"):
+        RecurrentEncoder(10, 4, 4, cell="transformer")
+    with pytest.raises(ValueError, match="Unknown attention"):
+        CrossAttention(4, score="dot-ish")
+
+
+def test_decoder_config_round_trip():
+    decoder = AttentionDecoder(20, 8, 6, cell="lstm", num_layers=2, attention="multiplicative")
+    memory = np.random.rand(2, 4, 10).astype("float32")
+    states = [[np.zeros((2, 6), "float32")] * 2] * 2
+    logits, weights, new_states = check_config_round_trip(
+        decoder, np.ones((2, 3), "int32"), memory, np.ones((2, 4), bool), states
+    )
+    assert tuple(logits.shape) == (2, 3, 20) and tuple(weights.shape) == (2, 3, 4)
+    assert len(new_states) == 2 and all(len(s) == 2 for s in new_states)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("attention", ["additive", "multiplicative"])
+def test_step_by_step_decoding_equals_full_sequence(cell, attention):
+    rng = np.random.default_rng(1)
+    source, target = batch(rng)
+    model = Translator(30, 30, 8, 6, cell=cell, encoder_layers=2, decoder_layers=2, attention=attention)
+    full_logits, full_attention = model({"source": source, "target_in": target}, return_attention=True)
+    state = model.encode(source)
+    for t in range(target.shape[1]):
+        logits, weights, state = model.decode_step(target[:, t], state)
+        np.testing.assert_allclose(np.asarray(logits), np.asarray(full_logits)[:, t], atol=1e-5)
+        np.testing.assert_allclose(np.asarray(weights), np.asarray(full_attention)[:, t], atol=1e-5)
+
+
+def test_translator_is_padding_invariant_on_both_sides():
+    model = Translator(30, 30, 8, 6, cell="gru")
+    a = model({"source": np.array([[5, 6, 3]], "int32"), "target_in": np.array([[2, 7]], "int32")})
+    b = model({"source": np.array([[5, 6, 3, 0, 0]], "int32"), "target_in": np.array([[2, 7, 0]], "int32")})
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b)[:, :2], atol=1e-5)
+
+
+def test_translator_fits_and_saves(tmp_path):
+    rng = np.random.default_rng(2)
+    source, target = batch(rng)
+    model = Translator(30, 30, 8, 6, cell="lstm", attention="multiplicative")
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    check_fit_and_save_load(model, {"source": source, "target_in": target}, target, tmp_path, loss)

@@ -1,0 +1,200 @@
+"""What every training CLI shares: config files, devices and strategies, callbacks, run state,
+safe export and model cards."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+
+def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parses flags, taking defaults from `--config FILE` (JSON) when given; flags win.
+
+    The config's keys are flag names with underscores (`{"units": 320, "cell": "gru"}`).
+    Unknown keys are an error, so a typo cannot silently fall back to a default.
+    """
+    parser.add_argument("--config", help="JSON file of flag values (flags given on the command line win)")
+    first, _ = parser.parse_known_args(argv)
+    if first.config:
+        try:
+            config = json.loads(Path(first.config).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            parser.error(f"cannot read --config {first.config}: {e}")
+        known = {a.dest for a in parser._actions}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            parser.error(f"unknown keys in {first.config}: {', '.join(unknown)}")
+        parser.set_defaults(**config)
+    return parser.parse_args(argv)
+
+
+def add_common_flags(parser: argparse.ArgumentParser, run_dir: str, export_dir: str) -> None:
+    """Flags every training CLI has, with the same names and meanings."""
+    g = parser.add_argument_group("training")
+    g.add_argument("--run-dir", default=run_dir, help="checkpoints, logs and vocabularies (resume from here)")
+    g.add_argument("--export-dir", default=export_dir, help="where the SavedModel and model card go")
+    g.add_argument("--epochs", type=int, default=30)
+    g.add_argument("--learning-rate", type=float, default=1e-3)
+    g.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs")
+    g.add_argument("--checkpoint-every", type=int, default=500,
+                   help="steps between resumable backups (a killed run loses at most this many)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--validation-fraction", type=float, default=0.03)
+    g.add_argument("--test-fraction", type=float, default=0.03)
+    g.add_argument("--strategy", choices=["default", "mirrored", "multi_worker"], default="default",
+                   help="tf.distribute strategy; multi_worker reads the cluster from TF_CONFIG")
+    g.add_argument("--mixed-precision", choices=["auto", "on", "off"], default="auto",
+                   help="on: float16 on GPU, bfloat16 on CPU; auto: on where the hardware has fast "
+                        "low-precision matmuls (GPU, or a CPU with AVX512-BF16/AMX)")
+    g.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Keras progress bar mode")
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def configure_precision(mode: str) -> str:
+    """Sets Keras's global dtype policy and returns its name."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if mode == "off" or (mode == "auto" and not gpus and not _cpu_has_bf16()):
+        policy = "float32"
+    else:
+        policy = "mixed_float16" if gpus else "mixed_bfloat16"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy for `--strategy`; Keras's `fit` uses whichever is in scope."""
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise SystemExit("--strategy multi_worker needs the cluster described in TF_CONFIG")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def machine_description() -> str:
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    cpu = platform.processor() or platform.machine()
+    return f"{os.cpu_count()} CPU cores ({cpu}), GPUs: {gpus or 'none'}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
+
+
+class RunState:
+    """A small JSON file in the run directory: accumulated training time and whether fit finished.
+
+    It is what lets the same command, run again, resume a killed run or skip straight to
+    evaluation and export of a finished one.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "state.json"
+        self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def __getitem__(self, key):
+        return self.data.get(key)
+
+    def update(self, **values) -> None:
+        self.data.update(values)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2))
+        tmp.replace(self.path)
+
+
+class TrainingClock(keras.callbacks.Callback):
+    """Adds each epoch's wall time to the run state, so resumed runs report their total time."""
+
+    def __init__(self, state: RunState):
+        super().__init__()
+        self.state = state
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.state.update(
+            train_seconds=(self.state["train_seconds"] or 0.0) + time.time() - self._start,
+            epochs_done=epoch + 1,
+            history=(self.state["history"] or []) + [{k: float(v) for k, v in (logs or {}).items()}],
+        )
+
+
+def fit_callbacks(args: argparse.Namespace, run_dir: Path, state: RunState) -> list[keras.callbacks.Callback]:
+    """Resumable backups, best-model checkpoint, early stopping, LR schedule and TensorBoard."""
+    return [
+        keras.callbacks.BackupAndRestore(
+            str(run_dir / "backup"), save_freq=args.checkpoint_every, double_checkpoint=True
+        ),
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / "best.weights.h5"), monitor="val_loss", save_best_only=True, save_weights_only=True
+        ),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5),
+        keras.callbacks.TensorBoard(str(run_dir / "logs")),
+        TrainingClock(state),
+    ]
+
+
+def safe_export(export_dir: Path, write: Callable[[Path], None]) -> None:
+    """Writes a new export beside the old one and swaps it in only when complete.
+
+    A crash or a bad input mid-export never leaves the user without their previous model.
+    """
+    export_dir = Path(export_dir)
+    tmp = export_dir.with_name(export_dir.name + ".partial")
+    old = export_dir.with_name(export_dir.name + ".previous")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    if export_dir.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        export_dir.rename(old)
+    tmp.rename(export_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def command_line() -> str:
+    return "python -m " + " ".join([_module_name()] + sys.argv[1:])
+
+
+def _module_name() -> str:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return spec.name if spec and spec.name else Path(sys.argv[0]).stem
+
+
+def write_model_card(export_dir: Path, card: dict) -> None:
+    """Writes `model_card.json` (for programs and the UI) and `README.md` (for people)."""
+    (export_dir / "model_card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    lines = [f"# {card['title']}", "", card.get("description", ""), ""]
+    for section in ("data", "metrics", "training", "hyperparameters", "export"):
+        if section not in card:
+            continue
+        lines += [f"## {section.capitalize()}", ""]
+        value = card[section]
+        if isinstance(value, dict):
+            lines += [f"- **{k}**: {v}" for k, v in value.items()]
+        else:
+            lines.append(str(value))
+        lines.append("")
+    (export_dir / "README.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def directory_megabytes(path: Path) -> float:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 1e6

@@ -1,0 +1,224 @@
+"""Train, evaluate and export a translator: `python -m training.translate --help`.
+
+Example (the shipped Spanish→English model; see its model card for the exact command):
+    python -m training.translate --pairs ../shared/data/translation/spa-eng/spa.txt \\
+        --source-column 1 --target-column 0 --export-dir saved_models/translate_spa_en
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from training import common
+
+import keras  # noqa: E402  (common sets TF's log level first)
+import numpy as np  # noqa: E402
+
+from seq2seq_app import metrics  # noqa: E402
+from seq2seq_app.data import translation as data  # noqa: E402
+from seq2seq_app.models.translator import Translator  # noqa: E402
+from seq2seq_app.vocabulary import Vocabulary  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.translate", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = parser.add_argument_group("data (choose one source)")
+    src.add_argument("--pairs", help="tab-separated pair file, e.g. Tatoeba's English<TAB>other")
+    src.add_argument("--source-column", type=int, default=1, help="column of the source language in --pairs")
+    src.add_argument("--target-column", type=int, default=0, help="column of the target language in --pairs")
+    src.add_argument("--source-file", help="line-aligned source file (with --target-file)")
+    src.add_argument("--target-file", help="line-aligned target file (with --source-file)")
+    src.add_argument("--tfds", help="TFDS dataset name, e.g. ted_hrlr_translate/pt_to_en (downloads)")
+    src.add_argument("--tfds-source-key", default="pt")
+    src.add_argument("--tfds-target-key", default="en")
+    src.add_argument("--tfds-data-dir")
+    src.add_argument("--source-name", default="source language", help="for the model card, e.g. Spanish")
+    src.add_argument("--target-name", default="target language", help="for the model card, e.g. English")
+    src.add_argument("--data-credit", default="", help="data source and licence, for the model card")
+    m = parser.add_argument_group("model")
+    m.add_argument("--cell", choices=["gru", "lstm", "simple_rnn"], default="gru")
+    m.add_argument("--embedding-dim", type=int, default=256)
+    m.add_argument("--units", type=int, default=320)
+    m.add_argument("--encoder-layers", type=int, default=1)
+    m.add_argument("--decoder-layers", type=int, default=1)
+    m.add_argument("--attention", choices=["additive", "multiplicative"], default="additive")
+    m.add_argument("--dropout", type=float, default=0.2)
+    m.add_argument("--source-vocab-size", type=int, default=16000)
+    m.add_argument("--target-vocab-size", type=int, default=10000)
+    m.add_argument("--min-count", type=int, default=2, help="rarer words are unknown (copied from the source)")
+    m.add_argument("--max-length", type=int, default=50, help="longest training pair in tokens")
+    m.add_argument("--tokens-per-batch", type=int, default=4096)
+    m.add_argument("--max-output-length", type=int, default=100, help="decoding cap in the export")
+    common.add_common_flags(parser, run_dir="runs/translate", export_dir="saved_models/translate")
+    return parser
+
+
+def load_corpus(args: argparse.Namespace) -> data.ParallelCorpus:
+    chosen = [bool(args.pairs), bool(args.source_file or args.target_file), bool(args.tfds)]
+    if sum(chosen) != 1:
+        raise SystemExit("choose exactly one data source: --pairs, --source-file/--target-file or --tfds")
+    if args.pairs:
+        return data.read_pair_file(args.pairs, args.source_column, args.target_column)
+    if args.tfds:
+        return data.read_tfds(args.tfds, "train", args.tfds_source_key, args.tfds_target_key, args.tfds_data_dir)
+    if not (args.source_file and args.target_file):
+        raise SystemExit("--source-file and --target-file go together")
+    return data.read_aligned_files(args.source_file, args.target_file)
+
+
+def prepare(args: argparse.Namespace, run_dir: Path):
+    """Reads, splits and tokenises the corpus; builds (or, when resuming, reloads) vocabularies."""
+    try:
+        corpus = load_corpus(args)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"cannot read the training data: {e}") from e
+    print(f"read {len(corpus)} pairs, skipped {corpus.malformed} malformed lines")
+    if len(corpus) < 10:
+        raise SystemExit(f"only {len(corpus)} usable pairs: too few to train on")
+    train, val, test = data.split_corpus(corpus, args.validation_fraction, args.test_fraction, args.seed)
+    if len(val) == 0:
+        raise SystemExit("the validation split is empty: raise --validation-fraction or add data")
+    src_tokens = data.tokenize_all(train.sources, lowercase=True)
+    tgt_tokens = data.tokenize_all(train.targets, lowercase=False)
+    truecase = data.Truecaser(tgt_tokens)
+    tgt_tokens = [truecase(t) for t in tgt_tokens]
+    src_path, tgt_path = run_dir / "source_vocab.txt", run_dir / "target_vocab.txt"
+    if src_path.exists() and tgt_path.exists():
+        src_vocab, tgt_vocab = Vocabulary.load(src_path), Vocabulary.load(tgt_path)
+    else:
+        src_vocab = Vocabulary.build(src_tokens, args.source_vocab_size, args.min_count)
+        tgt_vocab = Vocabulary.build(tgt_tokens, args.target_vocab_size, args.min_count)
+        src_vocab.save(src_path)
+        tgt_vocab.save(tgt_path)
+    splits = {}
+    for name, part, s_tok, t_tok in [
+        ("train", train, src_tokens, tgt_tokens),
+        ("validation", val, None, None),
+    ]:
+        if s_tok is None:
+            s_tok = data.tokenize_all(part.sources, lowercase=True)
+            t_tok = [truecase(t) for t in data.tokenize_all(part.targets, lowercase=False)]
+        s_ids, t_ids, dropped = data.encode_pairs(s_tok, t_tok, src_vocab, tgt_vocab, args.max_length)
+        splits[name] = (s_ids, t_ids)
+        print(f"{name}: {len(s_ids)} pairs ({dropped} longer than {args.max_length} tokens left out)")
+    stats = {
+        "pairs_read": len(corpus), "malformed_lines": corpus.malformed,
+        "train_pairs": len(splits["train"][0]), "validation_pairs": len(splits["validation"][0]),
+        "test_pairs": len(test), "source_vocab": len(src_vocab), "target_vocab": len(tgt_vocab),
+        "train_target_tokens": int(sum(len(t) - 1 for t in splits["train"][1])),
+    }
+    return splits, test, src_vocab, tgt_vocab, stats
+
+
+def build_model(args: argparse.Namespace, src_vocab: Vocabulary, tgt_vocab: Vocabulary) -> Translator:
+    model = Translator(
+        source_vocab_size=len(src_vocab), target_vocab_size=len(tgt_vocab),
+        embedding_dim=args.embedding_dim, units=args.units, cell=args.cell,
+        encoder_layers=args.encoder_layers, decoder_layers=args.decoder_layers,
+        attention=args.attention, dropout=args.dropout, name="translator",
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+        metrics=[metrics.masked_accuracy],
+    )
+    dummy = np.ones((1, 2), np.int32)
+    model({"source": dummy, "target_in": dummy})  # build, so backups and weights can load
+    return model
+
+
+def evaluate(translator, test: data.ParallelCorpus, beam_size: int = 4) -> dict:
+    """BLEU and chrF of greedy and beam outputs against the raw references."""
+    results = {}
+    for name, kwargs in [("greedy", {}), (f"beam{beam_size}", {"beam_size": beam_size})]:
+        start = time.time()
+        hyps = translator.translate(test.sources, batch_size=256, **kwargs)
+        scores = metrics.corpus_scores(hyps, [test.targets])
+        scores["seconds"] = round(time.time() - start, 1)
+        results[name] = scores
+        print(f"test {name}: {scores}")
+    return results
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Everything `main` does, callable from Python and tests; returns the model card."""
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+    policy = common.configure_precision(args.mixed_precision)
+    strategy = common.make_strategy(args.strategy)
+    splits, test, src_vocab, tgt_vocab, stats = prepare(args, run_dir)
+    state = common.RunState(run_dir)
+    (run_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
+    with strategy.scope():
+        model = build_model(args, src_vocab, tgt_vocab)
+    final_weights = run_dir / "final.weights.h5"
+    if state["finished"] and final_weights.exists():
+        print(f"training already finished in {run_dir}; loading {final_weights}")
+        model.load_weights(final_weights)
+    else:
+        tokens = args.tokens_per_batch * strategy.num_replicas_in_sync
+        train_ds = data.make_dataset(*splits["train"], tokens, args.max_length, shuffle=True, seed=args.seed)
+        val_ds = data.make_dataset(*splits["validation"], tokens, args.max_length, shuffle=False)
+        model.fit(
+            train_ds, validation_data=val_ds, epochs=args.epochs, verbose=args.verbose,
+            callbacks=common.fit_callbacks(args, run_dir, state),
+        )
+        model.save_weights(final_weights)
+        state.update(finished=True)
+    # Export float32 weights whatever the training policy, for portable, exact inference.
+    keras.mixed_precision.set_global_policy("float32")
+    config = {k: v for k, v in model.get_config().items() if k != "dtype"}
+    export_model = Translator.from_config(config)
+    export_model({"source": np.ones((1, 2), np.int32), "target_in": np.ones((1, 2), np.int32)})
+    export_model.set_weights(model.get_weights())
+    export_dir = Path(args.export_dir)
+
+    def write(path: Path) -> None:
+        # Imported here, so a finished run can be re-exported by newer export code.
+        from seq2seq_app.export import TranslatorExport
+        from seq2seq_app.translator_api import LoadedTranslator
+
+        TranslatorExport(export_model, src_vocab, tgt_vocab, args.max_output_length).save(path)
+        results = evaluate(LoadedTranslator(path), test)
+        card = {
+            "title": f"{args.source_name} → {args.target_name} translator ({args.cell.upper()} encoder–decoder with {args.attention} attention)",
+            "description": "Bidirectional recurrent encoder, attention decoder, word-level vocabularies with "
+                           "unknown words copied from the source. Loads with `tensorflow` alone.",
+            "task": "translate",
+            "data": {"source": args.pairs or args.tfds or f"{args.source_file} + {args.target_file}",
+                     "credit": args.data_credit, **stats},
+            "metrics": {"test_split": f"{stats['test_pairs']} pairs carved from the training file "
+                                      f"(seed {args.seed}, source sentences unseen in training)", **results},
+            "training": {"command": common.command_line(), "train_seconds": round(state["train_seconds"] or 0.0),
+                         "epochs": state["epochs_done"], "precision_policy": policy,
+                         "strategy": args.strategy, "machine": common.machine_description(),
+                         "final_val_loss": (state["history"] or [{}])[-1].get("val_loss")},
+            "hyperparameters": {k: getattr(args, k) for k in (
+                "cell", "embedding_dim", "units", "encoder_layers", "decoder_layers", "attention", "dropout",
+                "source_vocab_size", "target_vocab_size", "min_count", "max_length", "tokens_per_batch",
+                "learning_rate")} | {"parameters": export_model.count_params()},
+        }
+        card["export"] = {"size_mb": round(common.directory_megabytes(path), 1),
+                          "signatures": "translate, translate_beam, translate_sample"}
+        common.write_model_card(path, card)
+
+    common.safe_export(export_dir, write)
+    card = json.loads((export_dir / "model_card.json").read_text())
+    print(f"exported to {export_dir} ({card['export']['size_mb']} MB)")
+    return card
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run(common.parse_with_config(build_parser(), argv))
+
+
+if __name__ == "__main__":
+    main()

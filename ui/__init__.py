@@ -1,0 +1,1 @@
+"""The Gradio demo: `python -m ui`."""
