@@ -56,17 +56,11 @@ def _token_loop(
             tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False),
         ),
     )
-    tokens = tf.reshape(tf.transpose(token_ta.stack()), [batch, -1])
-    attention = _stack_attention(attention_ta, batch)
-    return tokens, attention
-
-
-def _stack_attention(attention_ta: tf.TensorArray, batch) -> tf.Tensor:
-    """[time, batch, memory] TensorArray → [batch, time, memory]; empty when no step ran."""
+    # Time-major → batch-major; a batch whose sequences were all empty ran no step at all.
     return tf.cond(
-        attention_ta.size() > 0,
-        lambda: tf.transpose(attention_ta.stack(), [1, 0, 2]),
-        lambda: tf.zeros([batch, 0, 0]),
+        token_ta.size() > 0,
+        lambda: (tf.transpose(token_ta.stack()), tf.transpose(attention_ta.stack(), [1, 0, 2])),
+        lambda: (tf.zeros([batch, 0], tf.int32), tf.zeros([batch, 0, 0])),
     )
 
 

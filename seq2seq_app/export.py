@@ -53,9 +53,9 @@ class TranslatorExport(tf.Module):
         self.max_source_tokens = max_source_tokens
 
     def _encode_text(self, texts):
-        raw = text.tokenize(texts, lowercase=False)[:, : self.max_source_tokens]
-        raw = tf.concat([raw, tf.fill([raw.nrows(), 1], "")], axis=1)  # aligned with END below
-        lowered = text.tokenize(texts, lowercase=True)[:, : self.max_source_tokens]
+        cased = text.tokenize(texts, lowercase=False)[:, : self.max_source_tokens]
+        lowered = text.lowercase_tokens(cased)
+        raw = tf.concat([cased, tf.fill([cased.nrows(), 1], "")], axis=1)  # aligned with END below
         ids = tf.cast(self.source_table.lookup(lowered), tf.int32)
         ids = tf.concat([ids, tf.fill([ids.nrows(), 1], END_ID)], axis=1)  # every source ends with END
         lengths = tf.cast(lowered.row_lengths(), tf.int32)
@@ -76,15 +76,15 @@ class TranslatorExport(tf.Module):
     def _to_text(self, ids, attention, source_raw):
         """Ids [b, t] → (text [b], tokens [b, t]); unknown words copied from the source."""
         tokens = tf.gather(self.target_tokens, ids)
-        source_len = tf.shape(source_raw)[1]
-        attended = tf.argmax(attention[..., :source_len], axis=-1, output_type=tf.int32)
-        copied = tf.gather(source_raw, tf.minimum(attended, tf.maximum(source_len - 1, 0)), batch_dims=1)
-        tokens = tf.where(tf.equal(ids, UNK_ID) & (source_len > 0), copied, tokens)
+        attended = tf.argmax(attention, axis=-1, output_type=tf.int32)
+        copied = tf.gather(source_raw, attended, batch_dims=1)
+        tokens = tf.where(tf.equal(ids, UNK_ID), copied, tokens)
         keep = tf.not_equal(ids, PAD_ID) & tf.not_equal(ids, END_ID) & tf.not_equal(tokens, "")
         words = tf.ragged.boolean_mask(tokens, keep)
         return text.detokenize(words), tf.where(tf.not_equal(ids, PAD_ID), tokens, "")
 
     def _outputs(self, text, ids, attention, raw, **extra):
+        attention = _fit_columns(attention, tf.shape(raw)[1])
         translation, target_tokens = self._to_text(ids, attention, raw)
         outputs = {
             "translation": translation,
@@ -137,7 +137,7 @@ class TranslatorExport(tf.Module):
         batch, n, steps = tf.shape(ids)[0], tf.shape(ids)[1], tf.shape(ids)[2]
         candidates, _ = self._to_text(
             tf.reshape(ids, [batch * n, steps]),
-            tf.reshape(attention, [batch * n, steps, -1]),
+            _fit_columns(tf.reshape(attention, [batch * n, steps, -1]), tf.shape(raw)[1]),
             tf.repeat(raw, n, axis=0),
         )
         return self._outputs(
@@ -156,3 +156,9 @@ class TranslatorExport(tf.Module):
                 "serving_default": self.translate,
             },
         )
+
+
+def _fit_columns(attention, width):
+    """Attention with exactly `width` source columns (a batch that decoded no step has none)."""
+    attention = attention[..., :width]
+    return tf.pad(attention, [[0, 0], [0, 0], [0, width - tf.shape(attention)[2]]])

@@ -100,8 +100,15 @@ def tokenize(text: tf.Tensor, lowercase: bool = True) -> tf.RaggedTensor:
     >>> tokenize(tf.constant(["¿Qué hora es?"])).to_list()
     [[b'\xc2\xbf', b'qu\xc3\xa9', b'hora', b'es', b'?']]
     """
-    text = standardize(text, lowercase)
-    return tf.strings.split(tf.strings.regex_replace(text, _TOKEN, r" \1 "))
+    tokens = tf.strings.split(tf.strings.regex_replace(standardize(text, lowercase=False), _TOKEN, r" \1 "))
+    if lowercase:  # after splitting, so cased and lowercased tokens always align one to one
+        tokens = lowercase_tokens(tokens)
+    return tokens
+
+
+def lowercase_tokens(tokens: tf.RaggedTensor) -> tf.RaggedTensor:
+    """Unicode-aware lowercasing of every token of a ragged batch."""
+    return tokens.with_flat_values(tf.strings.lower(tokens.flat_values, encoding="utf-8"))
 
 
 # Detokenisation rules for Latin-script output: no space before closing punctuation, none after

@@ -107,7 +107,8 @@ def test_saved_model_matches_the_in_memory_export(trained_export):
     model({"source": np.ones((1, 2), "int32"), "target_in": np.ones((1, 2), "int32")})
     model.load_weights(run_dir / "final.weights.h5")
     keras.mixed_precision.set_global_policy("float32")
-    in_memory = TranslatorExport(model, src, tgt).translate(tf.constant(["El gato ve el perro ."]))
+    exporter = TranslatorExport(model, src, tgt)
+    in_memory = exporter.translate(tf.constant(["El gato ve el perro ."]))
     loaded = tf.saved_model.load(str(export_dir)).signatures["translate"](text=tf.constant(["El gato ve el perro ."]))
     assert in_memory["translation"].numpy()[0] == loaded["translation"].numpy()[0]
     np.testing.assert_allclose(in_memory["attention"].numpy(), loaded["attention"].numpy(), atol=1e-6)

@@ -106,3 +106,16 @@ def test_sigkilled_run_resumes_from_its_last_backup(tmp_path):
     # Resumed, not restarted: each epoch was recorded once (a restart would repeat the first ones).
     assert len(state["history"]) == 4
     assert (tmp_path / "export" / "saved_model.pb").exists()
+
+
+def test_stop_file_ends_training_after_the_current_epoch(tmp_path):
+    import keras
+    import numpy as np
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    stop = tmp_path / "STOP"
+    stop.touch()
+    history = model.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=5, verbose=0, callbacks=[common.StopFile(stop)])
+    assert len(history.history["loss"]) == 1
+    assert not stop.exists()

@@ -111,6 +111,10 @@ class RunState:
     def __getitem__(self, key):
         return self.data.get(key)
 
+    def best_val_loss(self) -> float | None:
+        losses = [h["val_loss"] for h in self.data.get("history", []) if "val_loss" in h]
+        return min(losses) if losses else None
+
     def update(self, **values) -> None:
         self.data.update(values)
         tmp = self.path.with_suffix(".tmp")
@@ -119,7 +123,8 @@ class RunState:
 
 
 class TrainingClock(keras.callbacks.Callback):
-    """Adds each epoch's wall time to the run state, so resumed runs report their total time."""
+    """Records each epoch's wall time and logs in the run state, so resumed runs report their
+    total time and whole history."""
 
     def __init__(self, state: RunState):
         super().__init__()
@@ -132,8 +137,29 @@ class TrainingClock(keras.callbacks.Callback):
         self.state.update(
             train_seconds=(self.state["train_seconds"] or 0.0) + time.time() - self._start,
             epochs_done=epoch + 1,
-            history=(self.state["history"] or []) + [{k: float(v) for k, v in (logs or {}).items()}],
+            # Indexed by epoch: an epoch redone after a restart replaces its earlier record.
+            history=(self.state["history"] or [])[:epoch] + [{k: float(v) for k, v in (logs or {}).items()}],
         )
+
+
+class StopFile(keras.callbacks.Callback):
+    """Ends training gracefully at the end of the epoch in which `path` appears.
+
+    `touch RUN_DIR/STOP` finishes a long run early with its best weights, evaluated and
+    exported, without changing the command that produced it.
+    """
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.path.exists():
+            print(f"\n{self.path} found: stopping after epoch {epoch + 1}")
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        self.path.unlink(missing_ok=True)
 
 
 def fit_callbacks(args: argparse.Namespace, run_dir: Path, state: RunState) -> list[keras.callbacks.Callback]:
@@ -142,14 +168,22 @@ def fit_callbacks(args: argparse.Namespace, run_dir: Path, state: RunState) -> l
         keras.callbacks.BackupAndRestore(
             str(run_dir / "backup"), save_freq=args.checkpoint_every, double_checkpoint=True
         ),
+        # The threshold carries the best validation loss across restarts, so a resumed run never
+        # overwrites a better checkpoint with a worse one.
         keras.callbacks.ModelCheckpoint(
-            str(run_dir / "best.weights.h5"), monitor="val_loss", save_best_only=True, save_weights_only=True
+            str(best_weights_path(run_dir)), monitor="val_loss", save_best_only=True, save_weights_only=True,
+            initial_value_threshold=state.best_val_loss(),
         ),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
         TrainingClock(state),
+        StopFile(run_dir / "STOP"),
     ]
+
+
+def best_weights_path(run_dir: Path) -> Path:
+    return run_dir / "best.weights.h5"
 
 
 def safe_export(export_dir: Path, write: Callable[[Path], None]) -> None:

@@ -171,6 +171,8 @@ def run(args: argparse.Namespace) -> dict:
             train_ds, validation_data=val_ds, epochs=args.epochs, verbose=args.verbose,
             callbacks=common.fit_callbacks(args, run_dir, state),
         )
+        if common.best_weights_path(run_dir).exists():  # the best epoch across all restarts
+            model.load_weights(common.best_weights_path(run_dir))
         model.save_weights(final_weights)
         state.update(finished=True)
     # Export float32 weights whatever the training policy, for portable, exact inference.
@@ -194,7 +196,8 @@ def run(args: argparse.Namespace) -> dict:
                            "unknown words copied from the source. Loads with `tensorflow` alone.",
             "task": "translate",
             "data": {"source": args.pairs or args.tfds or f"{args.source_file} + {args.target_file}",
-                     "credit": args.data_credit, **stats},
+                     "credit": args.data_credit, "validation_fraction": args.validation_fraction,
+                     "test_fraction": args.test_fraction, "split_seed": args.seed, **stats},
             "metrics": {"test_split": f"{stats['test_pairs']} pairs carved from the training file "
                                       f"(seed {args.seed}, source sentences unseen in training)", **results},
             "training": {"command": common.command_line(), "train_seconds": round(state["train_seconds"] or 0.0),
