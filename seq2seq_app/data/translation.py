@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,25 @@ class ParallelCorpus:
         return len(self.sources)
 
 
+def _collect(raw_pairs: Iterable[tuple[bytes, bytes] | None]) -> ParallelCorpus:
+    """Builds a corpus from raw (source, target) byte pairs; None marks an unusable line.
+
+    Pairs with invalid UTF-8 or an empty side are counted as malformed and skipped.
+    """
+    sources, targets, malformed = [], [], 0
+    for pair in raw_pairs:
+        try:
+            source, target = (side.decode("utf-8").strip() for side in pair) if pair else ("", "")
+        except UnicodeDecodeError:
+            source = target = ""
+        if not source or not target:
+            malformed += 1
+            continue
+        sources.append(source)
+        targets.append(target)
+    return ParallelCorpus(sources, targets, malformed)
+
+
 def read_pair_file(path: str | Path, source_column: int, target_column: int) -> ParallelCorpus:
     """Reads a tab-separated pair file such as Tatoeba's `English<TAB>Spanish[<TAB>attribution]`.
 
@@ -41,24 +60,15 @@ def read_pair_file(path: str | Path, source_column: int, target_column: int) -> 
     Example:
     >>> corpus = read_pair_file("../shared/data/translation/spa-eng/spa.txt", 1, 0)  # doctest: +SKIP
     """
-    sources, targets, malformed = [], [], 0
-    with open(path, "rb") as f:
-        for raw in f:
-            try:
-                columns = raw.decode("utf-8").rstrip("\r\n").split("\t")
-            except UnicodeDecodeError:
-                malformed += 1
-                continue
-            if len(columns) <= max(source_column, target_column):
-                malformed += 1
-                continue
-            source, target = columns[source_column].strip(), columns[target_column].strip()
-            if not source or not target:
-                malformed += 1
-                continue
-            sources.append(source)
-            targets.append(target)
-    return ParallelCorpus(sources, targets, malformed)
+
+    def pairs():
+        with open(path, "rb") as f:
+            for line in f:
+                columns = line.rstrip(b"\r\n").split(b"\t")
+                ok = len(columns) > max(source_column, target_column)
+                yield (columns[source_column], columns[target_column]) if ok else None
+
+    return _collect(pairs())
 
 
 def read_aligned_files(source_path: str | Path, target_path: str | Path) -> ParallelCorpus:
@@ -74,19 +84,7 @@ def read_aligned_files(source_path: str | Path, target_path: str | Path) -> Para
             f"{source_path} has {len(source_lines)} lines but {target_path} has "
             f"{len(target_lines)}; line-aligned files must have the same number of lines."
         )
-    sources, targets, malformed = [], [], 0
-    for s, t in zip(source_lines, target_lines):
-        try:
-            s, t = s.decode("utf-8").strip(), t.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            malformed += 1
-            continue
-        if not s or not t:
-            malformed += 1
-            continue
-        sources.append(s)
-        targets.append(t)
-    return ParallelCorpus(sources, targets, malformed)
+    return _collect(zip(source_lines, target_lines))
 
 
 def read_tfds(name: str, split: str, source_key: str, target_key: str, data_dir=None) -> ParallelCorpus:
@@ -94,20 +92,7 @@ def read_tfds(name: str, split: str, source_key: str, target_key: str, data_dir=
     import tensorflow_datasets as tfds
 
     dataset = tfds.load(name, split=split, data_dir=data_dir)
-    sources, targets, malformed = [], [], 0
-    for example in tfds.as_numpy(dataset):
-        try:
-            s = example[source_key].decode("utf-8").strip()
-            t = example[target_key].decode("utf-8").strip()
-        except UnicodeDecodeError:
-            malformed += 1
-            continue
-        if not s or not t:
-            malformed += 1
-            continue
-        sources.append(s)
-        targets.append(t)
-    return ParallelCorpus(sources, targets, malformed)
+    return _collect((ex[source_key], ex[target_key]) for ex in tfds.as_numpy(dataset))
 
 
 def split_corpus(
