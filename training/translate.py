@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> dict:
         train_ds = data.make_dataset(*splits["train"], tokens, args.max_length, shuffle=True, seed=args.seed)
         val_ds = data.make_dataset(*splits["validation"], tokens, args.max_length, shuffle=False)
         model.fit(
-            train_ds, validation_data=val_ds, epochs=args.epochs, verbose=args.verbose,
+            train_ds, validation_data=val_ds, epochs=args.epochs, verbose=args.verbose, shuffle=False,
             callbacks=common.fit_callbacks(args, run_dir, state),
         )
         if common.best_weights_path(run_dir).exists():  # the best epoch across all restarts
