@@ -63,3 +63,22 @@ def test_dataset_batches_are_bucketed_shifted_and_cover_every_pair():
                                       y.numpy()[:, :-1][y.numpy()[:, :-1] != 0])
         seen += x["source"].shape[0]
     assert seen == 300
+
+
+def test_tfds_reader_uses_the_named_keys(monkeypatch):
+    """TFDS needs the network to download, so `tfds.load` is replaced by an in-memory dataset."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    examples = {"pt": ["olá mundo", "", "obrigado"], "en": ["hello world", "lost", "thanks"]}
+    calls = []
+
+    def fake_load(name, split, data_dir=None):
+        calls.append((name, split))
+        return tf.data.Dataset.from_tensor_slices(examples)
+
+    monkeypatch.setattr(tfds, "load", fake_load)
+    corpus = data.read_tfds("ted_hrlr_translate/pt_to_en", "train", "pt", "en")
+    assert calls == [("ted_hrlr_translate/pt_to_en", "train")]
+    assert corpus.sources == ["olá mundo", "obrigado"] and corpus.targets == ["hello world", "thanks"]
+    assert corpus.malformed == 1
