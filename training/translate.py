@@ -97,17 +97,19 @@ def prepare(args: argparse.Namespace, run_dir: Path):
         tgt_vocab = Vocabulary.build(tgt_tokens, args.target_vocab_size, args.min_count)
         src_vocab.save(src_path)
         tgt_vocab.save(tgt_path)
-    splits = {}
-    for name, part, s_tok, t_tok in [
-        ("train", train, src_tokens, tgt_tokens),
-        ("validation", val, None, None),
-    ]:
-        if s_tok is None:
-            s_tok = data.tokenize_all(part.sources, lowercase=True)
-            t_tok = [truecase(t) for t in data.tokenize_all(part.targets, lowercase=False)]
-        s_ids, t_ids, dropped = data.encode_pairs(s_tok, t_tok, src_vocab, tgt_vocab, args.max_length)
-        splits[name] = (s_ids, t_ids)
+    def encode(name: str, source_tokens, target_tokens):
+        s_ids, t_ids, dropped = data.encode_pairs(source_tokens, target_tokens, src_vocab, tgt_vocab, args.max_length)
         print(f"{name}: {len(s_ids)} pairs ({dropped} longer than {args.max_length} tokens left out)")
+        return s_ids, t_ids
+
+    splits = {
+        "train": encode("train", src_tokens, tgt_tokens),
+        "validation": encode(
+            "validation",
+            data.tokenize_all(val.sources, lowercase=True),
+            [truecase(t) for t in data.tokenize_all(val.targets, lowercase=False)],
+        ),
+    }
     stats = {
         "pairs_read": len(corpus), "malformed_lines": corpus.malformed,
         "train_pairs": len(splits["train"][0]), "validation_pairs": len(splits["validation"][0]),
