@@ -61,7 +61,7 @@ def bench_translate_inference(model_dir: Path, sentences: list[str], repeats: in
     return results
 
 
-def bench_translate_training(card: dict, pairs: str, steps: int) -> dict:
+def bench_translate_training(card: dict, pairs: str, steps: int, overrides: dict) -> dict:
     """Non-padding target tokens per second of `fit` with the card's hyperparameters."""
     import keras
 
@@ -69,11 +69,11 @@ def bench_translate_training(card: dict, pairs: str, steps: int) -> dict:
     from seq2seq_app.models.translator import Translator
     from seq2seq_app.vocabulary import Vocabulary
 
-    hp = card["hyperparameters"]
+    hp = {**card["hyperparameters"], **overrides}
     policy = common.configure_precision("auto")
     corpus = data.read_pair_file(pairs, 1, 0)
-    src_tok = data.tokenize_all(corpus.sources[:40000], True)
-    tgt_tok = data.tokenize_all(corpus.targets[:40000], False)
+    src_tok = data.tokenize_all(corpus.sources, True)
+    tgt_tok = data.tokenize_all(corpus.targets, False)
     src_vocab = Vocabulary.build(src_tok, hp["source_vocab_size"], hp["min_count"])
     tgt_vocab = Vocabulary.build(tgt_tok, hp["target_vocab_size"], hp["min_count"])
     s, t, _ = data.encode_pairs(src_tok, tgt_tok, src_vocab, tgt_vocab, hp["max_length"])
@@ -95,7 +95,8 @@ def bench_translate_training(card: dict, pairs: str, steps: int) -> dict:
     model.fit(as_dataset(timed), verbose=0)
     seconds = time.perf_counter() - start
     return {"target_tokens_per_s": round(tokens / seconds), "padding_fraction": round(1 - tokens / padded, 3),
-            "precision_policy": policy, "steps": len(timed)}
+            "precision_policy": policy, "steps": len(timed), "parameters": model.count_params(),
+            "overrides": overrides}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -108,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sentences", type=int, default=640, help="held-out sentences used for timing")
     parser.add_argument("--repeats", type=int, default=200, help="single-sentence calls per latency figure")
     parser.add_argument("--train-steps", type=int, default=60, help="timed training steps (0 skips training)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=INT",
+                        help="train with this hyperparameter changed, e.g. --set units=256 (repeatable)")
+    parser.add_argument("--skip-inference", action="store_true")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
 
@@ -121,10 +125,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     _, _, test = data.split_corpus(
         corpus, split.get("validation_fraction", 0.03), split.get("test_fraction", 0.03), split.get("split_seed", 0)
     )
-    results = {"machine": common.machine_description(),
-               "inference": bench_translate_inference(Path(args.model), test.sources[: args.sentences], args.repeats)}
+    results = {"machine": common.machine_description()}
+    if not args.skip_inference:
+        results["inference"] = bench_translate_inference(Path(args.model), test.sources[: args.sentences], args.repeats)
     if args.train_steps and card:
-        results["training"] = bench_translate_training(card, args.pairs, args.train_steps)
+        overrides = {k: int(v) for k, v in (item.split("=", 1) for item in args.set)}
+        results["training"] = bench_translate_training(card, args.pairs, args.train_steps, overrides)
     print(json.dumps(results, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
