@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import sys
 import time
@@ -204,7 +205,7 @@ def safe_export(export_dir: Path, write: Callable[[Path], None]) -> None:
 
 
 def command_line() -> str:
-    return "python -m " + " ".join([_module_name()] + sys.argv[1:])
+    return shlex.join(["python", "-m", _module_name(), *sys.argv[1:]])
 
 
 def _module_name() -> str:
