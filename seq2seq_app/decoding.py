@@ -6,8 +6,8 @@ penalty and n-best output that runs inside an exported SavedModel with a runtime
 
 Every search takes the model only as `step_fn(tokens, state) -> (logits, attention, state)`:
 `tokens` int32 [n], `logits` float32 [n, vocab], `attention` float32 [n, memory_length], and
-`state` any nest of tensors whose first dimension is n. So the same searches drive the
-translator and the captioner.
+`state` any nest of tensors whose first dimension is n. So the same searches can drive any
+recurrent decoder, not only the translator's.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ class TranslatorExport(tf.Module):
         tokens = tf.where(tf.equal(ids, UNK_ID), copied, tokens)
         keep = tf.not_equal(ids, PAD_ID) & tf.not_equal(ids, END_ID) & tf.not_equal(tokens, "")
         words = tf.ragged.boolean_mask(tokens, keep)
-        return text.detokenize(words), tf.where(tf.not_equal(ids, PAD_ID), tokens, "")
+        return text.detokenize(words), tf.where(keep, tokens, "")
 
     def _outputs(self, text, ids, attention, raw, **extra):
         attention = _fit_columns(attention, tf.shape(raw)[1])

@@ -130,8 +130,8 @@ def detokenize(tokens: tf.RaggedTensor) -> tf.Tensor:
         A string tensor of shape [batch].
 
     Example:
-    >>> detokenize(tf.ragged.constant([["where", "is", "tom", "'s", "car", "?"]])).numpy()
-    array([b"Where is tom 's car?"], dtype=object)
+    >>> detokenize(tf.ragged.constant([["where", "is", "Tom's", "car", "?"]])).numpy()
+    array([b"Where is Tom's car?"], dtype=object)
     """
     text = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
     for pattern, replacement in _DETOKENIZE_RULES:

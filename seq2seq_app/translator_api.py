@@ -47,6 +47,8 @@ class LoadedTranslator:
             temperature: sample with this temperature instead (ignored with `beam_size`).
             batch_size: sentences per call.
         """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         single = isinstance(texts, (str, bytes))
         batch = [texts] if single else list(texts)
         outputs = []

@@ -82,3 +82,10 @@ def test_tfds_reader_uses_the_named_keys(monkeypatch):
     assert calls == [("ted_hrlr_translate/pt_to_en", "train")]
     assert corpus.sources == ["olá mundo", "obrigado"] and corpus.targets == ["hello world", "thanks"]
     assert corpus.malformed == 1
+
+
+def test_byte_order_mark_is_not_part_of_the_first_sentence(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes("\ufeffHi.\tHola.\n".encode())
+    corpus = data.read_pair_file(path, 1, 0)
+    assert corpus.targets == ["Hi."]

@@ -119,3 +119,27 @@ def test_stop_file_ends_training_after_the_current_epoch(tmp_path):
     history = model.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=5, verbose=0, callbacks=[common.StopFile(stop)])
     assert len(history.history["loss"]) == 1
     assert not stop.exists()
+
+
+def test_resuming_with_different_architecture_is_refused(trained_export, toy_corpus):
+    export_dir, _ = trained_export
+    flags = [*TINY_FLAGS]
+    flags[flags.index("--units") + 1] = "48"
+    with pytest.raises(SystemExit, match="--units"):
+        translate.main(["--pairs", str(toy_corpus), "--run-dir", str(export_dir.parent / "run"),
+                        "--export-dir", str(export_dir.parent / "other"), *flags])
+
+
+def test_config_values_outside_choices_are_rejected(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"strategy": "mirorred"}))
+    with pytest.raises(SystemExit):
+        common.parse_with_config(translate.build_parser(), ["--config", str(bad)])
+    assert "mirorred" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fractions", [["--validation-fraction", "-0.1"], ["--test-fraction", "0.99"]])
+def test_bad_split_fractions_are_clear_errors(fractions, toy_corpus, tmp_path):
+    with pytest.raises(SystemExit, match="fraction"):
+        translate.main(["--pairs", str(toy_corpus), "--run-dir", str(tmp_path / "r"),
+                        "--export-dir", str(tmp_path / "e"), *fractions])

@@ -37,6 +37,10 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
         unknown = sorted(set(config) - known)
         if unknown:
             parser.error(f"unknown keys in {first.config}: {', '.join(unknown)}")
+        for action in parser._actions:
+            if action.dest in config and action.choices and config[action.dest] not in action.choices:
+                parser.error(f"{first.config}: {action.dest} must be one of {list(action.choices)}, "
+                             f"not {config[action.dest]!r}")
         parser.set_defaults(**config)
     return parser.parse_args(argv)
 
@@ -183,6 +187,20 @@ def fit_callbacks(args: argparse.Namespace, run_dir: Path, state: RunState) -> l
     ]
 
 
+def check_same_run(run_dir: Path, args: argparse.Namespace, defining: Sequence[str]) -> None:
+    """Refuses to resume a run directory with different data or architecture flags; records them."""
+    path = run_dir / "args.json"
+    if path.exists():
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        changed = [k for k in defining if k in previous and previous[k] != getattr(args, k)]
+        if changed:
+            raise SystemExit(
+                f"{run_dir} holds a run made with different {', '.join('--' + k.replace('_', '-') for k in changed)}; "
+                "use the same flags to resume it, or a new --run-dir"
+            )
+    path.write_text(json.dumps(vars(args), indent=2), encoding="utf-8")
+
+
 def best_weights_path(run_dir: Path) -> Path:
     return run_dir / "best.weights.h5"
 
@@ -216,7 +234,9 @@ def _module_name() -> str:
 
 def write_model_card(export_dir: Path, card: dict) -> None:
     """Writes `model_card.json` (for programs and the UI) and `README.md` (for people)."""
-    (export_dir / "model_card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    (export_dir / "model_card.json").write_text(
+        json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     lines = [f"# {card['title']}", "", card.get("description", ""), ""]
     for section in ("data", "metrics", "training", "hyperparameters", "export"):
         if section not in card:

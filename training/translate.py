@@ -24,6 +24,16 @@ from seq2seq_app.models.translator import Translator  # noqa: E402
 from seq2seq_app.vocabulary import Vocabulary  # noqa: E402
 
 
+# Flags that define a run's data, vocabularies and architecture: resuming with other values
+# would load weights or vocabularies that do not fit.
+RUN_DEFINING_FLAGS = (
+    "pairs", "source_column", "target_column", "source_file", "target_file", "tfds", "tfds_source_key",
+    "tfds_target_key", "cell", "embedding_dim", "units", "encoder_layers", "decoder_layers", "attention",
+    "source_vocab_size", "target_vocab_size", "min_count", "max_length", "validation_fraction",
+    "test_fraction", "seed",
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training.translate", description=__doc__,
@@ -82,9 +92,13 @@ def prepare(args: argparse.Namespace, run_dir: Path):
     print(f"read {len(corpus)} pairs, skipped {corpus.malformed} malformed lines")
     if len(corpus) < 10:
         raise SystemExit(f"only {len(corpus)} usable pairs: too few to train on")
-    train, val, test = data.split_corpus(corpus, args.validation_fraction, args.test_fraction, args.seed)
-    if len(val) == 0:
-        raise SystemExit("the validation split is empty: raise --validation-fraction or add data")
+    try:
+        train, val, test = data.split_corpus(corpus, args.validation_fraction, args.test_fraction, args.seed)
+    except ValueError as e:
+        raise SystemExit(str(e)) from e
+    for name, part in (("training", train), ("validation", val), ("test", test)):
+        if len(part) == 0:
+            raise SystemExit(f"the {name} split is empty: adjust --validation-fraction/--test-fraction or add data")
     src_tokens = data.tokenize_all(train.sources, lowercase=True)
     tgt_tokens = data.tokenize_all(train.targets, lowercase=False)
     truecase = data.Truecaser(tgt_tokens)
@@ -158,7 +172,7 @@ def run(args: argparse.Namespace) -> dict:
     strategy = common.make_strategy(args.strategy)
     splits, test, src_vocab, tgt_vocab, stats = prepare(args, run_dir)
     state = common.RunState(run_dir)
-    (run_dir / "args.json").write_text(json.dumps(vars(args), indent=2))
+    common.check_same_run(run_dir, args, RUN_DEFINING_FLAGS)
     with strategy.scope():
         model = build_model(args, src_vocab, tgt_vocab)
     final_weights = run_dir / "final.weights.h5"
@@ -216,7 +230,7 @@ def run(args: argparse.Namespace) -> dict:
         common.write_model_card(path, card)
 
     common.safe_export(export_dir, write)
-    card = json.loads((export_dir / "model_card.json").read_text())
+    card = json.loads((export_dir / "model_card.json").read_text(encoding="utf-8"))
     print(f"exported to {export_dir} ({card['export']['size_mb']} MB)")
     return card
 

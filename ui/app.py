@@ -26,6 +26,8 @@ def build_demo(models: dict) -> gr.Blocks:
             return handlers.translate(translator, text, mode, beam_size, length_penalty, temperature)
         except handlers.InputError as e:
             raise gr.Error(str(e)) from e
+        except Exception as e:  # a model failure must show in the page, not end the session
+            raise gr.Error(f"Translation failed: {type(e).__name__}: {e}") from e
 
     with gr.Blocks(title="seq2seq_app") as demo:
         gr.Markdown("# seq2seq_app\nRecurrent encoder–decoder models, exported as SavedModels.")

@@ -35,7 +35,8 @@ def _collect(raw_pairs: Iterable[tuple[bytes, bytes] | None]) -> ParallelCorpus:
     sources, targets, malformed = [], [], 0
     for pair in raw_pairs:
         try:
-            source, target = (side.decode("utf-8").strip() for side in pair) if pair else ("", "")
+            # utf-8-sig: a byte-order mark at the start of a file is not part of the first sentence.
+            source, target = (side.decode("utf-8-sig").strip() for side in pair) if pair else ("", "")
         except UnicodeDecodeError:
             source = target = ""
         if not source or not target:
@@ -103,6 +104,10 @@ def split_corpus(
     Tatoeba often has several translations of one sentence; grouping by source keeps the held-out
     splits honest (a test sentence is never seen in training).
     """
+    if not (0 <= validation < 1 and 0 <= test < 1 and validation + test < 1):
+        raise ValueError(
+            f"validation ({validation}) and test ({test}) fractions must be in [0, 1) and sum to less than 1"
+        )
     groups: dict[str, list[int]] = collections.defaultdict(list)
     for i, source in enumerate(corpus.sources):
         groups[source].append(i)
