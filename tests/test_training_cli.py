@@ -143,3 +143,17 @@ def test_bad_split_fractions_are_clear_errors(fractions, toy_corpus, tmp_path):
     with pytest.raises(SystemExit, match="fraction"):
         translate.main(["--pairs", str(toy_corpus), "--run-dir", str(tmp_path / "r"),
                         "--export-dir", str(tmp_path / "e"), *fractions])
+
+
+def test_training_clock_saves_time_between_epochs(tmp_path):
+    import keras
+    import numpy as np
+
+    state = common.RunState(tmp_path)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    clock = common.TrainingClock(state, every=2)
+    model.fit(np.zeros((8, 2)), np.zeros((8, 1)), batch_size=2, epochs=2, verbose=0, callbacks=[clock])
+    saved = json.loads((tmp_path / "state.json").read_text())
+    assert saved["epochs_done"] == 2 and len(saved["history"]) == 2
+    assert saved["train_seconds"] > 0

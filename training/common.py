@@ -128,19 +128,35 @@ class RunState:
 
 
 class TrainingClock(keras.callbacks.Callback):
-    """Records each epoch's wall time and logs in the run state, so resumed runs report their
-    total time and whole history."""
+    """Records training time and each epoch's logs in the run state, so resumed runs report
+    their total time and whole history.
 
-    def __init__(self, state: RunState):
+    Time is saved every `every` batches as well as at epoch ends, so a killed run loses at most
+    that many batches of it.
+    """
+
+    def __init__(self, state: RunState, every: int):
         super().__init__()
         self.state = state
+        self.every = max(1, every)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.time()
+    def on_train_begin(self, logs=None):
+        self._last = time.time()
+
+    def _elapsed(self) -> float:
+        """Total training seconds, counting the time since the last save."""
+        now = time.time()
+        total = (self.state["train_seconds"] or 0.0) + now - self._last
+        self._last = now
+        return total
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (batch + 1) % self.every == 0:
+            self.state.update(train_seconds=self._elapsed())
 
     def on_epoch_end(self, epoch, logs=None):
         self.state.update(
-            train_seconds=(self.state["train_seconds"] or 0.0) + time.time() - self._start,
+            train_seconds=self._elapsed(),
             epochs_done=epoch + 1,
             # Indexed by epoch: an epoch redone after a restart replaces its earlier record.
             history=(self.state["history"] or [])[:epoch] + [{k: float(v) for k, v in (logs or {}).items()}],
@@ -182,7 +198,7 @@ def fit_callbacks(args: argparse.Namespace, run_dir: Path, state: RunState) -> l
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
-        TrainingClock(state),
+        TrainingClock(state, args.checkpoint_every),
         StopFile(run_dir / "STOP"),
     ]
 
