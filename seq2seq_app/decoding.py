@@ -142,8 +142,7 @@ def beam_search(
     state = tf.nest.map_structure(lambda x: tf.repeat(x, k, axis=0), state)
     # Only the first beam is live at the start, so the k beams do not all pick the same token.
     log_probs = tf.tile(tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], 0)[None], [batch, 1])
-    limits = tf.repeat(max_lengths, k)[None]
-    limits = tf.reshape(limits, [batch, k])
+    limits = tf.reshape(tf.repeat(max_lengths, k), [batch, k])
     finished = limits <= 0
     lengths = tf.zeros([batch, k], tf.int32)
     offsets = (tf.range(batch) * k)[:, None]

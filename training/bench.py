@@ -63,11 +63,9 @@ def bench_translate_inference(model_dir: Path, sentences: list[str], repeats: in
 
 def bench_translate_training(card: dict, pairs: str, steps: int, overrides: dict) -> dict:
     """Non-padding target tokens per second of `fit` with the card's hyperparameters."""
-    import keras
-
     from seq2seq_app.data import translation as data
-    from seq2seq_app.models.translator import Translator
     from seq2seq_app.vocabulary import Vocabulary
+    from training.translate import build_model
 
     hp = {**card["hyperparameters"], **overrides}
     policy = common.configure_precision("auto")
@@ -79,9 +77,7 @@ def bench_translate_training(card: dict, pairs: str, steps: int, overrides: dict
     s, t, _ = data.encode_pairs(src_tok, tgt_tok, src_vocab, tgt_vocab, hp["max_length"])
     dataset = data.make_dataset(s, t, hp["tokens_per_batch"], hp["max_length"], shuffle=True)
     batches = list(dataset.take(steps + 20))
-    model = Translator(hp["source_vocab_size"], hp["target_vocab_size"], hp["embedding_dim"], hp["units"],
-                       hp["cell"], hp["encoder_layers"], hp["decoder_layers"], hp["attention"], hp["dropout"])
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
+    model = build_model(argparse.Namespace(**hp), src_vocab, tgt_vocab)
     spec = dataset.element_spec
 
     def as_dataset(items):
