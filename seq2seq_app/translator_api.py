@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from seq2seq_app.loaded_model import LoadedModel
 
-class LoadedTranslator:
-    """Translates text with a SavedModel written by `seq2seq_app.export.TranslatorExport`.
+
+class LoadedTranslator(LoadedModel):
+    """Translates text with a SavedModel written by `seq2seq_app.translator_export.TranslatorExport`.
 
     Args:
         path: the SavedModel directory.
@@ -23,12 +24,7 @@ class LoadedTranslator:
     """
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        if not (self.path / "saved_model.pb").exists():
-            raise FileNotFoundError(f"no SavedModel at {self.path}; train one with `python -m training.translate`")
-        self._module = tf.saved_model.load(str(self.path))
-        card = self.path / "model_card.json"
-        self.card = json.loads(card.read_text(encoding="utf-8")) if card.exists() else {}
+        super().__init__(path, "python -m training.translate")
 
     def translate(
         self,
@@ -47,8 +43,7 @@ class LoadedTranslator:
             temperature: sample with this temperature instead (ignored with `beam_size`).
             batch_size: sentences per call.
         """
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.check_batch_size(batch_size)
         single = isinstance(texts, (str, bytes))
         batch = [texts] if single else list(texts)
         outputs = []
@@ -65,10 +60,7 @@ class LoadedTranslator:
         temperature: float | None = None,
     ) -> dict[str, np.ndarray]:
         """All signature outputs (translation, attention, tokens, and n-best for beam) as numpy."""
-        for t in texts:
-            if not isinstance(t, (str, bytes)):
-                raise TypeError(f"texts must be strings, got {type(t).__name__}")
-        text = tf.constant(list(texts), tf.string)
+        text = tf.constant(self.check_texts(texts), tf.string)
         if beam_size is not None:
             fn = self._module.signatures["translate_beam"]
             result = fn(text=text, beam_size=tf.constant(int(beam_size), tf.int32),

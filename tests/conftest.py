@@ -69,3 +69,54 @@ def trained_export(tmp_path_factory, toy_corpus) -> tuple[Path, dict]:
         )
     )
     return root / "export", card
+
+
+# Toy Korean-style reviews: one sentiment word among neutral ones, sometimes without spaces.
+POSITIVE_WORDS = ["재밌다", "최고", "감동적", "좋아요", "great"]
+NEGATIVE_WORDS = ["노잼", "최악", "지루해", "별로", "awful"]
+NEUTRAL_WORDS = ["영화", "배우", "진짜", "이번", "스토리", "연기", "그냥", "movie"]
+
+SENTIMENT_FLAGS = [
+    "--units", "24", "--embedding-dim", "16", "--epochs", "6", "--verbose", "0", "--batch-size", "32",
+    "--checkpoint-every", "10", "--mixed-precision", "off", "--validation-fraction", "0.1",
+    "--test-fraction", "0.1", "--vocab-size", "200", "--bigram-vocab-size", "400", "--learning-rate", "0.01",
+]
+
+
+def toy_reviews(n: int, seed: int = 0) -> list[tuple[str, int]]:
+    rng = random.Random(seed)
+    reviews = []
+    for i in range(n):
+        label = i % 2
+        words = rng.sample(NEUTRAL_WORDS, rng.randint(1, 4))
+        words.insert(rng.randint(0, len(words)), rng.choice(POSITIVE_WORDS if label else NEGATIVE_WORDS))
+        reviews.append(((" " if rng.random() < 0.7 else "").join(words) + rng.choice(["", "!", "..", " ㅋㅋ"]), label))
+    return reviews
+
+
+def write_review_tsv(path: Path, reviews, extra_lines: tuple[str, ...] = ()) -> Path:
+    lines = ["id\tdocument\tlabel"] + [f"{i}\t{text}\t{label}" for i, (text, label) in enumerate(reviews)]
+    path.write_text("\n".join(lines + list(extra_lines)) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def review_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("reviews") / "reviews.tsv"
+    # Malformed rows: a missing column, an empty review and a label that is not 0/1.
+    return write_review_tsv(path, toy_reviews(800), extra_lines=("99\tno label", "100\t\t1", "101\t좋다\t5"))
+
+
+@pytest.fixture(scope="session")
+def sentiment_export(tmp_path_factory, review_file) -> tuple[Path, dict]:
+    """Trains and exports a tiny sentiment classifier once per test session through the real CLI."""
+    from training import sentiment
+
+    root = tmp_path_factory.mktemp("sentiment_run")
+    card = sentiment.run(
+        sentiment.build_parser().parse_args(
+            ["--tsv", str(review_file), "--run-dir", str(root / "run"),
+             "--export-dir", str(root / "export"), *SENTIMENT_FLAGS]
+        )
+    )
+    return root / "export", card

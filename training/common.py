@@ -267,5 +267,46 @@ def write_model_card(export_dir: Path, card: dict) -> None:
     (export_dir / "README.md").write_text("\n".join(lines), encoding="utf-8")
 
 
+def fit_or_load(
+    model: keras.Model, args: argparse.Namespace, run_dir: Path, state: RunState,
+    datasets: Callable[[], tuple[tf.data.Dataset, tf.data.Dataset]],
+) -> None:
+    """Trains (resuming if interrupted) and leaves the best weights in `model`; a finished run
+    just loads its final weights, so the same command re-evaluates and re-exports it."""
+    final_weights = run_dir / "final.weights.h5"
+    if state["finished"] and final_weights.exists():
+        print(f"training already finished in {run_dir}; loading {final_weights}")
+        model.load_weights(final_weights)
+        return
+    train_ds, val_ds = datasets()
+    model.fit(
+        train_ds, validation_data=val_ds, epochs=args.epochs, verbose=args.verbose, shuffle=False,
+        callbacks=fit_callbacks(args, run_dir, state),
+    )
+    if best_weights_path(run_dir).exists():  # the best epoch across all restarts
+        model.load_weights(best_weights_path(run_dir))
+    model.save_weights(final_weights)
+    state.update(finished=True)
+
+
+def float32_copy(model: keras.Model, example_inputs) -> keras.Model:
+    """A float32 twin of a trained (possibly mixed-precision) model: exports run in float32
+    whatever the training policy, for portable, exact inference."""
+    keras.mixed_precision.set_global_policy("float32")
+    twin = type(model).from_config({k: v for k, v in model.get_config().items() if k != "dtype"})
+    twin(example_inputs)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def training_card(args: argparse.Namespace, state: RunState, policy: str) -> dict:
+    """The model card's `training` section: how to reproduce the run and what it cost."""
+    return {
+        "command": command_line(), "train_seconds": round(state["train_seconds"] or 0.0),
+        "epochs": state["epochs_done"], "precision_policy": policy, "strategy": args.strategy,
+        "machine": machine_description(), "final_val_loss": (state["history"] or [{}])[-1].get("val_loss"),
+    }
+
+
 def directory_megabytes(path: Path) -> float:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 1e6

@@ -175,33 +175,20 @@ def run(args: argparse.Namespace) -> dict:
     common.check_same_run(run_dir, args, RUN_DEFINING_FLAGS)
     with strategy.scope():
         model = build_model(args, src_vocab, tgt_vocab)
-    final_weights = run_dir / "final.weights.h5"
-    if state["finished"] and final_weights.exists():
-        print(f"training already finished in {run_dir}; loading {final_weights}")
-        model.load_weights(final_weights)
-    else:
+
+    def datasets():
         tokens = args.tokens_per_batch * strategy.num_replicas_in_sync
-        train_ds = data.make_dataset(*splits["train"], tokens, args.max_length, shuffle=True, seed=args.seed)
-        val_ds = data.make_dataset(*splits["validation"], tokens, args.max_length, shuffle=False)
-        model.fit(
-            train_ds, validation_data=val_ds, epochs=args.epochs, verbose=args.verbose, shuffle=False,
-            callbacks=common.fit_callbacks(args, run_dir, state),
-        )
-        if common.best_weights_path(run_dir).exists():  # the best epoch across all restarts
-            model.load_weights(common.best_weights_path(run_dir))
-        model.save_weights(final_weights)
-        state.update(finished=True)
-    # Export float32 weights whatever the training policy, for portable, exact inference.
-    keras.mixed_precision.set_global_policy("float32")
-    config = {k: v for k, v in model.get_config().items() if k != "dtype"}
-    export_model = Translator.from_config(config)
-    export_model({"source": np.ones((1, 2), np.int32), "target_in": np.ones((1, 2), np.int32)})
-    export_model.set_weights(model.get_weights())
+        return (data.make_dataset(*splits["train"], tokens, args.max_length, shuffle=True, seed=args.seed),
+                data.make_dataset(*splits["validation"], tokens, args.max_length, shuffle=False))
+
+    common.fit_or_load(model, args, run_dir, state, datasets)
+    dummy = np.ones((1, 2), np.int32)
+    export_model = common.float32_copy(model, {"source": dummy, "target_in": dummy})
     export_dir = Path(args.export_dir)
 
     def write(path: Path) -> None:
         # Imported here, so a finished run can be re-exported by newer export code.
-        from seq2seq_app.export import TranslatorExport
+        from seq2seq_app.translator_export import TranslatorExport
         from seq2seq_app.translator_api import LoadedTranslator
 
         TranslatorExport(export_model, src_vocab, tgt_vocab, args.max_output_length).save(path)
@@ -216,10 +203,7 @@ def run(args: argparse.Namespace) -> dict:
                      "test_fraction": args.test_fraction, "split_seed": args.seed, **stats},
             "metrics": {"test_split": f"{stats['test_pairs']} pairs carved from the training file "
                                       f"(seed {args.seed}, source sentences unseen in training)", **results},
-            "training": {"command": common.command_line(), "train_seconds": round(state["train_seconds"] or 0.0),
-                         "epochs": state["epochs_done"], "precision_policy": policy,
-                         "strategy": args.strategy, "machine": common.machine_description(),
-                         "final_val_loss": (state["history"] or [{}])[-1].get("val_loss")},
+            "training": common.training_card(args, state, policy),
             "hyperparameters": {k: getattr(args, k) for k in (
                 "cell", "embedding_dim", "units", "encoder_layers", "decoder_layers", "attention", "dropout",
                 "source_vocab_size", "target_vocab_size", "min_count", "max_length", "tokens_per_batch",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from seq2seq_app import text
+from seq2seq_app.data.splits import grouped_split
 from seq2seq_app.vocabulary import END_ID, PAD_ID, START_ID, Vocabulary
 
 
@@ -104,23 +104,10 @@ def split_corpus(
     Tatoeba often has several translations of one sentence; grouping by source keeps the held-out
     splits honest (a test sentence is never seen in training).
     """
-    if not (0 <= validation < 1 and 0 <= test < 1 and validation + test < 1):
-        raise ValueError(
-            f"validation ({validation}) and test ({test}) fractions must be in [0, 1) and sum to less than 1"
-        )
-    groups: dict[str, list[int]] = collections.defaultdict(list)
-    for i, source in enumerate(corpus.sources):
-        groups[source].append(i)
-    keys = sorted(groups)
-    random.Random(seed).shuffle(keys)
-    n_val, n_test = int(len(keys) * validation), int(len(keys) * test)
-    parts = (keys[n_val + n_test :], keys[:n_val], keys[n_val : n_val + n_test])
-
-    def take(part_keys: list[str]) -> ParallelCorpus:
-        index = sorted(i for k in part_keys for i in groups[k])
+    def take(index: list[int]) -> ParallelCorpus:
         return ParallelCorpus([corpus.sources[i] for i in index], [corpus.targets[i] for i in index])
 
-    return tuple(take(p) for p in parts)  # type: ignore[return-value]
+    return tuple(take(p) for p in grouped_split(corpus.sources, validation, test, seed))  # type: ignore[return-value]
 
 
 def tokenize_all(sentences: Sequence[str], lowercase: bool, batch: int = 8192) -> list[list[str]]:

@@ -26,6 +26,10 @@ class RecurrentEncoder(keras.layers.Layer):
         dropout: dropout rate on embeddings and between layers.
         **kwargs: forwarded to `keras.layers.Layer`.
 
+    Call args:
+        token_ids: int [batch, length], 0 = padding.
+        added_embeddings: optional [batch, length, embedding_dim] added to the token embeddings.
+
     Returns (from `call`):
         outputs: [batch, length, units * directions], zero at padding positions.
         states: list of the top layer's final states (h, and c for LSTM), each
@@ -66,9 +70,12 @@ class RecurrentEncoder(keras.layers.Layer):
             self.rnns.append(rnn)
         self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
 
-    def call(self, token_ids, training=None):
+    def call(self, token_ids, added_embeddings=None, training=None):
         mask = ops.not_equal(token_ids, 0)
-        x = self.dropout_layer(self.embedding(token_ids), training=training)
+        x = self.embedding(token_ids)
+        if added_embeddings is not None:  # extra per-token features, e.g. bigram embeddings
+            x = x + ops.cast(added_embeddings, x.dtype)
+        x = self.dropout_layer(x, training=training)
         n = num_states(self.cell)
         for i, rnn in enumerate(self.rnns):
             x, *states = rnn(x, mask=mask, training=training)

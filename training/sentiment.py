@@ -1,0 +1,216 @@
+"""Train, evaluate and export a sentiment classifier: `python -m training.sentiment --help`.
+
+Example (the shipped NSMC model; see its model card for the exact command):
+    python -m training.sentiment --tsv ../shared/data/nsmc/ratings_train.txt \\
+        --text-column document --export-dir saved_models/sentiment_nsmc
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from training import common
+
+import keras  # noqa: E402  (common sets TF's log level first)
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from seq2seq_app.data import sentiment as data  # noqa: E402
+from seq2seq_app.models.sentiment_classifier import SentimentClassifier  # noqa: E402
+from seq2seq_app.review_tokenizer import UNITS, ReviewTokenizer  # noqa: E402
+from seq2seq_app.vocabulary import Vocabulary  # noqa: E402
+
+# Flags that define a run's data, vocabularies and architecture: resuming with other values
+# would load weights or vocabularies that do not fit.
+RUN_DEFINING_FLAGS = (
+    "tsv", "text_column", "label_column", "tfds", "tfds_text_key", "unit", "vocab_size", "bigram_vocab_size",
+    "min_count", "max_tokens", "cell", "embedding_dim", "units", "layers", "bidirectional",
+    "validation_fraction", "test_fraction", "seed",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.sentiment", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = parser.add_argument_group("data (choose one source)")
+    src.add_argument("--tsv", help="tab-separated file with a header row, e.g. NSMC's ratings_train.txt")
+    src.add_argument("--text-column", default="document", help="header name of the review column")
+    src.add_argument("--label-column", default="label", help="header name of the 0/1 label column (1 = positive)")
+    src.add_argument("--tfds", help="TFDS dataset: imdb_reviews (downloads) or nsmc (downloads, or --tfds-manual-dir)")
+    src.add_argument("--tfds-text-key", default="text", help="text feature (nsmc: document)")
+    src.add_argument("--tfds-data-dir")
+    src.add_argument("--tfds-manual-dir", help="folder with NSMC's ratings_*.txt, to build the nsmc dataset offline")
+    src.add_argument("--data-name", default="reviews", help="for the model card, e.g. NSMC")
+    src.add_argument("--data-credit", default="", help="data source and licence, for the model card")
+    m = parser.add_argument_group("model")
+    m.add_argument("--unit", choices=UNITS, default="char", help="text unit (char suits Korean, word English)")
+    m.add_argument("--vocab-size", type=int, default=4000)
+    m.add_argument("--bigram-vocab-size", type=int, default=30000, help="0 turns bigram features off")
+    m.add_argument("--min-count", type=int, default=2, help="rarer units and bigrams are unknown")
+    m.add_argument("--max-tokens", type=int, default=200, help="longer reviews keep their first units")
+    m.add_argument("--cell", choices=["gru", "lstm", "simple_rnn"], default="gru")
+    m.add_argument("--embedding-dim", type=int, default=128)
+    m.add_argument("--units", type=int, default=256)
+    m.add_argument("--layers", type=int, default=1)
+    m.add_argument("--bidirectional", action="store_true",
+                   help="read both directions (word-by-word scores then re-read every prefix: slower)")
+    m.add_argument("--dropout", type=float, default=0.3)
+    m.add_argument("--batch-size", type=int, default=128, help="reviews per batch (per device)")
+    common.add_common_flags(parser, run_dir="runs/sentiment", export_dir="saved_models/sentiment")
+    return parser
+
+
+def load_reviews(args: argparse.Namespace) -> data.LabeledReviews:
+    if bool(args.tsv) == bool(args.tfds):
+        raise SystemExit("choose exactly one data source: --tsv or --tfds")
+    try:
+        if args.tsv:
+            return data.read_labeled_tsv(args.tsv, args.text_column, args.label_column)
+        return data.read_tfds(args.tfds, "train", args.tfds_text_key, args.tfds_data_dir, args.tfds_manual_dir)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"cannot read the training data: {e}") from e
+
+
+def _decoded(ragged: tf.RaggedTensor) -> list[list[str]]:
+    return [[t.decode("utf-8") for t in row] for row in ragged.to_list()]
+
+
+def prepare(args: argparse.Namespace, run_dir: Path):
+    """Reads and splits the reviews; builds (or, when resuming, reloads) the vocabularies."""
+    reviews = load_reviews(args)
+    print(f"read {len(reviews)} reviews, skipped {reviews.malformed} malformed rows")
+    if len(reviews) < 10:
+        raise SystemExit(f"only {len(reviews)} usable reviews: too few to train on")
+    try:
+        train, val, test = data.split_reviews(reviews, args.validation_fraction, args.test_fraction, args.seed)
+    except ValueError as e:
+        raise SystemExit(str(e)) from e
+    for name, part in (("training", train), ("validation", val), ("test", test)):
+        if len(part) == 0:
+            raise SystemExit(f"the {name} split is empty: adjust --validation-fraction/--test-fraction or add data")
+    if len(set(train.labels)) < 2:
+        raise SystemExit("the training split has only one label; a classifier needs both 0 and 1")
+    vocab_path, bigram_path = run_dir / "vocab.txt", run_dir / "bigram_vocab.txt"
+    if vocab_path.exists():
+        vocab = Vocabulary.load(vocab_path)
+        bigram_vocab = Vocabulary.load(bigram_path) if bigram_path.exists() else None
+    else:
+        units, bigrams = ReviewTokenizer(Vocabulary([]), None, args.unit, args.max_tokens).split(tf.constant(train.texts))
+        vocab = Vocabulary.build(_decoded(units), args.vocab_size, args.min_count)
+        vocab.save(vocab_path)
+        bigram_vocab = None
+        if args.bigram_vocab_size:
+            bigram_vocab = Vocabulary.build(_decoded(bigrams), args.bigram_vocab_size, args.min_count)
+            bigram_vocab.save(bigram_path)
+    tokenizer = ReviewTokenizer(vocab, bigram_vocab, args.unit, args.max_tokens)
+    stats = {
+        "reviews_read": len(reviews), "malformed_rows": reviews.malformed, "train_reviews": len(train),
+        "validation_reviews": len(val), "test_reviews": len(test), "positive_fraction": round(float(np.mean(reviews.labels)), 3),
+        "vocab": len(vocab), "bigram_vocab": len(bigram_vocab) if bigram_vocab else 0,
+    }
+    return (train, val, test), tokenizer, stats
+
+
+def example_inputs(tokenizer: ReviewTokenizer) -> dict[str, np.ndarray]:
+    ids = np.ones((1, 2), np.int32)
+    return {"tokens": ids, "bigrams": ids} if tokenizer.bigram_vocab is not None else {"tokens": ids}
+
+
+def build_model(args: argparse.Namespace, tokenizer: ReviewTokenizer) -> SentimentClassifier:
+    model = SentimentClassifier(
+        vocab_size=len(tokenizer.vocab),
+        bigram_vocab_size=len(tokenizer.bigram_vocab) if tokenizer.bigram_vocab else 0,
+        embedding_dim=args.embedding_dim, units=args.units, cell=args.cell, num_layers=args.layers,
+        bidirectional=args.bidirectional, dropout=args.dropout, name="sentiment_classifier",
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)],  # threshold on logits
+    )
+    model(example_inputs(tokenizer))  # build, so backups and weights can load
+    return model
+
+
+def evaluate(classifier, reviews: data.LabeledReviews) -> dict:
+    """Accuracy of the exported model's labels on held-out reviews, and its throughput."""
+    start = time.time()
+    results = classifier.classify(reviews.texts, batch_size=256)
+    seconds = time.time() - start
+    predicted = np.array([r["label"] == "positive" for r in results])
+    accuracy = float(np.mean(predicted == np.array(reviews.labels, bool)))
+    scores = {"accuracy": round(100 * accuracy, 2), "reviews": len(reviews), "seconds": round(seconds, 1)}
+    print(f"test: {scores}")
+    return scores
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Everything `main` does, callable from Python and tests; returns the model card."""
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+    policy = common.configure_precision(args.mixed_precision)
+    strategy = common.make_strategy(args.strategy)
+    common.check_same_run(run_dir, args, RUN_DEFINING_FLAGS)
+    (train, val, test), tokenizer, stats = prepare(args, run_dir)
+    state = common.RunState(run_dir)
+    with strategy.scope():
+        model = build_model(args, tokenizer)
+
+    def datasets():
+        batch = args.batch_size * strategy.num_replicas_in_sync
+        return (data.make_dataset(train, tokenizer, batch, shuffle=True, seed=args.seed),
+                data.make_dataset(val, tokenizer, batch, shuffle=False))
+
+    common.fit_or_load(model, args, run_dir, state, datasets)
+    export_model = common.float32_copy(model, example_inputs(tokenizer))
+    export_dir = Path(args.export_dir)
+
+    def write(path: Path) -> None:
+        # Imported here, so a finished run can be re-exported by newer export code.
+        from seq2seq_app.sentiment_api import LoadedSentimentClassifier
+        from seq2seq_app.sentiment_export import SentimentExport
+
+        SentimentExport(export_model, tokenizer).save(path)
+        direction = "bidirectional" if args.bidirectional else "unidirectional"
+        card = {
+            "title": f"{args.data_name} sentiment ({direction} {args.cell.upper()}, {args.unit} units"
+                     f"{' + bigrams' if tokenizer.bigram_vocab else ''})",
+            "description": "Many-to-one recurrent classifier: the probability that a review is positive, and the "
+                           "score of the review after each unit as it is read. Loads with `tensorflow` alone.",
+            "task": "sentiment",
+            "data": {"source": args.tsv or args.tfds, "credit": args.data_credit,
+                     "validation_fraction": args.validation_fraction, "test_fraction": args.test_fraction,
+                     "split_seed": args.seed, **stats},
+            "metrics": {"test_split": f"{stats['test_reviews']} reviews carved from the training file "
+                                      f"(seed {args.seed}, texts unseen in training)",
+                        "test": evaluate(LoadedSentimentClassifier(path), test),
+                        "best_val_accuracy": round(100 * max(
+                            (h.get("val_accuracy", 0.0) for h in state["history"] or [{}]), default=0.0), 2)},
+            "training": common.training_card(args, state, policy),
+            "hyperparameters": {k: getattr(args, k) for k in (
+                "unit", "vocab_size", "bigram_vocab_size", "min_count", "max_tokens", "cell", "embedding_dim",
+                "units", "layers", "bidirectional", "dropout", "batch_size", "learning_rate")}
+                | {"parameters": export_model.count_params()},
+        }
+        card["export"] = {"size_mb": round(common.directory_megabytes(path), 1), "signatures": "classify"}
+        common.write_model_card(path, card)
+
+    common.safe_export(export_dir, write)
+    card = json.loads((export_dir / "model_card.json").read_text(encoding="utf-8"))
+    print(f"exported to {export_dir} ({card['export']['size_mb']} MB)")
+    return card
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run(common.parse_with_config(build_parser(), argv))
+
+
+if __name__ == "__main__":
+    main()
