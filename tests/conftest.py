@@ -10,6 +10,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def float32_policy():
+    """The training CLIs set Keras's global precision policy; no test inherits another's."""
+    yield
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+
 # A toy "Spanish" with a fixed word-for-word English translation, enough structure for a few
 # epochs of training to learn something and small enough to train in seconds.
 LEXICON = {

@@ -14,9 +14,10 @@ from training import common, translate
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_rerunning_a_finished_run_skips_training_and_reexports(trained_export, toy_corpus, capsys):
-    export_dir, card = trained_export
-    run_dir = export_dir.parent / "run"
+def test_rerunning_a_finished_run_skips_training_and_reexports(trained_export, toy_corpus, capsys, tmp_path):
+    # A copy, so the session's shared export stays as its fixture made it.
+    run_dir, export_dir = tmp_path / "run", tmp_path / "export"
+    shutil.copytree(trained_export[0].parent / "run", run_dir)
     state_before = json.loads((run_dir / "state.json").read_text())
     translate.main(["--pairs", str(toy_corpus), "--run-dir", str(run_dir), "--export-dir", str(export_dir),
                     *TINY_FLAGS])

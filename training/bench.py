@@ -1,8 +1,10 @@
 """Throughput and latency benchmarks (a script, not a test): `python -m training.bench --help`.
 
-Example:
+Examples:
     python -m training.bench translate --model saved_models/translate_spa_en \\
-        --pairs ../shared/data/translation/spa-eng/spa.txt
+        --data ../shared/data/translation/spa-eng/spa.txt
+    python -m training.bench sentiment --model saved_models/sentiment_nsmc \\
+        --data ../shared/data/nsmc/ratings_train.txt
 """
 
 from __future__ import annotations
@@ -61,6 +63,21 @@ def bench_translate_inference(model_dir: Path, sentences: list[str], repeats: in
     return results
 
 
+def timed_fit(model, dataset: tf.data.Dataset, steps: int) -> tuple[list, float]:
+    """Fits `steps` batches after 20 warm-up batches; returns the timed batches and seconds."""
+    batches = list(dataset.take(steps + 20))
+    spec = dataset.element_spec
+
+    def as_dataset(items):
+        return tf.data.Dataset.from_generator(lambda: iter(items), output_signature=spec)
+
+    model.fit(as_dataset(batches[:20]), verbose=0)  # trace and warm up
+    timed = batches[20:]
+    start = time.perf_counter()
+    model.fit(as_dataset(timed), verbose=0)
+    return timed, time.perf_counter() - start
+
+
 def bench_translate_training(card: dict, pairs: str, steps: int, overrides: dict) -> dict:
     """Non-padding target tokens per second of `fit` with the card's hyperparameters."""
     from seq2seq_app.data import translation as data
@@ -76,57 +93,101 @@ def bench_translate_training(card: dict, pairs: str, steps: int, overrides: dict
     tgt_vocab = Vocabulary.build(tgt_tok, hp["target_vocab_size"], hp["min_count"])
     s, t, _ = data.encode_pairs(src_tok, tgt_tok, src_vocab, tgt_vocab, hp["max_length"])
     dataset = data.make_dataset(s, t, hp["tokens_per_batch"], hp["max_length"], shuffle=True)
-    batches = list(dataset.take(steps + 20))
     model = build_model(argparse.Namespace(**hp), src_vocab, tgt_vocab)
-    spec = dataset.element_spec
-
-    def as_dataset(items):
-        return tf.data.Dataset.from_generator(lambda: iter(items), output_signature=spec)
-
-    model.fit(as_dataset(batches[:20]), verbose=0)  # trace and warm up
-    timed = batches[20:]
+    timed, seconds = timed_fit(model, dataset, steps)
     tokens = sum(int(np.sum(y.numpy() != 0)) for _, y in timed)
     padded = sum(int(np.prod(y.shape)) for _, y in timed)
-    start = time.perf_counter()
-    model.fit(as_dataset(timed), verbose=0)
-    seconds = time.perf_counter() - start
     return {"target_tokens_per_s": round(tokens / seconds), "padding_fraction": round(1 - tokens / padded, 3),
             "precision_policy": policy, "steps": len(timed), "parameters": model.count_params(),
             "overrides": overrides}
 
 
+def bench_sentiment_inference(model_dir: Path, reviews: list[str], repeats: int) -> dict:
+    classify = tf.saved_model.load(str(model_dir)).signatures["classify"]
+
+    def run(batch):
+        return classify(text=tf.constant(batch))
+
+    singles = iter(reviews * (repeats // max(1, len(reviews)) + 2))
+    return {**latency_ms(lambda: run([next(singles)]), repeats),
+            "batch256_reviews_per_s": throughput(run, reviews, 256),
+            "batch1_reviews_per_s": throughput(run, reviews[:repeats], 1)}
+
+
+def bench_sentiment_training(card: dict, train_texts: list[str], train_labels: list[int], steps: int,
+                             overrides: dict) -> dict:
+    """Reviews per second of `fit` with the card's hyperparameters."""
+    from seq2seq_app.data import sentiment as data
+    from seq2seq_app.review_tokenizer import ReviewTokenizer
+    from seq2seq_app.vocabulary import Vocabulary
+    from training.sentiment import build_model
+
+    hp = {**card["hyperparameters"], **overrides}
+    policy = common.configure_precision("auto")
+    units, bigrams = ReviewTokenizer(Vocabulary([]), None, hp["unit"], hp["max_tokens"]).split(tf.constant(train_texts))
+    decoded = [[[t.decode() for t in row] for row in r.to_list()] for r in (units, bigrams)]
+    vocab = Vocabulary.build(decoded[0], hp["vocab_size"], hp["min_count"])
+    bigram_vocab = Vocabulary.build(decoded[1], hp["bigram_vocab_size"], hp["min_count"]) if hp["bigram_vocab_size"] else None
+    tokenizer = ReviewTokenizer(vocab, bigram_vocab, hp["unit"], hp["max_tokens"])
+    dataset = data.make_dataset(data.LabeledReviews(train_texts, train_labels), tokenizer, hp["batch_size"], shuffle=True)
+    model = build_model(argparse.Namespace(**hp), tokenizer)
+    timed, seconds = timed_fit(model, dataset, steps)
+    reviews = sum(int(y.shape[0]) for _, y in timed)
+    return {"reviews_per_s": round(reviews / seconds), "precision_policy": policy, "steps": len(timed),
+            "parameters": model.count_params(), "overrides": overrides}
+
+
+def _held_out(card: dict, split_fn, data):
+    """The held-out test split the model never saw, carved exactly as training carved it."""
+    split = card.get("data", {})
+    return split_fn(data, split.get("validation_fraction", 0.03), split.get("test_fraction", 0.03),
+                    split.get("split_seed", 0))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("task", choices=["translate"])
-    parser.add_argument("--model", default="saved_models/translate_spa_en")
-    parser.add_argument("--pairs", default="../shared/data/translation/spa-eng/spa.txt",
-                        help="sentences to translate and to train on")
-    parser.add_argument("--sentences", type=int, default=640, help="held-out sentences used for timing")
-    parser.add_argument("--repeats", type=int, default=200, help="single-sentence calls per latency figure")
+    parser.add_argument("task", choices=["translate", "sentiment"])
+    parser.add_argument("--model", help="SavedModel folder (default: the shipped model of the task)")
+    parser.add_argument("--data", help="file to time and train on (default: the shipped model's training file)")
+    parser.add_argument("--items", type=int, help="held-out sentences/reviews used for throughput "
+                                                  "(default: 640 sentences, 2,560 reviews)")
+    parser.add_argument("--repeats", type=int, default=200, help="single-item calls per latency figure")
     parser.add_argument("--train-steps", type=int, default=60, help="timed training steps (0 skips training)")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=INT",
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="train with this hyperparameter changed, e.g. --set units=256 (repeatable)")
     parser.add_argument("--skip-inference", action="store_true")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
-
-    from seq2seq_app.data import translation as data
-
-    card_path = Path(args.model) / "model_card.json"
-    card = json.loads(card_path.read_text()) if card_path.exists() else {}
-    corpus = data.read_pair_file(args.pairs, 1, 0)
-    # The held-out split the model never saw, carved exactly as training carved it.
-    split = card.get("data", {})
-    _, _, test = data.split_corpus(
-        corpus, split.get("validation_fraction", 0.03), split.get("test_fraction", 0.03), split.get("split_seed", 0)
-    )
+    defaults = {
+        "translate": ("saved_models/translate_spa_en", "../shared/data/translation/spa-eng/spa.txt"),
+        "sentiment": ("saved_models/sentiment_nsmc", "../shared/data/nsmc/ratings_train.txt"),
+    }[args.task]
+    model_dir, data_path = Path(args.model or defaults[0]), args.data or defaults[1]
+    card_path = model_dir / "model_card.json"
+    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.exists() else {}
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     results = {"machine": common.machine_description()}
-    if not args.skip_inference:
-        results["inference"] = bench_translate_inference(Path(args.model), test.sources[: args.sentences], args.repeats)
-    if args.train_steps and card:
-        overrides = {k: int(v) for k, v in (item.split("=", 1) for item in args.set)}
-        results["training"] = bench_translate_training(card, args.pairs, args.train_steps, overrides)
+    if args.task == "translate":
+        from seq2seq_app.data import translation as data
+
+        corpus = data.read_pair_file(data_path, 1, 0)
+        train, _, test = _held_out(card, data.split_corpus, corpus)
+        if not args.skip_inference:
+            results["inference"] = bench_translate_inference(model_dir, test.sources[: args.items or 640], args.repeats)
+        if args.train_steps and card:
+            results["training"] = bench_translate_training(card, data_path, args.train_steps, overrides)
+    else:
+        from seq2seq_app.data import sentiment as data
+
+        hp = card.get("hyperparameters", {})
+        columns = card.get("data", {})
+        reviews = data.read_labeled_tsv(data_path, columns.get("text_column", "document"), columns.get("label_column", "label"))
+        train, _, test = _held_out(card, data.split_reviews, reviews)
+        if not args.skip_inference:
+            results["inference"] = bench_sentiment_inference(model_dir, test.texts[: args.items or 2560], args.repeats)
+        if args.train_steps and hp:
+            results["training"] = bench_sentiment_training(card, train.texts, train.labels, args.train_steps, overrides)
     print(json.dumps(results, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

@@ -157,8 +157,8 @@ def run(args: argparse.Namespace) -> dict:
     keras.utils.set_random_seed(args.seed)
     policy = common.configure_precision(args.mixed_precision)
     strategy = common.make_strategy(args.strategy)
-    common.check_same_run(run_dir, args, RUN_DEFINING_FLAGS)
     (train, val, test), tokenizer, stats = prepare(args, run_dir)
+    common.check_same_run(run_dir, args, RUN_DEFINING_FLAGS)
     state = common.RunState(run_dir)
     with strategy.scope():
         model = build_model(args, tokenizer)
@@ -186,6 +186,8 @@ def run(args: argparse.Namespace) -> dict:
                            "score of the review after each unit as it is read. Loads with `tensorflow` alone.",
             "task": "sentiment",
             "data": {"source": args.tsv or args.tfds, "credit": args.data_credit,
+                     "text_column": args.text_column if args.tsv else args.tfds_text_key,
+                     "label_column": args.label_column,
                      "validation_fraction": args.validation_fraction, "test_fraction": args.test_fraction,
                      "split_seed": args.seed, **stats},
             "metrics": {"test_split": f"{stats['test_reviews']} reviews carved from the training file "
