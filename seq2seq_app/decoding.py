@@ -210,3 +210,10 @@ def _backtrack(token_ta, parent_ta, attention_ta, order, batch, k):
         lambda: (tf.transpose(token_out.stack(), [1, 2, 0]), tf.transpose(attention_out.stack(), [1, 2, 0, 3])),
         lambda: (tf.zeros([batch, k, 0], tf.int32), tf.zeros([batch, k, 0, 0])),
     )
+
+
+def fit_memory_columns(attention: tf.Tensor, width) -> tf.Tensor:
+    """Attention [batch, time, memory] with exactly `width` memory columns: a batch that decoded
+    no step comes back with none, and callers want the memory's own width."""
+    attention = attention[..., :width]
+    return tf.pad(attention, [[0, 0], [0, 0], [0, width - tf.shape(attention)[2]]])

@@ -39,6 +39,8 @@ def split_units(texts: tf.Tensor, unit: str, lowercase: bool = True) -> tuple[tf
     >>> [t.decode() for t in units[0].numpy()], [b.decode() for b in bigrams[0].numpy()]
     (['재', '밌', '어', '요'], ['^재', '재밌', ' 어', '어요'])
     """
+    # IMDB (and text pasted from web pages) marks line breaks with HTML tags.
+    texts = tf.strings.regex_replace(texts, r"(?i)<br\s*/?>", " ")
     if unit == "char":
         pieces = tf.strings.unicode_split(text.standardize(texts, lowercase=lowercase), "UTF-8")
         separator = ""

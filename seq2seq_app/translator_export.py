@@ -86,7 +86,7 @@ class TranslatorExport(tf.Module):
         return text.detokenize(words), tf.where(keep, tokens, "")
 
     def _outputs(self, text, ids, attention, raw, **extra):
-        attention = _fit_columns(attention, tf.shape(raw)[1])
+        attention = decoding.fit_memory_columns(attention, tf.shape(raw)[1])
         translation, target_tokens = self._to_text(ids, attention, raw)
         outputs = {
             "translation": translation,
@@ -136,7 +136,7 @@ class TranslatorExport(tf.Module):
         batch, n, steps = tf.shape(ids)[0], tf.shape(ids)[1], tf.shape(ids)[2]
         candidates, _ = self._to_text(
             tf.reshape(ids, [batch * n, steps]),
-            _fit_columns(tf.reshape(attention, [batch * n, steps, -1]), tf.shape(raw)[1]),
+            decoding.fit_memory_columns(tf.reshape(attention, [batch * n, steps, -1]), tf.shape(raw)[1]),
             tf.repeat(raw, n, axis=0),
         )
         return self._outputs(
@@ -156,8 +156,3 @@ class TranslatorExport(tf.Module):
             },
         )
 
-
-def _fit_columns(attention, width):
-    """Attention with exactly `width` source columns (a batch that decoded no step has none)."""
-    attention = attention[..., :width]
-    return tf.pad(attention, [[0, 0], [0, 0], [0, width - tf.shape(attention)[2]]])

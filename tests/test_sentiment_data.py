@@ -82,3 +82,21 @@ def test_cli_rejects_bad_data_with_a_clear_message(tmp_path):
     with pytest.raises(SystemExit, match="exactly one data source"):
         sentiment.run(sentiment.build_parser().parse_args(["--tfds", "imdb_reviews", "--tsv", str(one_label)]))
     assert not (tmp_path / "out").exists()
+
+
+def test_tfds_imdb_reader_takes_text_and_integer_labels(monkeypatch):
+    """imdb_reviews needs the network, so `tfds.load` is replaced by an in-memory dataset."""
+    import tensorflow_datasets as tfds
+
+    examples = {"text": [b"A gem.", b"", b"Dull <br /> and long."], "label": [1, 0, 0]}
+    calls = []
+
+    def fake_load(name, split, data_dir=None):
+        calls.append((name, split))
+        return tf.data.Dataset.from_tensor_slices(examples)
+
+    monkeypatch.setattr(tfds, "load", fake_load)
+    reviews = data.read_tfds("imdb_reviews", "train")
+    assert calls == [("imdb_reviews", "train")]
+    assert reviews.texts == ["A gem.", "Dull <br /> and long."] and reviews.labels == [1, 0]
+    assert reviews.malformed == 1

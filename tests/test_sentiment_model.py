@@ -20,7 +20,7 @@ def test_char_units_drop_spaces_and_mark_word_starts_in_bigrams():
 
 
 def test_word_units_and_bigrams_align():
-    units, bigrams = split_units(tf.constant(["Great movie!", "awful"]), "word")
+    units, bigrams = split_units(tf.constant(["Great movie!", "awful<br /><BR>"]), "word")
     assert _decode(units) == [["great", "movie", "!"], ["awful"]]
     assert _decode(bigrams) == [["^ great", "great movie", "movie !"], ["^ awful"]]
 

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--text-column", default="document", help="header name of the review column")
     src.add_argument("--label-column", default="label", help="header name of the 0/1 label column (1 = positive)")
     src.add_argument("--tfds", help="TFDS dataset: imdb_reviews (downloads) or nsmc (downloads, or --tfds-manual-dir)")
-    src.add_argument("--tfds-text-key", default="text", help="text feature (nsmc: document)")
+    src.add_argument("--tfds-text-key", help="text feature (default: document for nsmc, text otherwise)")
     src.add_argument("--tfds-data-dir")
     src.add_argument("--tfds-manual-dir", help="folder with NSMC's ratings_*.txt, to build the nsmc dataset offline")
     src.add_argument("--data-name", default="reviews", help="for the model card, e.g. NSMC")
@@ -72,9 +72,13 @@ def load_reviews(args: argparse.Namespace) -> data.LabeledReviews:
     try:
         if args.tsv:
             return data.read_labeled_tsv(args.tsv, args.text_column, args.label_column)
-        return data.read_tfds(args.tfds, "train", args.tfds_text_key, args.tfds_data_dir, args.tfds_manual_dir)
+        return data.read_tfds(args.tfds, "train", _tfds_text_key(args), args.tfds_data_dir, args.tfds_manual_dir)
     except (OSError, ValueError) as e:
         raise SystemExit(f"cannot read the training data: {e}") from e
+
+
+def _tfds_text_key(args: argparse.Namespace) -> str:
+    return args.tfds_text_key or ("document" if args.tfds == "nsmc" else "text")
 
 
 def _decoded(ragged: tf.RaggedTensor) -> list[list[str]]:
@@ -186,7 +190,7 @@ def run(args: argparse.Namespace) -> dict:
                            "score of the review after each unit as it is read. Loads with `tensorflow` alone.",
             "task": "sentiment",
             "data": {"source": args.tsv or args.tfds, "credit": args.data_credit,
-                     "text_column": args.text_column if args.tsv else args.tfds_text_key,
+                     "text_column": args.text_column if args.tsv else _tfds_text_key(args),
                      "label_column": args.label_column,
                      "validation_fraction": args.validation_fraction, "test_fraction": args.test_fraction,
                      "split_seed": args.seed, **stats},

@@ -8,10 +8,11 @@ from keras import ops
 from seq2seq_app.layers.attention_decoder import AttentionDecoder
 from seq2seq_app.layers.recurrent_encoder import RecurrentEncoder
 from seq2seq_app.layers.rnn import num_states
+from seq2seq_app.models.encoder_decoder import EncoderDecoder
 
 
 @keras.saving.register_keras_serializable(package="seq2seq_app")
-class Translator(keras.Model):
+class Translator(EncoderDecoder):
     """Many-to-many sequence model: source ids in, next-target-token logits out.
 
     The encoder's final state (both directions) is bridged through a `tanh` Dense layer into
@@ -83,21 +84,6 @@ class Translator(keras.Model):
         states = [[bridge(s) for bridge, s in zip(layer, final)] for layer in self.bridges]
         keys = self.decoder.attention.project_keys(memory)
         return memory, mask, keys, states
-
-    def decode_step(self, token_ids, state):
-        """One decoding step: token_ids [batch] → (logits [batch, vocab], attention, state)."""
-        memory, mask, keys, states = state
-        logits, weights, states = self.decoder(
-            ops.expand_dims(token_ids, 1), memory, mask, states, keys=keys
-        )
-        return logits[:, 0], weights[:, 0], (memory, mask, keys, states)
-
-    def call(self, inputs, training=None, return_attention=False):
-        memory, mask, keys, states = self.encode(inputs["source"], training=training)
-        logits, weights, _ = self.decoder(
-            inputs["target_in"], memory, mask, states, keys=keys, training=training
-        )
-        return (logits, weights) if return_attention else logits
 
     def get_config(self):
         config = super().get_config()
