@@ -18,6 +18,7 @@ from seq2seq_app.models.sentiment_classifier import SentimentClassifier
 from seq2seq_app.review_tokenizer import ReviewTokenizer
 
 EMPTY_SCORE = 0.5  # what a review with nothing to read gets: no evidence either way
+CHUNK = 64  # reviews scored together after sorting by length
 
 
 class SentimentExport(tf.Module):
@@ -51,13 +52,38 @@ class SentimentExport(tf.Module):
         inputs = {k: _pad_columns(v, width, 0) for k, v in inputs.items()}
         units = _pad_columns(units, width, "")
         real = tf.not_equal(inputs["tokens"], 0)
-        token_scores = tf.where(real, tf.sigmoid(self._token_logits(inputs)), 0.0)
         lengths = tf.reduce_sum(tf.cast(real, tf.int32), axis=1)
+        token_scores = tf.where(real, tf.sigmoid(self._logits_by_length(inputs, lengths)), 0.0)
         last = tf.gather(token_scores, tf.maximum(lengths - 1, 0), batch_dims=1)
         score = tf.where(lengths > 0, last, EMPTY_SCORE)
         label = tf.where(lengths == 0, "empty", tf.where(score >= 0.5, "positive", "negative"))
         outputs = {"score": score, "label": label, "tokens": units, "token_scores": token_scores}
         return {k: v[:n] for k, v in outputs.items()}
+
+    def _logits_by_length(self, inputs, lengths):
+        """`token_logits` computed on chunks of reviews of similar length.
+
+        A batch of reviews is as long as its longest one (NSMC: 140 characters against a
+        median of 22), and the recurrent layer steps through every column for every row;
+        sorting by length and trimming each chunk to its own longest review skips most of
+        that padding. Results are put back in the caller's order.
+        """
+        batch, width = tf.shape(lengths)[0], tf.shape(inputs["tokens"])[1]
+        order = tf.argsort(lengths)
+        ordered = {k: tf.gather(v, order) for k, v in inputs.items()}
+        ordered_lengths = tf.gather(lengths, order)
+        chunks = (batch + CHUNK - 1) // CHUNK
+
+        def body(i, results):
+            start, end = i * CHUNK, tf.minimum((i + 1) * CHUNK, batch)
+            longest = tf.maximum(ordered_lengths[end - 1], 1)
+            logits = self._token_logits({k: v[start:end, :longest] for k, v in ordered.items()})
+            return i + 1, results.write(i, _pad_columns(logits, width, 0.0))
+
+        _, results = tf.while_loop(
+            lambda i, _: i < chunks, body, (0, tf.TensorArray(tf.float32, size=chunks, infer_shape=False))
+        )
+        return tf.scatter_nd(order[:, None], results.concat(), [batch, width])
 
     def save(self, path: str | Path) -> None:
         tf.saved_model.save(

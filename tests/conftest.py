@@ -129,3 +129,24 @@ def sentiment_export(tmp_path_factory, review_file) -> tuple[Path, dict]:
         )
     )
     return root / "export", card
+
+
+# A captioner that must look at the image: coloured shapes, described by colour, shape and place.
+CAPTION_FLAGS = [
+    "--synthetic", "1000", "--backbone", "grid", "--image-size", "64", "--units", "128", "--embedding-dim", "32",
+    "--epochs", "12", "--patience", "30", "--verbose", "0", "--mixed-precision", "off", "--learning-rate", "0.01",
+    "--dropout", "0", "--batch-size", "32", "--validation-fraction", "0.1", "--test-fraction", "0.1",
+    "--checkpoint-every", "20",
+]
+
+
+@pytest.fixture(scope="session")
+def caption_export(tmp_path_factory) -> tuple[Path, dict]:
+    """Trains and exports a small shapes captioner once per test session through the real CLI."""
+    from training import caption
+
+    root = tmp_path_factory.mktemp("caption_run")
+    card = caption.run(caption.build_parser().parse_args(
+        ["--run-dir", str(root / "run"), "--export-dir", str(root / "export"), *CAPTION_FLAGS]
+    ))
+    return root / "export", card

@@ -254,7 +254,7 @@ def write_model_card(export_dir: Path, card: dict) -> None:
         json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     lines = [f"# {card['title']}", "", card.get("description", ""), ""]
-    for section in ("data", "metrics", "training", "hyperparameters", "export"):
+    for section in ("data", "backbone", "metrics", "training", "hyperparameters", "export"):
         if section not in card:
             continue
         lines += [f"## {section.capitalize()}", ""]

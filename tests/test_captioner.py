@@ -1,0 +1,186 @@
+import io
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from seq2seq_app import LoadedCaptioner, load_captioner
+from seq2seq_app.data.shapes import make_shapes_dataset
+from seq2seq_app.images import decode_images
+from seq2seq_app.models.backbones import make_backbone
+from seq2seq_app.models.captioner import Captioner
+from tests.layer_checks import check_config_round_trip, check_fit_and_save_load
+from tests.plain_tf import run_with_tensorflow_alone
+
+
+def _encode(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def _inputs(batch=2, regions=6, channels=5, length=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"features": rng.normal(size=(batch, regions, channels)).astype("float32"),
+            "target_in": rng.integers(1, 20, (batch, length)).astype("int32")}
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_captioner_shapes_and_attention_over_regions(cell):
+    model = Captioner(20, num_regions=6, embedding_dim=8, units=12, cell=cell, decoder_layers=2)
+    logits, attention = model(_inputs(), return_attention=True)
+    assert logits.shape == (2, 4, 20) and attention.shape == (2, 4, 6)
+    np.testing.assert_allclose(np.asarray(attention).sum(-1), 1.0, atol=1e-5)
+
+
+def test_captioner_step_matches_teacher_forcing():
+    model = Captioner(20, num_regions=6, embedding_dim=8, units=12)
+    inputs = _inputs()
+    full = np.asarray(model(inputs))
+    state = model.encode(inputs["features"])
+    for t in range(4):
+        logits, _, state = model.decode_step(inputs["target_in"][:, t], state)
+        np.testing.assert_allclose(np.asarray(logits), full[:, t], atol=1e-5)
+
+
+def test_captioner_config_round_trip_and_fit_save_load(tmp_path):
+    model = Captioner(20, num_regions=6, embedding_dim=8, units=12, dropout=0.1)
+    inputs = _inputs()
+    check_config_round_trip(model, inputs)
+    check_fit_and_save_load(model, inputs, np.ones((2, 4), "int32"), tmp_path,
+                            keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+
+def test_backbones_give_regions_and_unknown_names_fail():
+    assert make_backbone("grid", None, 64).output_shape == (None, 64, 3)
+    assert make_backbone("mobilenet_v2", None, 96).output_shape == (None, 9, 1280)
+    with pytest.raises(ValueError, match="Unknown backbone"):
+        make_backbone("vgg99", None)
+    with pytest.raises(ValueError, match="divisible by 8"):
+        make_backbone("grid", None, 60)
+
+
+def test_decode_images_handles_every_kind_of_input():
+    big = _encode(Image.new("RGB", (6000, 6000), (10, 200, 30)), "JPEG")
+    bomb = bytearray(_encode(Image.new("L", (4, 4))))
+    bomb[16:24] = (100_000).to_bytes(4, "big") * 2  # header claims 100,000 × 100,000 pixels
+    inputs = [
+        _encode(Image.new("L", (30, 20), 128)),  # greyscale
+        _encode(Image.new("RGBA", (30, 20), (255, 0, 0, 0))),  # fully transparent → white
+        _encode(Image.new("RGB", (1, 1), (0, 255, 0))),
+        _encode(Image.new("RGB", (9, 9), (0, 0, 255)), "GIF"),
+        _encode(Image.new("RGB", (9, 9), (0, 0, 255)), "BMP"),
+        big, b"", b"just some text\n", bytes(bomb),
+    ]
+    pixels, status = decode_images(tf.constant(inputs), 32)
+    assert pixels.shape == (9, 32, 32, 3)
+    assert [s.decode() for s in status.numpy()] == ["ok"] * 6 + ["not an image", "not an image", "too large"]
+    centre = pixels.numpy()[:, 16, 16].round()
+    assert centre[0].tolist() == [128, 128, 128] and centre[1].tolist() == [255, 255, 255]
+    assert centre[2].tolist() == [0, 255, 0] and centre[5].tolist() == [10, 200, 30]
+    assert np.all(pixels.numpy()[6:] == 0)
+
+
+def test_shapes_captioner_learned_to_look_at_the_image(caption_export):
+    """A decoder that never saw the image could only ever write one caption."""
+    card = caption_export[1]
+    greedy = card["metrics"]["greedy"]
+    assert greedy["distinct_captions"] >= 10
+    assert greedy["bleu4"] >= 35.0  # always writing the likeliest caption scores about 25
+    assert card["export"]["signatures"] == "caption, caption_beam"
+
+
+def test_caption_signature_contract(caption_export):
+    module = tf.saved_model.load(str(caption_export[0]))
+    images = make_shapes_dataset(3, seed=7).images
+    out = module.signatures["caption"](image=tf.constant(images))
+    assert out["caption"].shape == (3,) and out["status"].numpy().tolist() == [b"ok"] * 3
+    steps = out["tokens"].shape[1]
+    assert out["attention"].shape == (3, steps, 64)
+    real = out["tokens"].numpy() != b""
+    sums = out["attention"].numpy().sum(-1)
+    np.testing.assert_allclose(sums[real], 1.0, atol=1e-5)  # each written word's attention sums to 1
+    for text in out["caption"].numpy():
+        assert text and text[:1].isupper()
+
+
+def test_greedy_equals_beam_of_one_and_beam_gives_n_best(caption_export):
+    module = tf.saved_model.load(str(caption_export[0]))
+    images = tf.constant(make_shapes_dataset(4, seed=3).images)
+    greedy = module.signatures["caption"](image=images)
+    beam1 = module.signatures["caption_beam"](image=images, beam_size=tf.constant(1))
+    assert greedy["caption"].numpy().tolist() == beam1["caption"].numpy().tolist()
+    beam3 = module.signatures["caption_beam"](image=images, beam_size=tf.constant(3))
+    assert beam3["candidates"].shape == (4, 3) and beam3["scores"].shape == (4, 3)
+    assert np.all(np.diff(beam3["scores"].numpy(), axis=1) <= 1e-6)  # best first
+
+
+def test_bad_images_give_a_caption_or_a_clear_error(caption_export):
+    captioner = LoadedCaptioner(caption_export[0])
+    good = [
+        _encode(Image.new("RGB", (1, 1), (255, 0, 0))),
+        _encode(Image.new("L", (50, 40), 90)),
+        _encode(Image.new("RGBA", (50, 40), (0, 0, 255, 128))),
+        _encode(Image.new("RGB", (6000, 6000), (200, 30, 30)), "JPEG"),
+    ]
+    assert all(isinstance(c, str) and c for c in captioner.caption(good))
+    out = captioner.run([b"", b"%PDF-1.4 not an image", good[0]])
+    assert out["status"].tolist() == [b"not an image", b"not an image", b"ok"]
+    assert out["caption"][0] == b"" and np.all(out["attention"][0] == 0)
+    with pytest.raises(ValueError, match="image 1 is not an image"):
+        captioner.caption([good[0], b"hello"])
+    corrupt = good[3][:2000] + b"\x00garbage" * 50
+    with pytest.raises(ValueError, match="image 0 is not a readable image"):
+        captioner.caption([b"\xff\xd8\xff" + b"garbage" * 20])
+    captioner.caption(corrupt)  # a truncated JPEG still gets what can be recovered
+    assert captioner.run([])["caption"].shape == (0,)
+    with pytest.raises(TypeError, match="bytes or file paths"):
+        captioner.caption([123])
+    with pytest.raises(FileNotFoundError, match="training.caption"):
+        load_captioner("/nonexistent")
+
+
+def test_export_matches_the_keras_models(caption_export):
+    from seq2seq_app.captioner_export import CaptionerExport
+    from seq2seq_app.vocabulary import Vocabulary
+
+    export_dir, card = caption_export
+    run_dir = export_dir.parent / "run"
+    hp = card["hyperparameters"]
+    vocab = Vocabulary.load(run_dir / "vocab.txt")
+    backbone = make_backbone("grid", None, 64)
+    model = Captioner(len(vocab), 64, hp["embedding_dim"], hp["units"], hp["cell"])
+    model({"features": np.zeros((1, 64, 3), "float32"), "target_in": np.ones((1, 2), "int32")})
+    model.load_weights(run_dir / "final.weights.h5")
+    exporter = CaptionerExport(backbone, model, vocab, 64, hp["max_length"])
+    images = tf.constant(make_shapes_dataset(3, seed=11).images)
+    loaded = tf.saved_model.load(str(export_dir)).signatures["caption"](image=images)
+    in_memory = exporter.caption(images)
+    assert in_memory["caption"].numpy().tolist() == loaded["caption"].numpy().tolist()
+    np.testing.assert_allclose(in_memory["attention"].numpy(), loaded["attention"].numpy(), atol=1e-5)
+
+
+PLAIN_TF_SCRIPT = r"""
+import numpy as np
+m = tf.saved_model.load(sys.argv[1])
+png = tf.io.encode_png(tf.constant(np.full((40, 60, 3), 200, np.uint8)))
+out = m.signatures["caption"](image=tf.stack([png, tf.constant(b"not an image")]))
+beam = m.signatures["caption_beam"](image=tf.reshape(png, [1]), beam_size=tf.constant(2))
+assert beam["candidates"].shape == (1, 2)
+print(out["status"].numpy()[1].decode())
+"""
+
+
+def test_saved_model_runs_with_tensorflow_alone(caption_export, tmp_path):
+    assert run_with_tensorflow_alone(PLAIN_TF_SCRIPT, caption_export[0], tmp_path).strip() == "not an image"
+
+
+def test_model_card_records_data_backbone_and_command(caption_export):
+    export_dir, card = caption_export
+    assert json.loads((export_dir / "model_card.json").read_text()) == card
+    assert card["task"] == "caption" and card["backbone"]["name"] == "grid"
+    assert card["data"]["train_images"] == 800
+    assert card["training"]["command"].startswith("python -m ")
