@@ -123,3 +123,12 @@ def test_model_card_records_data_metrics_and_command(sentiment_export):
     assert card["data"]["malformed_rows"] == 3
     assert card["training"]["command"].startswith("python -m ")
     assert card["export"]["signatures"] == "classify"
+
+
+def test_large_batches_are_scored_in_length_chunks_without_reordering(classifier):
+    texts = [("영화 " * (i % 37)) + ("최고" if i % 2 else "노잼") for i in range(150)]  # > 2 chunks
+    batched = classifier.classify(texts)
+    for i in (0, 1, 36, 73, 149):
+        alone = classifier.classify(texts[i])
+        assert batched[i]["tokens"] == alone["tokens"]
+        np.testing.assert_allclose(batched[i]["token_scores"], alone["token_scores"], atol=1e-5)
