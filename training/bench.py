@@ -137,6 +137,46 @@ def bench_sentiment_training(card: dict, train_texts: list[str], train_labels: l
             "parameters": model.count_params(), "overrides": overrides}
 
 
+def bench_caption_inference(model_dir: Path, images: list[bytes], repeats: int) -> dict:
+    module = tf.saved_model.load(str(model_dir))
+    greedy, beam = module.signatures["caption"], module.signatures["caption_beam"]
+    singles = iter(images * (repeats // max(1, len(images)) + 2))
+    results = {"greedy": latency_ms(lambda: greedy(image=tf.constant([next(singles)])), repeats),
+               "beam3": latency_ms(lambda: beam(image=tf.constant([next(singles)]), beam_size=tf.constant(3)),
+                                   max(10, repeats // 4))}
+    results["greedy"]["batch16_images_per_s"] = throughput(lambda b: greedy(image=tf.constant(b)), images, 16)
+    return results
+
+
+def bench_caption_training(card: dict, train, steps: int) -> dict:
+    """Images per second through the frozen backbone (feature caching) and captions per second
+    of decoder training on cached features, with the card's hyperparameters."""
+    from seq2seq_app.data import captions as data
+    from seq2seq_app.data.translation import tokenize_all
+    from seq2seq_app.models.backbones import make_backbone
+    from seq2seq_app.vocabulary import Vocabulary
+    from training.caption import build_model
+
+    hp, backbone_card = card["hyperparameters"], card["backbone"]
+    weights = None if backbone_card["weights"].lower() == "none" else backbone_card["weights"]
+    backbone = make_backbone(backbone_card["name"], weights, backbone_card["image_size"])
+    images = train.images[:256]
+    data.extract_regions(backbone, images[:32], backbone_card["image_size"])  # warm up
+    start = time.perf_counter()
+    features = data.extract_regions(backbone, images, backbone_card["image_size"])
+    extraction = len(images) / (time.perf_counter() - start)
+    policy = common.configure_precision("auto")
+    vocab = Vocabulary.build(tokenize_all([c for caps in train.captions for c in caps], True), hp["vocab_size"],
+                             hp["min_count"])
+    model = build_model(argparse.Namespace(**hp), vocab, *features.shape[1:])
+    dataset = data.make_dataset(features, data.encode_captions(train.captions[:256], vocab, hp["max_length"]),
+                                hp["batch_size"], shuffle=True).repeat()
+    timed, seconds = timed_fit(model, dataset, steps)
+    captions = sum(int(y.shape[0]) for _, y in timed)
+    return {"backbone_images_per_s": round(extraction, 1), "decoder_captions_per_s": round(captions / seconds),
+            "precision_policy": policy, "steps": len(timed)}
+
+
 def _held_out(card: dict, split_fn, data):
     """The held-out test split the model never saw, carved exactly as training carved it."""
     split = card.get("data", {})
@@ -147,7 +187,7 @@ def _held_out(card: dict, split_fn, data):
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("task", choices=["translate", "sentiment"])
+    parser.add_argument("task", choices=["translate", "sentiment", "caption"])
     parser.add_argument("--model", help="SavedModel folder (default: the shipped model of the task)")
     parser.add_argument("--data", help="file to time and train on (default: the shipped model's training file)")
     parser.add_argument("--items", type=int, help="held-out sentences/reviews used for throughput "
@@ -162,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     defaults = {
         "translate": ("saved_models/translate_spa_en", "../shared/data/translation/spa-eng/spa.txt"),
         "sentiment": ("saved_models/sentiment_nsmc", "../shared/data/nsmc/ratings_train.txt"),
+        "caption": ("saved_models/caption_flickr8k", "../shared/data/flickr8k"),
     }[args.task]
     model_dir, data_path = Path(args.model or defaults[0]), args.data or defaults[1]
     card_path = model_dir / "model_card.json"
@@ -177,6 +218,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             results["inference"] = bench_translate_inference(model_dir, test.sources[: args.items or 640], args.repeats)
         if args.train_steps and card:
             results["training"] = bench_translate_training(card, data_path, args.train_steps, overrides)
+    elif args.task == "caption":
+        from seq2seq_app.data import captions as data
+
+        train, held_out = data.read_flickr8k(data_path, "train"), data.read_flickr8k(data_path, "dev")
+        if not args.skip_inference:
+            results["inference"] = bench_caption_inference(model_dir, held_out.images[: args.items or 64], args.repeats)
+        if args.train_steps and card:
+            results["training"] = bench_caption_training(card, train, args.train_steps)
     else:
         from seq2seq_app.data import sentiment as data
 
