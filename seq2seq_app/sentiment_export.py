@@ -18,7 +18,7 @@ from seq2seq_app.models.sentiment_classifier import SentimentClassifier
 from seq2seq_app.review_tokenizer import ReviewTokenizer
 
 EMPTY_SCORE = 0.5  # what a review with nothing to read gets: no evidence either way
-CHUNK = 64  # reviews scored together after sorting by length
+CHUNK = 32  # reviews scored together after sorting by length
 
 
 class SentimentExport(tf.Module):
