@@ -13,7 +13,6 @@ A demo that trains in minutes on a CPU, on coloured shapes the project draws its
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,12 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--image-size", type=int, default=224)
     enc.add_argument("--flip", action="store_true", help="also train on mirrored images (cached once)")
     m = parser.add_argument_group("decoder")
-    m.add_argument("--cell", choices=["lstm", "gru", "simple_rnn"], default="lstm")
-    m.add_argument("--embedding-dim", type=int, default=256)
-    m.add_argument("--units", type=int, default=512)
-    m.add_argument("--decoder-layers", type=int, default=1)
-    m.add_argument("--attention", choices=["additive", "multiplicative"], default="additive")
-    m.add_argument("--dropout", type=float, default=0.5)
+    common.add_recurrent_flags(m, cell="lstm", embedding_dim=256, units=512, dropout=0.5)
+    common.add_decoder_flags(m)
     m.add_argument("--vocab-size", type=int, default=5000)
     m.add_argument("--min-count", type=int, default=3, help="rarer words are left out of the vocabulary")
     m.add_argument("--max-length", type=int, default=30, help="longest caption in words")
@@ -195,16 +190,12 @@ def run(args: argparse.Namespace) -> dict:
 
     common.fit_or_load(model, args, run_dir, state, datasets)
     export_model = common.float32_copy(model, example_inputs(regions, feature_dim))
-    export_dir = Path(args.export_dir)
+    # Imported here, so a finished run can be re-exported by newer export code.
+    from seq2seq_app.captioner_api import LoadedCaptioner
+    from seq2seq_app.captioner_export import CaptionerExport
 
-    def write(path: Path) -> None:
-        # Imported here, so a finished run can be re-exported by newer export code.
-        from seq2seq_app.captioner_api import LoadedCaptioner
-        from seq2seq_app.captioner_export import CaptionerExport
-
-        CaptionerExport(backbone, export_model, vocab, args.image_size, args.max_length,
-                        args.length_penalty).save(path)
-        card = {
+    def describe(path: Path) -> dict:
+        return {
             "title": f"{args.data_name} captioner ({args.backbone} regions, {args.cell.upper()} decoder with "
                      f"{args.attention} attention)",
             "description": "One-to-many model: encoded image bytes in, a caption out, with the attention over "
@@ -228,13 +219,12 @@ def run(args: argparse.Namespace) -> dict:
                 "min_count", "max_length", "batch_size", "learning_rate", "length_penalty")}
                 | {"decoder_parameters": export_model.count_params(), "backbone_parameters": backbone.count_params()},
         }
-        card["export"] = {"size_mb": round(common.directory_megabytes(path), 1), "signatures": "caption, caption_beam"}
-        common.write_model_card(path, card)
 
-    common.safe_export(export_dir, write)
-    card = json.loads((export_dir / "model_card.json").read_text(encoding="utf-8"))
-    print(f"exported to {export_dir} ({card['export']['size_mb']} MB)")
-    return card
+    return common.export_with_card(
+        Path(args.export_dir), CaptionerExport(backbone, export_model, vocab, args.image_size, args.max_length,
+                        args.length_penalty).save, describe,
+        "caption, caption_beam",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -66,6 +66,21 @@ def add_common_flags(parser: argparse.ArgumentParser, run_dir: str, export_dir: 
     g.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Keras progress bar mode")
 
 
+def add_recurrent_flags(group, cell: str, embedding_dim: int, units: int, dropout: float) -> None:
+    """The recurrent-model flags every CLI shares (each task with its own defaults)."""
+    cells = [cell] + [c for c in ("gru", "lstm", "simple_rnn") if c != cell]
+    group.add_argument("--cell", choices=cells, default=cell)
+    group.add_argument("--embedding-dim", type=int, default=embedding_dim)
+    group.add_argument("--units", type=int, default=units)
+    group.add_argument("--dropout", type=float, default=dropout)
+
+
+def add_decoder_flags(group) -> None:
+    """Flags of the attention decoder (translation and captioning)."""
+    group.add_argument("--decoder-layers", type=int, default=1)
+    group.add_argument("--attention", choices=["additive", "multiplicative"], default="additive")
+
+
 def _cpu_has_bf16() -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text()
@@ -306,6 +321,24 @@ def training_card(args: argparse.Namespace, state: RunState, policy: str) -> dic
         "epochs": state["epochs_done"], "precision_policy": policy, "strategy": args.strategy,
         "machine": machine_description(), "final_val_loss": (state["history"] or [{}])[-1].get("val_loss"),
     }
+
+
+def export_with_card(export_dir: Path, save: Callable[[Path], None], card: Callable[[Path], dict],
+                     signatures: str) -> dict:
+    """Saves a SavedModel with `save`, describes it with `card` (which may evaluate the saved
+    model) and writes the model card next to it, all inside `safe_export`; returns the card."""
+    export_dir = Path(export_dir)
+
+    def write(path: Path) -> None:
+        save(path)
+        described = card(path)
+        described["export"] = {"size_mb": round(directory_megabytes(path), 1), "signatures": signatures}
+        write_model_card(path, described)
+
+    safe_export(export_dir, write)
+    written = json.loads((export_dir / "model_card.json").read_text(encoding="utf-8"))
+    print(f"exported to {export_dir} ({written['export']['size_mb']} MB)")
+    return written
 
 
 def directory_megabytes(path: Path) -> float:

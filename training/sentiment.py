@@ -8,7 +8,6 @@ Example (the shipped NSMC model; see its model card for the exact command):
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,13 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--bigram-vocab-size", type=int, default=30000, help="0 turns bigram features off")
     m.add_argument("--min-count", type=int, default=2, help="rarer units and bigrams are unknown")
     m.add_argument("--max-tokens", type=int, default=200, help="longer reviews keep their first units")
-    m.add_argument("--cell", choices=["gru", "lstm", "simple_rnn"], default="gru")
-    m.add_argument("--embedding-dim", type=int, default=128)
-    m.add_argument("--units", type=int, default=256)
+    common.add_recurrent_flags(m, cell="gru", embedding_dim=128, units=256, dropout=0.3)
     m.add_argument("--layers", type=int, default=1)
     m.add_argument("--bidirectional", action="store_true",
                    help="read both directions (word-by-word scores then re-read every prefix: slower)")
-    m.add_argument("--dropout", type=float, default=0.3)
     m.add_argument("--batch-size", type=int, default=128, help="reviews per batch (per device)")
     common.add_common_flags(parser, run_dir="runs/sentiment", export_dir="saved_models/sentiment")
     return parser
@@ -174,16 +170,13 @@ def run(args: argparse.Namespace) -> dict:
 
     common.fit_or_load(model, args, run_dir, state, datasets)
     export_model = common.float32_copy(model, example_inputs(tokenizer))
-    export_dir = Path(args.export_dir)
+    # Imported here, so a finished run can be re-exported by newer export code.
+    from seq2seq_app.sentiment_api import LoadedSentimentClassifier
+    from seq2seq_app.sentiment_export import SentimentExport
 
-    def write(path: Path) -> None:
-        # Imported here, so a finished run can be re-exported by newer export code.
-        from seq2seq_app.sentiment_api import LoadedSentimentClassifier
-        from seq2seq_app.sentiment_export import SentimentExport
-
-        SentimentExport(export_model, tokenizer).save(path)
+    def describe(path: Path) -> dict:
         direction = "bidirectional" if args.bidirectional else "unidirectional"
-        card = {
+        return {
             "title": f"{args.data_name} sentiment ({direction} {args.cell.upper()}, {args.unit} units"
                      f"{' + bigrams' if tokenizer.bigram_vocab else ''})",
             "description": "Many-to-one recurrent classifier: the probability that a review is positive, and the "
@@ -205,13 +198,11 @@ def run(args: argparse.Namespace) -> dict:
                 "units", "layers", "bidirectional", "dropout", "batch_size", "learning_rate")}
                 | {"parameters": export_model.count_params()},
         }
-        card["export"] = {"size_mb": round(common.directory_megabytes(path), 1), "signatures": "classify"}
-        common.write_model_card(path, card)
 
-    common.safe_export(export_dir, write)
-    card = json.loads((export_dir / "model_card.json").read_text(encoding="utf-8"))
-    print(f"exported to {export_dir} ({card['export']['size_mb']} MB)")
-    return card
+    return common.export_with_card(
+        Path(args.export_dir), SentimentExport(export_model, tokenizer).save, describe,
+        "classify",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

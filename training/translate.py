@@ -8,7 +8,6 @@ Example (the shipped Spanish→English model; see its model card for the exact c
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,13 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--target-name", default="target language", help="for the model card, e.g. English")
     src.add_argument("--data-credit", default="", help="data source and licence, for the model card")
     m = parser.add_argument_group("model")
-    m.add_argument("--cell", choices=["gru", "lstm", "simple_rnn"], default="gru")
-    m.add_argument("--embedding-dim", type=int, default=256)
-    m.add_argument("--units", type=int, default=320)
+    common.add_recurrent_flags(m, cell="gru", embedding_dim=256, units=320, dropout=0.2)
     m.add_argument("--encoder-layers", type=int, default=1)
-    m.add_argument("--decoder-layers", type=int, default=1)
-    m.add_argument("--attention", choices=["additive", "multiplicative"], default="additive")
-    m.add_argument("--dropout", type=float, default=0.2)
+    common.add_decoder_flags(m)
     m.add_argument("--source-vocab-size", type=int, default=16000)
     m.add_argument("--target-vocab-size", type=int, default=10000)
     m.add_argument("--min-count", type=int, default=2, help="rarer words are unknown (copied from the source)")
@@ -184,16 +179,13 @@ def run(args: argparse.Namespace) -> dict:
     common.fit_or_load(model, args, run_dir, state, datasets)
     dummy = np.ones((1, 2), np.int32)
     export_model = common.float32_copy(model, {"source": dummy, "target_in": dummy})
-    export_dir = Path(args.export_dir)
+    # Imported here, so a finished run can be re-exported by newer export code.
+    from seq2seq_app.translator_export import TranslatorExport
+    from seq2seq_app.translator_api import LoadedTranslator
 
-    def write(path: Path) -> None:
-        # Imported here, so a finished run can be re-exported by newer export code.
-        from seq2seq_app.translator_export import TranslatorExport
-        from seq2seq_app.translator_api import LoadedTranslator
-
-        TranslatorExport(export_model, src_vocab, tgt_vocab, args.max_output_length).save(path)
+    def describe(path: Path) -> dict:
         results = evaluate(LoadedTranslator(path), test)
-        card = {
+        return {
             "title": f"{args.source_name} → {args.target_name} translator ({args.cell.upper()} encoder–decoder with {args.attention} attention)",
             "description": "Bidirectional recurrent encoder, attention decoder, word-level vocabularies with "
                            "unknown words copied from the source. Loads with `tensorflow` alone.",
@@ -209,14 +201,11 @@ def run(args: argparse.Namespace) -> dict:
                 "source_vocab_size", "target_vocab_size", "min_count", "max_length", "tokens_per_batch",
                 "learning_rate")} | {"parameters": export_model.count_params()},
         }
-        card["export"] = {"size_mb": round(common.directory_megabytes(path), 1),
-                          "signatures": "translate, translate_beam, translate_sample"}
-        common.write_model_card(path, card)
 
-    common.safe_export(export_dir, write)
-    card = json.loads((export_dir / "model_card.json").read_text(encoding="utf-8"))
-    print(f"exported to {export_dir} ({card['export']['size_mb']} MB)")
-    return card
+    return common.export_with_card(
+        Path(args.export_dir), TranslatorExport(export_model, src_vocab, tgt_vocab, args.max_output_length).save, describe,
+        "translate, translate_beam, translate_sample",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
