@@ -12,14 +12,13 @@ import tensorflow as tf
 # decompression bomb (a small file claiming a huge size) is refused from its header alone.
 MAX_PIXELS = 50_000_000
 
-STATUS_OK, STATUS_NOT_IMAGE, STATUS_TOO_LARGE = "ok", "not an image", "too large"
+STATUS_OK, STATUS_NOT_IMAGE, STATUS_TOO_LARGE, STATUS_UNSUPPORTED = "ok", "not an image", "too large", "unsupported"
 
 
 def _byte_values(data, start: int, length: int) -> tf.Tensor:
     """Bytes `start … start+length` of a scalar string as int64 (zeros past the end)."""
-    chunk = tf.strings.substr(data, start, length)
-    chunk = chunk + tf.strings.reduce_join(tf.fill([length - tf.strings.length(chunk)], "\0"))
-    return tf.cast(tf.io.decode_raw(chunk, tf.uint8), tf.int64)
+    padded = tf.strings.join([data, tf.constant(b"\0" * (start + length))])  # short input: no error
+    return tf.cast(tf.io.decode_raw(tf.strings.substr(padded, start, length), tf.uint8), tf.int64)
 
 
 def _kind(data) -> tf.Tensor:
@@ -63,8 +62,14 @@ def _declared_pixels(data, kind) -> tf.Tensor:
     return tf.switch_case(tf.maximum(kind, 0), [jpeg, png, gif, bmp])
 
 
+def _supported(data, kind) -> tf.Tensor:
+    """False for BMPs with fewer than 24 bits per pixel: TF's BMP decoder ignores their palette."""
+    bits = _byte_values(data, 28, 2)
+    return tf.logical_or(tf.not_equal(kind, 3), bits[0] + 256 * bits[1] >= 24)
+
+
 def _decode_rgb(data, kind) -> tf.Tensor:
-    """Any supported image → uint8 RGB [h, w, 3]; transparency is composited onto white."""
+    """Any supported image → uint8 RGB [h, w, 3]; PNG transparency is composited onto white."""
 
     def jpeg():
         # Recovers what it can of a truncated JPEG instead of failing the whole batch.
@@ -76,7 +81,8 @@ def _decode_rgb(data, kind) -> tf.Tensor:
         return tf.cast(tf.round(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)), tf.uint8)
 
     def gif():
-        return tf.io.decode_gif(data)[0]  # first frame
+        # The first frame only; decode_gif would decode every frame of an animation first.
+        return tf.io.decode_image(data, channels=3, expand_animations=False)
 
     def bmp():
         return tf.io.decode_bmp(data, channels=3)
@@ -93,7 +99,8 @@ def decode_images(images: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
 
     Returns:
         pixels: float32 [batch, size, size, 3] in 0–255 (zeros for an image that was refused).
-        status: string [batch]: "ok", "not an image" or "too large".
+        status: string [batch]: "ok", "not an image", "too large" (over `MAX_PIXELS`) or
+            "unsupported" (a BMP with a colour palette).
 
     Example:
     >>> png = tf.io.encode_png(tf.zeros([3, 5, 1], tf.uint8))
@@ -105,13 +112,15 @@ def decode_images(images: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
     def one(data):
         kind = _kind(data)
         large = tf.cond(kind >= 0, lambda: _declared_pixels(data, kind) > MAX_PIXELS, lambda: False)
-        ok = (kind >= 0) & tf.logical_not(large)
+        supported = _supported(data, kind)
+        ok = (kind >= 0) & tf.logical_not(large) & supported
         pixels = tf.cond(
             ok,
             lambda: tf.image.resize(_decode_rgb(data, kind), [size, size], antialias=True),
             lambda: tf.zeros([size, size, 3]),
         )
-        status = tf.where(ok, STATUS_OK, tf.where(kind < 0, STATUS_NOT_IMAGE, STATUS_TOO_LARGE))
+        status = tf.where(ok, STATUS_OK, tf.where(kind < 0, STATUS_NOT_IMAGE,
+                                                  tf.where(large, STATUS_TOO_LARGE, STATUS_UNSUPPORTED)))
         return pixels, status
 
     images = tf.convert_to_tensor(images, tf.string)

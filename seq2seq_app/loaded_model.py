@@ -31,10 +31,11 @@ class LoadedModel:
     @staticmethod
     def check_texts(texts) -> list:
         """The texts as a list, or a TypeError naming what was passed instead."""
+        texts = list(texts)  # once: a generator can be read only once
         for t in texts:
             if not isinstance(t, (str, bytes)):
                 raise TypeError(f"texts must be strings, got {type(t).__name__}")
-        return list(texts)
+        return texts
 
     @staticmethod
     def check_batch_size(batch_size: int) -> None:

@@ -37,6 +37,9 @@ class SentimentExport(tf.Module):
         # Raw variables only, the model through a bound method: see TranslatorExport.
         self.model_variables = [v.value for v in model.weights]
         self._token_logits = model.token_logits
+        # A bidirectional model re-reads every prefix: a chunk costs rows × length² states, so
+        # it scores one review at a time to keep memory bounded (400 tokens: ~330 MB).
+        self.chunk = 1 if model.bidirectional else CHUNK
         self.tokenizer = tokenizer
         self.tables = [v.table for v in (tokenizer.vocab, tokenizer.bigram_vocab) if v is not None]
 
@@ -72,10 +75,10 @@ class SentimentExport(tf.Module):
         order = tf.argsort(lengths)
         ordered = {k: tf.gather(v, order) for k, v in inputs.items()}
         ordered_lengths = tf.gather(lengths, order)
-        chunks = (batch + CHUNK - 1) // CHUNK
+        chunks = (batch + self.chunk - 1) // self.chunk
 
         def body(i, results):
-            start, end = i * CHUNK, tf.minimum((i + 1) * CHUNK, batch)
+            start, end = i * self.chunk, tf.minimum((i + 1) * self.chunk, batch)
             longest = tf.maximum(ordered_lengths[end - 1], 1)
             logits = self._token_logits({k: v[start:end, :longest] for k, v in ordered.items()})
             return i + 1, results.write(i, _pad_columns(logits, width, 0.0))

@@ -27,7 +27,7 @@ def folder(tmp_path):
     (images / "a.jpg").write_bytes(jpeg(0))
     (images / "b.png").write_bytes(png())
     whole = jpeg(1, size=64)
-    (images / "c.jpg").write_bytes(whole[: len(whole) // 2])  # truncated
+    (images / "c.jpg").write_bytes(whole[:20] + b"garbage" * 10)  # a JPEG header, then no image
     (images / "d.jpg").write_text("not a picture\n")  # text file named .jpg
     (images / "f.jpg").write_bytes(jpeg(2))  # has no captions: not part of the data
     # e.jpg has captions but no file.
@@ -57,7 +57,7 @@ def test_reader_counts_malformed_lines_and_unreadable_images(folder):
     assert read.names == ["a.jpg", "b.png"]
     assert read.captions == [["A dog runs .", "A brown dog running on grass ."], ["A grey square ."]]
     assert read.images[0] == (folder / "images" / "a.jpg").read_bytes()
-    assert read.unreadable == 3  # c (truncated), d (text), e (missing)
+    assert read.unreadable == 3  # c (corrupt), d (text), e (missing)
     assert read.malformed == 6
     assert len(read) == 2
     assert tf.io.decode_image(read.images[1]).shape == (16, 16, 3)

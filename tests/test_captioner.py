@@ -84,6 +84,23 @@ def test_decode_images_handles_every_kind_of_input():
     assert np.all(pixels.numpy()[6:] == 0)
 
 
+def test_animated_gifs_decode_their_first_frame_only_and_palette_bmps_are_refused():
+    frames = [Image.new("RGB", (400, 400), (i * 20, 0, 0)) for i in range(10)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
+    palette_bmp = _encode(Image.new("P", (8, 8), 3), "BMP")
+    pixels, status = decode_images(tf.constant([buffer.getvalue(), palette_bmp]), 16)
+    assert [s.decode() for s in status.numpy()] == ["ok", "unsupported"]
+    assert pixels.numpy()[0, 8, 8].round().tolist() == [0, 0, 0]  # frame 0 is black
+
+
+def test_mirrored_images_get_mirrored_captions():
+    from seq2seq_app.data.captions import mirror_captions
+
+    assert mirror_captions(["a red circle left of a blue square", "a dog", "Right: bright"]) == [
+        "a red circle right of a blue square", "a dog", "Left: bright"]
+
+
 def test_shapes_captioner_learned_to_look_at_the_image(caption_export):
     """A decoder that never saw the image could only ever write one caption."""
     card = caption_export[1]

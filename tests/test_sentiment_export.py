@@ -71,6 +71,7 @@ def test_invalid_utf8_and_empty_batches(classifier):
     assert out["tokens"][0][0] == "\ufffd".encode()
     assert classifier.run([])["score"].shape == (0,)
     assert classifier.classify([]) == []
+    assert len(classifier.classify(t for t in ["좋다", "별로"])) == 2  # a generator is read once
     with pytest.raises(TypeError, match="strings"):
         classifier.classify([1, 2])
     with pytest.raises(ValueError, match="batch_size"):

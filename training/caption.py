@@ -13,6 +13,8 @@ A demo that trains in minutes on a CPU, on coloured shapes the project draws its
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,15 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--backbone-weights", default="imagenet",
                      help="a local .h5 file, 'imagenet' (downloads) or 'none' (random)")
     enc.add_argument("--backbone-credit", default="", help="weights source and licence, for the model card")
-    enc.add_argument("--image-size", type=int, default=224)
+    enc.add_argument("--image-size", type=common.positive_int, default=224)
     enc.add_argument("--flip", action="store_true", help="also train on mirrored images (cached once)")
     m = parser.add_argument_group("decoder")
     common.add_recurrent_flags(m, cell="lstm", embedding_dim=256, units=512, dropout=0.5)
     common.add_decoder_flags(m)
-    m.add_argument("--vocab-size", type=int, default=5000)
+    m.add_argument("--vocab-size", type=common.positive_int, default=5000)
     m.add_argument("--min-count", type=int, default=3, help="rarer words are left out of the vocabulary")
-    m.add_argument("--max-length", type=int, default=30, help="longest caption in words")
-    m.add_argument("--batch-size", type=int, default=64)
+    m.add_argument("--max-length", type=common.positive_int, default=30, help="longest caption in words")
+    m.add_argument("--batch-size", type=common.positive_int, default=64)
     m.add_argument("--length-penalty", type=float, default=0.6, help="GNMT alpha of the exported beam search")
     common.add_common_flags(parser, run_dir="runs/caption", export_dir="saved_models/caption")
     return parser
@@ -100,13 +102,18 @@ def backbone_weights(args: argparse.Namespace) -> str | None:
 
 
 def cached_regions(args, run_dir: Path, backbone, name: str, images: data.CaptionedImages, flip: bool) -> np.ndarray:
-    """Backbone features of a split, computed once per run directory."""
-    path = run_dir / f"regions_{name}{'_flipped' if flip else ''}.npy"
+    """Backbone features of a split, computed once per run directory and image list."""
+    # The file name carries a digest of the image names, so changed data is never paired with
+    # stale features; the write is atomic, so a kill mid-write leaves no truncated cache.
+    digest = hashlib.sha1("\n".join(images.names).encode()).hexdigest()[:12]
+    path = run_dir / f"regions_{name}{'_flipped' if flip else ''}_{digest}.npy"
     if path.exists():
         return np.load(path)
     start = time.time()
     regions = data.extract_regions(backbone, images.images, args.image_size, flip=flip)
-    np.save(path, regions)
+    with open(path.with_suffix(".tmp"), "wb") as f:
+        np.save(f, regions)
+    os.replace(path.with_suffix(".tmp"), path)
     print(f"cached {name}{' (mirrored)' if flip else ''} features of {len(images)} images "
           f"in {time.time() - start:.0f} s: {regions.shape}")
     return regions
@@ -183,7 +190,8 @@ def run(args: argparse.Namespace) -> dict:
 
     def datasets():
         batch = args.batch_size * strategy.num_replicas_in_sync
-        return (data.make_dataset(features["train"], data.encode_captions(train.captions, vocab, args.max_length),
+        captions = train.captions + ([data.mirror_captions(c) for c in train.captions] if args.flip else [])
+        return (data.make_dataset(features["train"], data.encode_captions(captions, vocab, args.max_length),
                                   batch, shuffle=True, seed=args.seed),
                 data.make_dataset(features["validation"], data.encode_captions(val.captions, vocab, args.max_length),
                                   batch, shuffle=False))

@@ -50,7 +50,7 @@ def add_common_flags(parser: argparse.ArgumentParser, run_dir: str, export_dir: 
     g = parser.add_argument_group("training")
     g.add_argument("--run-dir", default=run_dir, help="checkpoints, logs and vocabularies (resume from here)")
     g.add_argument("--export-dir", default=export_dir, help="where the SavedModel and model card go")
-    g.add_argument("--epochs", type=int, default=30)
+    g.add_argument("--epochs", type=positive_int, default=30)
     g.add_argument("--learning-rate", type=float, default=1e-3)
     g.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs")
     g.add_argument("--checkpoint-every", type=int, default=500,
@@ -66,18 +66,26 @@ def add_common_flags(parser: argparse.ArgumentParser, run_dir: str, export_dir: 
     g.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Keras progress bar mode")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_recurrent_flags(group, cell: str, embedding_dim: int, units: int, dropout: float) -> None:
     """The recurrent-model flags every CLI shares (each task with its own defaults)."""
     cells = [cell] + [c for c in ("gru", "lstm", "simple_rnn") if c != cell]
     group.add_argument("--cell", choices=cells, default=cell)
-    group.add_argument("--embedding-dim", type=int, default=embedding_dim)
-    group.add_argument("--units", type=int, default=units)
+    group.add_argument("--embedding-dim", type=positive_int, default=embedding_dim)
+    group.add_argument("--units", type=positive_int, default=units)
     group.add_argument("--dropout", type=float, default=dropout)
 
 
 def add_decoder_flags(group) -> None:
     """Flags of the attention decoder (translation and captioning)."""
-    group.add_argument("--decoder-layers", type=int, default=1)
+    group.add_argument("--decoder-layers", type=positive_int, default=1)
     group.add_argument("--attention", choices=["additive", "multiplicative"], default="additive")
 
 

@@ -49,15 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--data-credit", default="", help="data source and licence, for the model card")
     m = parser.add_argument_group("model")
     m.add_argument("--unit", choices=UNITS, default="char", help="text unit (char suits Korean, word English)")
-    m.add_argument("--vocab-size", type=int, default=4000)
+    m.add_argument("--vocab-size", type=common.positive_int, default=4000)
     m.add_argument("--bigram-vocab-size", type=int, default=30000, help="0 turns bigram features off")
     m.add_argument("--min-count", type=int, default=2, help="rarer units and bigrams are unknown")
-    m.add_argument("--max-tokens", type=int, default=200, help="longer reviews keep their first units")
+    m.add_argument("--max-tokens", type=common.positive_int, default=200, help="longer reviews keep their first units")
     common.add_recurrent_flags(m, cell="gru", embedding_dim=128, units=256, dropout=0.3)
-    m.add_argument("--layers", type=int, default=1)
+    m.add_argument("--layers", type=common.positive_int, default=1)
     m.add_argument("--bidirectional", action="store_true",
                    help="read both directions (word-by-word scores then re-read every prefix: slower)")
-    m.add_argument("--batch-size", type=int, default=128, help="reviews per batch (per device)")
+    m.add_argument("--batch-size", type=common.positive_int, default=128, help="reviews per batch (per device)")
     common.add_common_flags(parser, run_dir="runs/sentiment", export_dir="saved_models/sentiment")
     return parser
 
@@ -69,6 +69,8 @@ def load_reviews(args: argparse.Namespace) -> data.LabeledReviews:
         if args.tsv:
             return data.read_labeled_tsv(args.tsv, args.text_column, args.label_column)
         return data.read_tfds(args.tfds, "train", _tfds_text_key(args), args.tfds_data_dir, args.tfds_manual_dir)
+    except KeyError as e:
+        raise SystemExit(f"the TFDS dataset has no feature {e}; pass the review's feature with --tfds-text-key") from e
     except (OSError, ValueError) as e:
         raise SystemExit(f"cannot read the training data: {e}") from e
 

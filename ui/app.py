@@ -93,7 +93,8 @@ def build_demo(models: dict) -> gr.Blocks:
             if captioner is None:
                 gr.Markdown("The captioning model is not installed. Train it with "
                             "`python -m training.caption` (see README).")
-            image = gr.Image(type="filepath", label="Image")
+            # image_mode=None: the model gets the uploaded file itself, not Gradio's RGB re-encoding.
+            image = gr.Image(type="filepath", image_mode=None, label="Image")
             with gr.Row():
                 caption_mode = gr.Radio(["greedy", "beam"], value="greedy", label="Decoding")
                 caption_beam = gr.Slider(1, 16, value=3, step=1, label="Beam size")

@@ -88,9 +88,14 @@ def caption(captioner: LoadedCaptioner | None, image: bytes | None, mode: str = 
         raise InputError("That file is not a readable image (corrupt or truncated).") from e
     status = out["status"][0].decode()
     if status != "ok":
-        raise InputError(f"That file is {status}: upload a JPEG, PNG, GIF or BMP image of at most 50 megapixels.")
+        raise InputError(f"That file is {status}: upload a JPEG, PNG, GIF or 24-bit BMP image of at most "
+                         "50 megapixels.")
     words = [w.decode("utf-8") for w in out["tokens"][0] if w]
-    return out["caption"][0].decode("utf-8"), attention_overlays(image, out["attention"][0][: len(words)], words)
+    try:
+        overlays = attention_overlays(image, out["attention"][0][: len(words)], words)
+    except OSError:  # e.g. a truncated JPEG: the model recovered it, the image library will not
+        overlays = []
+    return out["caption"][0].decode("utf-8"), overlays
 
 
 def attention_overlays(image: bytes, attention: np.ndarray, words: list[str]) -> list[tuple[np.ndarray, str]]:

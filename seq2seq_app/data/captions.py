@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -41,18 +42,21 @@ class CaptionedImages:
 
 
 def decodes(encoded: bytes) -> bool:
-    """Whether the bytes decode as an image (JPEG, PNG, GIF, BMP or WebP).
+    """Whether the exported model's own decoder reads the bytes as an image (status "ok").
 
-    A full decode is the only check that catches truncated files; a magic-number check would pass
-    a JPEG cut off half-way, which would then crash training at some later batch.
+    Using the graph's decoder keeps training and serving in agreement: an image the SavedModel
+    would refuse (WebP, over 50 Mpx, a palette BMP) is counted unreadable instead of being
+    trained on as a blank. A full decode also catches files cut off before their image data.
     """
+    from seq2seq_app.images import STATUS_OK, decode_images
+
     if not encoded:
         return False
     try:
-        tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        _, status = decode_images(tf.constant([encoded]), 8)
     except (tf.errors.OpError, ValueError):
         return False
-    return True
+    return status.numpy()[0].decode() == STATUS_OK
 
 
 def _parse_caption_line(raw: bytes) -> tuple[str, str] | None:
@@ -245,6 +249,17 @@ def extract_regions(backbone, images: Sequence[bytes], image_size: int, flip: bo
     return np.concatenate(chunks) if chunks else np.zeros((0, 0, 0), np.float16)
 
 
+def mirror_captions(captions: Sequence[str]) -> list[str]:
+    """The captions of a left–right mirrored image: "left" and "right" swap places.
+
+    Example:
+    >>> mirror_captions(["a red circle left of a blue square", "A dog on the Right"])
+    ['a red circle right of a blue square', 'A dog on the Left']
+    """
+    swap = {"left": "right", "right": "left", "Left": "Right", "Right": "Left", "LEFT": "RIGHT", "RIGHT": "LEFT"}
+    return [re.sub(r"\b(left|right|Left|Right|LEFT|RIGHT)\b", lambda m: swap[m.group(1)], c) for c in captions]
+
+
 def encode_captions(captions: Sequence[Sequence[str]], vocab, max_length: int) -> list[list[np.ndarray]]:
     """Each image's captions as `[START] … [END]` id arrays (longer captions are cut at `max_length` words)."""
     from seq2seq_app.data.translation import tokenize_all
@@ -264,10 +279,12 @@ def make_dataset(features: np.ndarray, caption_ids: Sequence[Sequence[np.ndarray
                  shuffle: bool, seed: int = 0) -> tf.data.Dataset:
     """Batches of `({"features", "target_in"}, target_out)`, one example per (image, caption).
 
-    `features` may hold more rows than `caption_ids` (e.g. mirrored copies appended after the
-    originals); row `i` is paired with the captions of image `i % len(caption_ids)`.
+    Row `i` of `features` is paired with `caption_ids[i]` (mirrored copies come with their own,
+    mirrored captions).
     """
-    pairs = [(i, ids) for i in range(len(features)) for ids in caption_ids[i % len(caption_ids)]]
+    if len(features) != len(caption_ids):
+        raise ValueError(f"{len(features)} feature rows but captions for {len(caption_ids)} images")
+    pairs = [(i, ids) for i in range(len(features)) for ids in caption_ids[i]]
     order = np.random.default_rng(seed)
 
     def generate():
