@@ -290,6 +290,14 @@ def write_model_card(export_dir: Path, card: dict) -> None:
     (export_dir / "README.md").write_text("\n".join(lines), encoding="utf-8")
 
 
+def start_run(args: argparse.Namespace) -> tuple[Path, str, tf.distribute.Strategy]:
+    """Creates the run directory, seeds every generator and sets precision and strategy."""
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+    return run_dir, configure_precision(args.mixed_precision), make_strategy(args.strategy)
+
+
 def fit_or_load(
     model: keras.Model, args: argparse.Namespace, run_dir: Path, state: RunState,
     datasets: Callable[[], tuple[tf.data.Dataset, tf.data.Dataset]],

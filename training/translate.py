@@ -160,11 +160,7 @@ def evaluate(translator, test: data.ParallelCorpus, beam_size: int = 4) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     """Everything `main` does, callable from Python and tests; returns the model card."""
-    run_dir = Path(args.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(args.seed)
-    policy = common.configure_precision(args.mixed_precision)
-    strategy = common.make_strategy(args.strategy)
+    run_dir, policy, strategy = common.start_run(args)
     splits, test, src_vocab, tgt_vocab, stats = prepare(args, run_dir)
     state = common.RunState(run_dir)
     common.check_same_run(run_dir, args, RUN_DEFINING_FLAGS)
