@@ -161,9 +161,7 @@ def run(args: argparse.Namespace) -> dict:
     print(f"images: {len(train)} train, {len(val)} validation, {len(test)} test; skipped "
           f"{train.unreadable + val.unreadable + test.unreadable} unreadable images and "
           f"{train.malformed + val.malformed + test.malformed} malformed caption lines")
-    for name, part in (("training", train), ("validation", val), ("test", test)):
-        if len(part) == 0:
-            raise SystemExit(f"the {name} split is empty: add images or adjust the split flags")
+    common.require_nonempty((train, val, test), "add images or adjust the split flags")
     common.check_same_run(run_dir, args, RUN_DEFINING_FLAGS)
     vocab_path = run_dir / "vocab.txt"
     if vocab_path.exists():

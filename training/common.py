@@ -298,6 +298,24 @@ def start_run(args: argparse.Namespace) -> tuple[Path, str, tf.distribute.Strate
     return run_dir, configure_precision(args.mixed_precision), make_strategy(args.strategy)
 
 
+def carve_splits(items, split_fn: Callable, args: argparse.Namespace, noun: str) -> tuple:
+    """Training, validation and test splits by the common fraction flags, or a clear exit."""
+    if len(items) < 10:
+        raise SystemExit(f"only {len(items)} usable {noun}: too few to train on")
+    try:
+        parts = split_fn(items, args.validation_fraction, args.test_fraction, args.seed)
+    except ValueError as e:
+        raise SystemExit(str(e)) from e
+    require_nonempty(parts, "adjust --validation-fraction/--test-fraction or add data")
+    return parts
+
+
+def require_nonempty(parts: Sequence, hint: str) -> None:
+    for name, part in zip(("training", "validation", "test"), parts):
+        if len(part) == 0:
+            raise SystemExit(f"the {name} split is empty: {hint}")
+
+
 def fit_or_load(
     model: keras.Model, args: argparse.Namespace, run_dir: Path, state: RunState,
     datasets: Callable[[], tuple[tf.data.Dataset, tf.data.Dataset]],

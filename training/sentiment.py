@@ -87,15 +87,7 @@ def prepare(args: argparse.Namespace, run_dir: Path):
     """Reads and splits the reviews; builds (or, when resuming, reloads) the vocabularies."""
     reviews = load_reviews(args)
     print(f"read {len(reviews)} reviews, skipped {reviews.malformed} malformed rows")
-    if len(reviews) < 10:
-        raise SystemExit(f"only {len(reviews)} usable reviews: too few to train on")
-    try:
-        train, val, test = data.split_reviews(reviews, args.validation_fraction, args.test_fraction, args.seed)
-    except ValueError as e:
-        raise SystemExit(str(e)) from e
-    for name, part in (("training", train), ("validation", val), ("test", test)):
-        if len(part) == 0:
-            raise SystemExit(f"the {name} split is empty: adjust --validation-fraction/--test-fraction or add data")
+    train, val, test = common.carve_splits(reviews, data.split_reviews, args, "reviews")
     if len(set(train.labels)) < 2:
         raise SystemExit("the training split has only one label; a classifier needs both 0 and 1")
     vocab_path, bigram_path = run_dir / "vocab.txt", run_dir / "bigram_vocab.txt"

@@ -85,15 +85,7 @@ def prepare(args: argparse.Namespace, run_dir: Path):
     except (OSError, ValueError) as e:
         raise SystemExit(f"cannot read the training data: {e}") from e
     print(f"read {len(corpus)} pairs, skipped {corpus.malformed} malformed lines")
-    if len(corpus) < 10:
-        raise SystemExit(f"only {len(corpus)} usable pairs: too few to train on")
-    try:
-        train, val, test = data.split_corpus(corpus, args.validation_fraction, args.test_fraction, args.seed)
-    except ValueError as e:
-        raise SystemExit(str(e)) from e
-    for name, part in (("training", train), ("validation", val), ("test", test)):
-        if len(part) == 0:
-            raise SystemExit(f"the {name} split is empty: adjust --validation-fraction/--test-fraction or add data")
+    train, val, test = common.carve_splits(corpus, data.split_corpus, args, "pairs")
     src_tokens = data.tokenize_all(train.sources, lowercase=True)
     tgt_tokens = data.tokenize_all(train.targets, lowercase=False)
     truecase = data.Truecaser(tgt_tokens)
