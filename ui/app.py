@@ -1,4 +1,4 @@
-"""`build_demo()` returns the Gradio Blocks; `python -m ui` launches it."""
+"""`build_demo()` returns the Gradio Blocks; `serve()` launches it with the app's safety settings."""
 
 from __future__ import annotations
 
@@ -6,28 +6,21 @@ from pathlib import Path
 
 import gradio as gr
 
-from seq2seq_app.captioner_api import LoadedCaptioner
-from seq2seq_app.sentiment_api import LoadedSentimentClassifier
-from seq2seq_app.translator_api import LoadedTranslator
-from ui import handlers
+from ui import catalog, handlers
 
-EXAMPLES = ["¿Dónde está la biblioteca?", "Tom no quiere ir a la escuela mañana.", "Me gusta mucho leer libros."]
-REVIEW_EXAMPLES = ["와! 진짜 화날 정도로 재밌네요", "너무재밓었다그래서보는것을추천한다", "처음엔 지루했는데 마지막 30분은 최고였다",
-                   "배우들 연기는 좋았지만 스토리가 엉망이라 시간이 아까웠다"]
-MODELS = {  # name in the UI → (folder in the models directory, loader)
-    "translate": ("translate_spa_en", LoadedTranslator),
-    "sentiment": ("sentiment_nsmc", LoadedSentimentClassifier),
-    "caption": ("caption_flickr8k", LoadedCaptioner),
-}
-
-
-def load_models(models_dir: str | Path) -> dict:
-    """Loads each SavedModel once; a missing model is None (its tab says how to train it)."""
-    models = {}
-    for name, (folder, loader) in MODELS.items():
-        path = Path(models_dir) / folder
-        models[name] = loader(path) if (path / "saved_model.pb").exists() else None
-    return models
+EXAMPLES_DIR = Path(__file__).parent / "examples"
+TRANSLATE_EXAMPLES = ["¿Dónde está la biblioteca?", "Tom no quiere ir a la escuela mañana.",
+                      "Me gusta mucho leer libros.", "Mi hermana vive en Madrid desde 2019."]
+REVIEW_EXAMPLES = [
+    "와! 진짜 화날 정도로 재밌네요",
+    "처음엔 지루했는데 마지막 30분은 최고였다",
+    "배우들 연기는 좋았지만 스토리가 엉망이라 시간이 아까웠다",
+    "One of the best films I have seen in years: the acting is superb and the ending stayed with me.",
+    "I wanted to like it, but the plot made no sense and I was bored after twenty minutes.",
+    "The first hour is slow, yet the last act is wonderful.",
+]
+MAX_UPLOAD = "10mb"
+CONCURRENCY = 4  # model calls run in parallel per endpoint; further requests wait in Gradio's queue
 
 
 def _shown_errors(action: str, fn):
@@ -44,63 +37,105 @@ def _shown_errors(action: str, fn):
     return run
 
 
+def _tab_label(label: str, installed: bool) -> str:
+    return label if installed else f"{label} (not installed)"
+
+
+def _missing(keys: list[str]) -> None:
+    for key in keys:
+        gr.Markdown(catalog.missing_message(key))
+
+
 def build_demo(models: dict) -> gr.Blocks:
-    translator, classifier, captioner = models.get("translate"), models.get("sentiment"), models.get("caption")
+    """The demo's page over already-loaded models (`catalog.load_models`); None marks a missing one.
+
+    Args:
+        models: catalog key → loaded model or None.
+
+    Example:
+    >>> build_demo(catalog.load_models("saved_models")).launch()  # doctest: +SKIP
+    """
+    translator, captioner = models.get("translate"), models.get("caption")
+    classifiers = {key: models.get(key) for key in ("sentiment_nsmc", "sentiment_imdb")}
+    any_classifier = any(classifiers.values())
 
     def on_translate(text, mode, beam_size, length_penalty, temperature):
         return handlers.translate(translator, text, mode, beam_size, length_penalty, temperature)
 
-    def on_classify(text):
-        return handlers.classify(classifier, text)
+    def on_classify(text, choice):
+        return handlers.classify(classifiers, text, choice)
 
     def on_caption(path, mode, beam_size):
         image = Path(path).read_bytes() if path else None
         return handlers.caption(captioner, image, mode, beam_size)
 
     with gr.Blocks(title="seq2seq_app") as demo:
-        gr.Markdown("# seq2seq_app\nRecurrent encoder–decoder models, exported as SavedModels.")
-        with gr.Tab("Translate (Spanish → English)"):
+        gr.Markdown("# seq2seq_app\nRecurrent encoder–decoder models, exported as SavedModels: "
+                    "translation (many-to-many), captioning (one-to-many), sentiment (many-to-one).")
+        with gr.Tab(_tab_label("Translate", translator is not None), elem_id="tab-translate"):
             if translator is None:
-                gr.Markdown("The translation model is not installed. Train it with "
-                            "`python -m training.translate` (see README).")
-            text = gr.Textbox(label="Spanish", lines=2, max_length=handlers.MAX_TEXT_CHARS)
+                _missing(["translate"])
+            text = gr.Textbox(label="Spanish", lines=2, max_length=handlers.MAX_TEXT_CHARS,
+                              interactive=translator is not None, elem_id="spanish")
             with gr.Row():
                 mode = gr.Radio(list(handlers.DECODING_MODES), value="greedy", label="Decoding")
-                beam_size = gr.Slider(1, 16, value=4, step=1, label="Beam size")
-                length_penalty = gr.Slider(0.0, 2.0, value=0.6, step=0.1, label="Length penalty")
-                temperature = gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature")
-            button = gr.Button("Translate", variant="primary", interactive=translator is not None)
+                beam_size = gr.Slider(1, 16, value=4, step=1, label="Beam size (beam)")
+                length_penalty = gr.Slider(0.0, 2.0, value=0.6, step=0.1, label="Length penalty (beam)")
+                temperature = gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature (sample)")
+            button = gr.Button("Translate", variant="primary", interactive=translator is not None,
+                               elem_id="translate-button")
             output = gr.Textbox(label="English", elem_id="translation")
-            nbest = gr.Dataframe(headers=["candidate", "score"], label="n-best (beam)")
-            gr.Examples(EXAMPLES, inputs=text)
+            nbest = gr.Dataframe(headers=["candidate", "score"], label="n-best list (beam; length-normalised "
+                                 "log-probability)")
+            gr.Markdown("**Attention**: the weight each output word gave each source word")
+            heatmap = gr.HTML(elem_id="attention")
+            gr.Examples(TRANSLATE_EXAMPLES, inputs=text)
             button.click(_shown_errors("Translation", on_translate),
-                         [text, mode, beam_size, length_penalty, temperature], [output, nbest],
-                         api_name="translate", concurrency_limit=4)
-        with gr.Tab("Sentiment (Korean reviews)"):
-            if classifier is None:
-                gr.Markdown("The sentiment model is not installed. Train it with "
-                            "`python -m training.sentiment` (see README).")
-            review = gr.Textbox(label="Review", lines=2, max_length=handlers.MAX_TEXT_CHARS)
-            score_button = gr.Button("Score", variant="primary", interactive=classifier is not None)
-            verdict = gr.Textbox(label="Verdict", elem_id="verdict")
-            moves = gr.HighlightedText(label="How each character moved the score (red: towards negative, "
-                                             "green: towards positive)", color_map=None)
-            trajectory = gr.Dataframe(headers=["position", "token", "score"], label="Score after each token")
-            gr.Examples(REVIEW_EXAMPLES, inputs=review)
-            score_button.click(_shown_errors("Scoring", on_classify), [review], [verdict, moves, trajectory],
-                               api_name="classify", concurrency_limit=4)
-        with gr.Tab("Caption"):
+                         [text, mode, beam_size, length_penalty, temperature], [output, nbest, heatmap],
+                         api_name="translate", concurrency_limit=CONCURRENCY)
+        with gr.Tab(_tab_label("Caption", captioner is not None), elem_id="tab-caption"):
             if captioner is None:
-                gr.Markdown("The captioning model is not installed. Train it with "
-                            "`python -m training.caption` (see README).")
+                _missing(["caption"])
             # image_mode=None: the model gets the uploaded file itself, not Gradio's RGB re-encoding.
-            image = gr.Image(type="filepath", image_mode=None, label="Image")
+            image = gr.Image(type="filepath", image_mode=None, label="Image (JPEG, PNG, GIF or BMP; ≤ 10 MB)",
+                             interactive=captioner is not None, elem_id="caption-image")
             with gr.Row():
                 caption_mode = gr.Radio(["greedy", "beam"], value="greedy", label="Decoding")
-                caption_beam = gr.Slider(1, 16, value=3, step=1, label="Beam size")
-            caption_button = gr.Button("Caption", variant="primary", interactive=captioner is not None)
+                caption_beam = gr.Slider(1, 16, value=3, step=1, label="Beam size (beam)")
+            caption_button = gr.Button("Caption", variant="primary", interactive=captioner is not None,
+                                       elem_id="caption-button")
             caption_text = gr.Textbox(label="Caption", elem_id="caption")
             looked = gr.Gallery(label="Where the model looked for each word", columns=5)
+            gr.Examples(sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg")), inputs=image,
+                        label="Examples (not from Flickr8k: see ui/examples/CREDITS.md)")
             caption_button.click(_shown_errors("Captioning", on_caption), [image, caption_mode, caption_beam],
-                                 [caption_text, looked], api_name="caption", concurrency_limit=4)
+                                 [caption_text, looked], api_name="caption", concurrency_limit=CONCURRENCY)
+        with gr.Tab(_tab_label("Sentiment", any_classifier), elem_id="tab-sentiment"):
+            _missing([key for key, model in classifiers.items() if model is None])
+            review = gr.Textbox(label="Review (Korean or English)", lines=3, max_length=handlers.MAX_TEXT_CHARS,
+                                interactive=any_classifier, elem_id="review")
+            choice = gr.Radio([("auto: Korean → NSMC, otherwise IMDB", "auto"), ("NSMC (Korean)", "sentiment_nsmc"),
+                               ("IMDB (English)", "sentiment_imdb")], value="auto", label="Model")
+            score_button = gr.Button("Score", variant="primary", interactive=any_classifier,
+                                     elem_id="score-button")
+            verdict = gr.Textbox(label="Verdict", elem_id="verdict")
+            moves = gr.HTML(label="Tokens (green: moved the score towards positive; red: towards negative)",
+                            elem_id="moves")
+            trajectory = gr.LinePlot(x="position", y="score", tooltip=["position", "token", "score"],
+                                     y_lim=[0, 1], label="Score after each token", elem_id="trajectory")
+            gr.Examples(REVIEW_EXAMPLES, inputs=review)
+            score_button.click(_shown_errors("Scoring", on_classify), [review, choice],
+                               [verdict, moves, trajectory], api_name="classify", concurrency_limit=CONCURRENCY)
+        with gr.Tab("Models", elem_id="tab-models"):
+            for entry in catalog.CATALOG:
+                model = models.get(entry.key)
+                with gr.Accordion(catalog.card_title(entry.key, model), open=model is None):
+                    gr.Markdown(catalog.model_card(entry.key, model))
     return demo
+
+
+def serve(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: bool = False, **launch_options):
+    """Launches with the app's limits: a queue, a per-event concurrency limit and an upload cap."""
+    return demo.queue(default_concurrency_limit=CONCURRENCY).launch(
+        server_name=host, server_port=port, share=share, max_file_size=MAX_UPLOAD,
+        allowed_paths=[str(EXAMPLES_DIR)], **launch_options)

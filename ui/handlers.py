@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-import io
+import re
 
 import numpy as np
+import pandas as pd
 
 from seq2seq_app.captioner_api import LoadedCaptioner
 from seq2seq_app.sentiment_api import LoadedSentimentClassifier
 from seq2seq_app.translator_api import LoadedTranslator
+from ui import catalog, views
 
 MAX_TEXT_CHARS = 2000
 DECODING_MODES = ("greedy", "beam", "sample")
+SENTIMENT_MODELS = ("auto", "sentiment_nsmc", "sentiment_imdb")
+_HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 
 
 class InputError(ValueError):
     """A user input the app refuses, with a message to show in the page."""
+
+
+def check_text(text: str | None, what: str) -> str:
+    """The text, or an InputError for empty, whitespace-only or over-long text."""
+    if text is None or not text.strip():
+        raise InputError(f"Type a {what} first.")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputError(f"The {what} is {len(text)} characters long; the limit is {MAX_TEXT_CHARS}.")
+    return text
 
 
 def translate(
@@ -25,57 +38,70 @@ def translate(
     beam_size: int = 4,
     length_penalty: float = 0.6,
     temperature: float = 0.7,
-) -> tuple[str, list[list]]:
-    """Returns (translation, n-best rows of [candidate, score]) for one input text."""
+) -> tuple[str, list[list], str]:
+    """Returns (translation, n-best rows of [candidate, score], attention heatmap as HTML)."""
     if translator is None:
-        raise InputError("The translation model is not installed: run `python -m training.translate` (see README).")
-    if text is None or not text.strip():
-        raise InputError("Type a sentence to translate.")
-    if len(text) > MAX_TEXT_CHARS:
-        raise InputError(f"The text is {len(text)} characters long; the limit is {MAX_TEXT_CHARS}.")
+        raise InputError(catalog.missing_message("translate"))
+    check_text(text, "sentence")
     if mode not in DECODING_MODES:
         raise InputError(f"Unknown decoding mode {mode!r}.")
     if mode == "beam":
         out = translator.run([text], beam_size=int(beam_size), length_penalty=float(length_penalty))
         rows = [[c.decode("utf-8"), round(float(s), 3)]
-                for c, s in zip(out["candidates"][0], out["scores"][0])]
+                for c, s in zip(out["candidates"][0], out["scores"][0]) if s > -1e8]
     elif mode == "sample":
         out = translator.run([text], temperature=float(temperature))
         rows = []
     else:
         out = translator.run([text])
         rows = []
-    return out["translation"][0].decode("utf-8"), rows
+    source = [t.decode("utf-8") for t in out["source_tokens"][0]]
+    # Rows that were produced sum to 1: the words and the end marker; padding rows are all zero.
+    produced = int(np.count_nonzero(out["attention"][0].sum(-1) > 0.5))
+    target = [t.decode("utf-8") for t in out["target_tokens"][0][:produced]]
+    heatmap = views.attention_heatmap(source, target, out["attention"][0][:produced])
+    return out["translation"][0].decode("utf-8"), rows, heatmap
 
 
-def classify(classifier: LoadedSentimentClassifier | None, text: str) -> tuple[str, list[tuple[str, float]], list[list]]:
-    """Returns (verdict, tokens with how much each moved the score, trajectory rows [position, token, score]).
+def pick_sentiment_model(text: str, choice: str = "auto") -> str:
+    """The catalog key of the classifier for this text: `auto` picks NSMC for Korean, IMDB otherwise."""
+    if choice not in SENTIMENT_MODELS:
+        raise InputError(f"Unknown sentiment model {choice!r}; choose one of {', '.join(SENTIMENT_MODELS)}.")
+    if choice != "auto":
+        return choice
+    return "sentiment_nsmc" if _HANGUL.search(text) else "sentiment_imdb"
 
-    The movement of token t is score(t) − score(t − 1), starting from 0.5 (no evidence).
+
+def classify(
+    classifiers: dict[str, LoadedSentimentClassifier | None], text: str, choice: str = "auto"
+) -> tuple[str, str, pd.DataFrame]:
+    """Returns (verdict, tokens coloured by how each moved the score as HTML, trajectory table).
+
+    The trajectory has columns position, token, score (the score after reading that token). The
+    move of token t is score(t) − score(t − 1), starting from 0.5 (no evidence).
     """
+    check_text(text, "review")
+    key = pick_sentiment_model(text, choice)
+    classifier = classifiers.get(key)
     if classifier is None:
-        raise InputError("The sentiment model is not installed: run `python -m training.sentiment` (see README).")
-    if text is None or not text.strip():
-        raise InputError("Type a review to score.")
-    if len(text) > MAX_TEXT_CHARS:
-        raise InputError(f"The review is {len(text)} characters long; the limit is {MAX_TEXT_CHARS}.")
+        raise InputError(catalog.missing_message(key))
     result = classifier.classify(text)
     scores = result["token_scores"]
-    moves = [round(s - p, 3) for s, p in zip(scores, [0.5] + scores[:-1])]
-    verdict = f"{result['label']} ({result['score']:.1%} positive)"
-    trajectory = [[i + 1, tok, round(s, 4)] for i, (tok, s) in enumerate(zip(result["tokens"], scores))]
-    return verdict, list(zip(result["tokens"], moves)), trajectory
+    moves = [s - p for s, p in zip(scores, [0.5] + scores[:-1])]
+    verdict = f"{result['label']} ({result['score']:.1%} positive) · {catalog.ENTRIES[key].title}"
+    trajectory = pd.DataFrame({"position": range(1, len(scores) + 1), "token": result["tokens"],
+                               "score": [round(s, 4) for s in scores]})
+    return verdict, views.token_moves(result["tokens"], moves), trajectory
 
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
-MAX_OVERLAYS = 20
 
 
 def caption(captioner: LoadedCaptioner | None, image: bytes | None, mode: str = "greedy",
             beam_size: int = 3) -> tuple[str, list[tuple[np.ndarray, str]]]:
     """Returns (caption, one attention overlay per word as (RGB array, word))."""
     if captioner is None:
-        raise InputError("The captioning model is not installed: run `python -m training.caption` (see README).")
+        raise InputError(catalog.missing_message("caption"))
     if not image:
         raise InputError("Upload an image (JPEG, PNG, GIF or BMP).")
     if len(image) > MAX_IMAGE_BYTES:
@@ -92,27 +118,7 @@ def caption(captioner: LoadedCaptioner | None, image: bytes | None, mode: str = 
                          "50 megapixels.")
     words = [w.decode("utf-8") for w in out["tokens"][0] if w]
     try:
-        overlays = attention_overlays(image, out["attention"][0][: len(words)], words)
+        overlays = views.attention_overlays(image, out["attention"][0][: len(words)], words)
     except OSError:  # e.g. a truncated JPEG: the model recovered it, the image library will not
         overlays = []
     return out["caption"][0].decode("utf-8"), overlays
-
-
-def attention_overlays(image: bytes, attention: np.ndarray, words: list[str]) -> list[tuple[np.ndarray, str]]:
-    """The image (at most 384 px) tinted red where the model looked for each word."""
-    from PIL import Image
-
-    picture = Image.open(io.BytesIO(image))
-    picture.draft("RGB", (384, 384))  # JPEGs decode straight at a small size
-    picture = picture.convert("RGB")
-    picture.thumbnail((384, 384))
-    base = np.asarray(picture, np.float32)
-    side = int(round(attention.shape[-1] ** 0.5))
-    overlays = []
-    for weights, word in list(zip(attention, words))[:MAX_OVERLAYS]:
-        grid = weights.reshape(side, side) / max(float(weights.max()), 1e-9)
-        heat = np.asarray(Image.fromarray((grid * 255).astype(np.uint8)).resize(picture.size, Image.BILINEAR),
-                          np.float32)[..., None] / 255.0
-        tinted = base * (0.35 + 0.65 * heat) + np.array([255.0, 0.0, 0.0]) * 0.35 * heat
-        overlays.append((np.clip(tinted, 0, 255).astype(np.uint8), word))
-    return overlays

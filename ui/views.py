@@ -1,0 +1,89 @@
+"""What the demo draws from model outputs: HTML heatmaps and token chips, attention overlays.
+
+Pure functions of numpy arrays and strings; every user-supplied token is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+
+import numpy as np
+
+END = "⟨end⟩"  # how the end-of-sentence position is labelled
+MAX_OVERLAYS = 20
+
+
+def attention_heatmap(source_tokens: list[str], target_tokens: list[str], attention: np.ndarray) -> str:
+    """An HTML table: one row per output token, one column per source token, shaded by attention.
+
+    Args:
+        source_tokens: the column labels (an empty string is the end-of-sentence position).
+        target_tokens: the row labels, one per row of `attention` shown.
+        attention: float[target, source], each row the weights used for that output token.
+
+    Example:
+    >>> attention_heatmap(["hola", ""], ["hello"], np.array([[0.9, 0.1]])).count("<td")
+    2
+    """
+    head = "".join(f'<th style="{_HEAD}">{_label(t)}</th>' for t in source_tokens)
+    rows = []
+    for token, weights in zip(target_tokens, attention):
+        cells = "".join(_cell(float(w)) for w in weights[: len(source_tokens)])
+        rows.append(f'<tr><th style="{_ROW_HEAD}">{_label(token)}</th>{cells}</tr>')
+    return (
+        '<table class="attention-heatmap" style="border-collapse:collapse;font-size:12px">'
+        f'<tr><th style="{_ROW_HEAD}">output ↓ / source →</th>{head}</tr>{"".join(rows)}</table>'
+    )
+
+
+def token_moves(tokens: list[str], moves: list[float]) -> str:
+    """Tokens as chips, green where a token moved the score up, red where it moved it down.
+
+    The colour's strength is the move relative to the largest move in the text, so small models'
+    small moves stay visible; each chip's tooltip has the exact move.
+    """
+    largest = max((abs(m) for m in moves), default=0.0) or 1.0
+    chips = []
+    for token, move in zip(tokens, moves):
+        alpha = min(abs(move) / largest, 1.0) * 0.85
+        colour = f"rgba(22,163,74,{alpha:.2f})" if move >= 0 else f"rgba(220,38,38,{alpha:.2f})"
+        chips.append(f'<span class="token-move" title="{move:+.3f}" '
+                     f'style="background:{colour};padding:2px 3px;margin:1px;border-radius:3px;'
+                     f'display:inline-block">{html.escape(token)}</span>')
+    return f'<div class="token-moves" style="line-height:2">{"".join(chips)}</div>'
+
+
+def attention_overlays(image: bytes, attention: np.ndarray, words: list[str]) -> list[tuple[np.ndarray, str]]:
+    """The image (at most 384 px) tinted red where the model looked for each word (at most 20)."""
+    from PIL import Image
+
+    picture = Image.open(io.BytesIO(image))
+    picture.draft("RGB", (384, 384))  # JPEGs decode straight at a small size
+    picture = picture.convert("RGB")
+    picture.thumbnail((384, 384))
+    base = np.asarray(picture, np.float32)
+    side = int(round(attention.shape[-1] ** 0.5))
+    overlays = []
+    for weights, word in list(zip(attention, words))[:MAX_OVERLAYS]:
+        grid = weights.reshape(side, side) / max(float(weights.max()), 1e-9)
+        heat = np.asarray(Image.fromarray((grid * 255).astype(np.uint8)).resize(picture.size, Image.BILINEAR),
+                          np.float32)[..., None] / 255.0
+        tinted = base * (0.35 + 0.65 * heat) + np.array([255.0, 0.0, 0.0]) * 0.35 * heat
+        overlays.append((np.clip(tinted, 0, 255).astype(np.uint8), word))
+    return overlays
+
+
+_HEAD = "padding:2px 4px;font-weight:600;white-space:nowrap"
+_ROW_HEAD = "padding:2px 6px;text-align:right;font-weight:600;white-space:nowrap"
+_CELL = "width:2.6em;height:1.8em;text-align:center;border:1px solid #e5e7eb;"
+
+
+def _cell(weight: float) -> str:
+    weight = min(max(weight, 0.0), 1.0)
+    ink = "#fff" if weight > 0.55 else "#111"  # readable on dark and light shades
+    return f'<td title="{weight:.3f}" style="{_CELL}color:{ink};background:rgba(37,99,235,{weight:.3f})">{weight:.2f}</td>'
+
+
+def _label(token: str) -> str:
+    return html.escape(token) if token else END
