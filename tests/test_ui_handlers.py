@@ -1,17 +1,40 @@
+import json
+import shlex
+from pathlib import Path
+
+import numpy as np
 import pytest
 
-from ui import handlers
+from ui import catalog, handlers, views
+
+SHIPPED = Path(__file__).resolve().parent.parent / "saved_models"
 
 
-def test_translate_handler_modes(trained_export):
+@pytest.fixture(scope="module")
+def translator(trained_export):
     from seq2seq_app import LoadedTranslator
 
-    translator = LoadedTranslator(trained_export[0])
-    text, rows = handlers.translate(translator, "El gato come pan .", "greedy")
+    return LoadedTranslator(trained_export[0])
+
+
+def test_translate_handler_modes(translator):
+    text, rows, heatmap = handlers.translate(translator, "El gato come pan .", "greedy")
     assert isinstance(text, str) and rows == []
-    text, rows = handlers.translate(translator, "El gato come pan .", "beam", beam_size=3)
-    assert len(rows) == 3 and rows[0][0] == text
+    assert heatmap.count("<tr>") >= 2 and views.END in heatmap
+    text, rows, _ = handlers.translate(translator, "El gato come pan .", "beam", beam_size=3)
+    assert 1 <= len(rows) <= 3 and rows[0][0] == text
+    assert [r[1] for r in rows] == sorted((r[1] for r in rows), reverse=True)
     assert isinstance(handlers.translate(translator, "Tom bebe agua .", "sample", temperature=1.0)[0], str)
+
+
+def test_heatmap_has_a_row_per_output_token_and_a_column_per_source_token(translator):
+    out = translator.run(["El gato come pan ."])
+    _, _, heatmap = handlers.translate(translator, "El gato come pan .")
+    words = len(out["translation"][0].decode().split())
+    source_columns = np.count_nonzero(out["source_tokens"][0] != b"") + 1  # + the end marker
+    body = heatmap.split("</tr>", 1)[1]
+    assert body.count("<tr>") in (words, words + 1)  # the end marker row, unless decoding hit the cap
+    assert body.count("<td") == body.count("<tr>") * source_columns
 
 
 @pytest.mark.parametrize(
@@ -19,42 +42,93 @@ def test_translate_handler_modes(trained_export):
     [("", "Type a sentence"), ("   ", "Type a sentence"), (None, "Type a sentence"),
      ("a" * (handlers.MAX_TEXT_CHARS + 1), "limit")],
 )
-def test_translate_handler_rejects_bad_text(trained_export, text, message):
-    from seq2seq_app import LoadedTranslator
-
+def test_translate_handler_rejects_bad_text(translator, text, message):
     with pytest.raises(handlers.InputError, match=message):
-        handlers.translate(LoadedTranslator(trained_export[0]), text)
+        handlers.translate(translator, text)
+    with pytest.raises(handlers.InputError, match="decoding mode"):
+        handlers.translate(translator, "hola", "nucleus")
+
+
+def test_views_escape_user_text():
+    hostile = "<script>alert(1)</script>"
+    heatmap = views.attention_heatmap([hostile, ""], ["<b>"], np.array([[0.25, 0.75]]))
+    assert "<script>" not in heatmap and "&lt;script&gt;" in heatmap and "&lt;b&gt;" in heatmap
+    assert 'title="0.250"' in heatmap and 'title="0.750"' in heatmap
+    chips = views.token_moves([hostile, "ok"], [-0.2, 0.1])
+    assert "<script>" not in chips and chips.count('class="token-move"') == 2
+
+
+def test_token_moves_colour_by_direction_and_relative_size():
+    chips = views.token_moves(["bad", "good", "so-so"], [-0.4, 0.2, 0.0])
+    bad, good, neutral = chips.split('class="token-move"')[1:]
+    assert "rgba(220,38,38,0.85)" in bad and "rgba(22,163,74,0.42)" in good and ",0.00)" in neutral
+    assert views.token_moves([], []).count("token-move") == 1  # just the empty container
 
 
 def test_missing_models_are_a_message_not_a_crash():
     with pytest.raises(handlers.InputError, match="training.translate"):
         handlers.translate(None, "hola")
     with pytest.raises(handlers.InputError, match="training.sentiment"):
-        handlers.classify(None, "좋다")
+        handlers.classify({}, "좋다")
     with pytest.raises(handlers.InputError, match="training.caption"):
         handlers.caption(None, b"...")
 
 
-def test_demo_builds_without_models(tmp_path):
-    from ui.app import build_demo, load_models
+def test_sentiment_model_choice():
+    assert handlers.pick_sentiment_model("영화 좋다") == "sentiment_nsmc"
+    assert handlers.pick_sentiment_model("a fine film, 좋다") == "sentiment_nsmc"
+    assert handlers.pick_sentiment_model("a fine film") == "sentiment_imdb"
+    assert handlers.pick_sentiment_model("영화", "sentiment_imdb") == "sentiment_imdb"
+    with pytest.raises(handlers.InputError, match="Unknown sentiment model"):
+        handlers.pick_sentiment_model("film", "bert")
 
-    models = load_models(tmp_path)
-    assert models == {"translate": None, "sentiment": None, "caption": None}
+
+def test_demo_builds_without_models(tmp_path):
+    from ui.app import build_demo
+
+    models = catalog.load_models(tmp_path)
+    assert models == {entry.key: None for entry in catalog.CATALOG}
     assert build_demo(models) is not None
+    for entry in catalog.CATALOG:
+        assert entry.train_command in catalog.model_card(entry.key, None)
+        assert catalog.card_title(entry.key, None).endswith("not installed")
+
+
+@pytest.mark.parametrize("entry", catalog.CATALOG, ids=lambda e: e.key)
+def test_train_commands_are_the_ones_that_trained_the_shipped_models(entry):
+    card = SHIPPED / entry.folder / "model_card.json"
+    if not card.exists():
+        pytest.skip(f"{entry.folder} is not shipped")
+    shipped = json.loads(card.read_text(encoding="utf-8"))["training"]["command"]
+    assert shlex.split(entry.train_command) == shlex.split(shipped)
+
+
+def test_model_card_of_an_installed_model(sentiment_export):
+    from seq2seq_app import LoadedSentimentClassifier
+
+    model = LoadedSentimentClassifier(sentiment_export[0])
+    assert " MB" in catalog.card_title("sentiment_nsmc", model)
+    card = catalog.model_card("sentiment_nsmc", model)
+    assert "command" in card and "\n# " not in card  # the card's headings are demoted under the tab's
 
 
 def test_classify_handler_gives_verdict_moves_and_trajectory(sentiment_export):
     from seq2seq_app import LoadedSentimentClassifier
 
-    classifier = LoadedSentimentClassifier(sentiment_export[0])
-    verdict, moves, trajectory = handlers.classify(classifier, "이번 영화 최고")
-    assert verdict.startswith(("positive", "negative")) and "% positive" in verdict
-    assert [t for t, _ in moves] == ["이", "번", "영", "화", "최", "고"]
-    assert [row[1] for row in trajectory] == ["이", "번", "영", "화", "최", "고"]
-    assert moves[0][1] == pytest.approx(trajectory[0][2] - 0.5, abs=1e-3)
+    classifiers = {"sentiment_nsmc": LoadedSentimentClassifier(sentiment_export[0]), "sentiment_imdb": None}
+    verdict, moves, trajectory = handlers.classify(classifiers, "이번 영화 최고")
+    assert verdict.startswith(("positive", "negative")) and "% positive" in verdict and "NSMC" in verdict
+    assert list(trajectory["token"]) == ["이", "번", "영", "화", "최", "고"]
+    assert list(trajectory["position"]) == [1, 2, 3, 4, 5, 6]
+    assert trajectory["score"].between(0, 1).all()
+    assert moves.count('class="token-move"') == 6
+    first_move = float(moves.split('title="', 1)[1].split('"', 1)[0])
+    assert first_move == pytest.approx(trajectory["score"][0] - 0.5, abs=2e-3)
+    with pytest.raises(handlers.InputError, match="IMDB.*not installed"):
+        handlers.classify(classifiers, "a great film")
     for text, message in [("", "Type a review"), ("a" * (handlers.MAX_TEXT_CHARS + 1), "limit")]:
         with pytest.raises(handlers.InputError, match=message):
-            handlers.classify(classifier, text)
+            handlers.classify(classifiers, text)
 
 
 def test_caption_handler_gives_caption_and_overlays(caption_export):
@@ -71,3 +145,11 @@ def test_caption_handler_gives_caption_and_overlays(caption_export):
                          (b"\x00" * (handlers.MAX_IMAGE_BYTES + 1), "limit")]:
         with pytest.raises(handlers.InputError, match=message):
             handlers.caption(captioner, bad)
+
+
+def test_shipped_example_images_are_credited():
+    from ui.app import EXAMPLES_DIR
+
+    credits = (EXAMPLES_DIR / "CREDITS.md").read_text(encoding="utf-8")
+    images = sorted(EXAMPLES_DIR.glob("*.jpg"))
+    assert images and all(f"`{p.name}`" in credits for p in images)

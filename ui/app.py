@@ -7,6 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 from ui import catalog, handlers
+from ui.image_upload import ImageUpload
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 TRANSLATE_EXAMPLES = ["¿Dónde está la biblioteca?", "Tom no quiere ir a la escuela mañana.",
@@ -96,8 +97,7 @@ def build_demo(models: dict) -> gr.Blocks:
         with gr.Tab(_tab_label("Caption", captioner is not None), elem_id="tab-caption"):
             if captioner is None:
                 _missing(["caption"])
-            # image_mode=None: the model gets the uploaded file itself, not Gradio's RGB re-encoding.
-            image = gr.Image(type="filepath", image_mode=None, label="Image (JPEG, PNG, GIF or BMP; ≤ 10 MB)",
+            image = ImageUpload(label="Image (JPEG, PNG, GIF or BMP; ≤ 10 MB)",
                              interactive=captioner is not None, elem_id="caption-image")
             with gr.Row():
                 caption_mode = gr.Radio(["greedy", "beam"], value="greedy", label="Decoding")

@@ -1,0 +1,79 @@
+"""The app's named endpoints, called over HTTP with gradio_client as an API user would."""
+
+import pytest
+from gradio_client import Client, handle_file
+from ui_server import running_app
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory, trained_export, sentiment_export, caption_export):
+    models_dir = tmp_path_factory.mktemp("models")
+    for folder, export in [("translate_spa_en", trained_export), ("sentiment_nsmc", sentiment_export),
+                           ("caption_flickr8k", caption_export)]:
+        (models_dir / folder).symlink_to(export[0], target_is_directory=True)
+    with running_app(models_dir) as url:  # sentiment_imdb is deliberately missing
+        assert url.startswith("http://127.0.0.1:")
+        yield Client(url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def shape_image(tmp_path_factory):
+    from seq2seq_app.data.shapes import make_shapes_dataset
+
+    path = tmp_path_factory.mktemp("images") / "shapes.png"
+    path.write_bytes(make_shapes_dataset(1, seed=3).images[0])
+    return path
+
+
+def test_named_endpoints_are_listed(client):
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/translate", "/classify", "/caption"} <= names
+
+
+def test_translate_endpoint(client):
+    text, nbest, heatmap = client.predict("El gato come pan .", "beam", 3, 0.6, 0.7, api_name="/translate")
+    # The toy model's translation may be empty; the contract is the shape of the answer.
+    assert isinstance(text, str) and nbest["data"][0][0] == text and len(nbest["data"]) <= 3
+    assert "attention-heatmap" in heatmap
+    text, nbest, _ = client.predict("Tom bebe agua .", "greedy", 3, 0.6, 0.7, api_name="/translate")
+    assert isinstance(text, str) and nbest["data"] in ([], [["", ""]])
+
+
+def test_classify_endpoint(client):
+    verdict, moves, trajectory = client.predict("이번 영화 최고", "auto", api_name="/classify")
+    assert verdict.startswith(("positive", "negative")) and "token-move" in moves
+    assert [row[1] for row in trajectory["data"]] == ["이", "번", "영", "화", "최", "고"]
+
+
+def test_caption_endpoint(client, shape_image):
+    caption, overlays = client.predict(handle_file(str(shape_image)), "greedy", 3, api_name="/caption")
+    assert caption and len(overlays) == len(caption.rstrip(".").split()) + caption.endswith(".")
+
+
+@pytest.mark.parametrize("endpoint, args, message", [
+    ("/translate", ("", "greedy", 3, 0.6, 0.7), "Type a sentence"),
+    ("/translate", ("x" * 2001, "greedy", 3, 0.6, 0.7), "limit is 2000"),
+    ("/classify", ("   ", "auto"), "Type a review"),
+    ("/classify", ("a great film", "auto"), "IMDB.*not installed"),
+    ("/classify", ("좋다", "nonsense"), "not in the list of choices"),
+])
+def test_bad_text_is_a_clear_error_and_the_app_keeps_serving(client, endpoint, args, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(*args, api_name=endpoint)
+    assert "attention-heatmap" in client.predict("Tom bebe agua .", "greedy", 3, 0.6, 0.7, api_name="/translate")[2]
+
+
+def test_bad_files_are_a_clear_error_and_the_app_keeps_serving(client, tmp_path, shape_image):
+    text_file = tmp_path / "notes.png"
+    text_file.write_text("not an image at all")
+    with pytest.raises(Exception, match="not an image"):
+        client.predict(handle_file(str(text_file)), "greedy", 3, api_name="/caption")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00garbage" * 100)
+    with pytest.raises(Exception, match="not a readable image|not an image"):
+        client.predict(handle_file(str(broken)), "greedy", 3, api_name="/caption")
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(shape_image.read_bytes() + b"\x00" * (11 * 1024 * 1024))
+    with pytest.raises(Exception):  # refused by the server's upload cap, before any handler runs
+        client.predict(handle_file(str(huge)), "greedy", 3, api_name="/caption")
+    assert client.predict(handle_file(str(shape_image)), "greedy", 3, api_name="/caption")[0]
