@@ -58,6 +58,25 @@ def test_views_escape_user_text():
     assert "<script>" not in chips and chips.count('class="token-move"') == 2
 
 
+def test_attention_overlays_dim_what_the_model_did_not_look_at():
+    import base64
+    import io
+
+    from PIL import Image
+
+    from seq2seq_app.data.shapes import make_shapes_dataset
+
+    attention = np.zeros((2, 4))
+    attention[0, 0] = attention[1, 3] = 1.0  # 2×2 regions: top-left, then bottom-right
+    page = views.attention_overlays(make_shapes_dataset(1).images[0], attention, ["<one>", "two"])
+    assert "&lt;one&gt;" in page and "<one>" not in page
+    masks = [Image.open(io.BytesIO(base64.b64decode(uri.split('"')[0])))
+             for uri in page.split("data:image/png;base64,")[1:]]
+    alpha = [np.asarray(m)[..., 3] for m in masks]
+    assert alpha[0].shape == (2, 2) and alpha[0][0, 0] == 0 and alpha[0][1, 1] == 200
+    assert alpha[1][1, 1] == 0 and alpha[1][0, 0] == 200
+
+
 def test_token_moves_colour_by_direction_and_relative_size():
     chips = views.token_moves(["bad", "good", "so-so"], [-0.4, 0.2, 0.0])
     bad, good, neutral = chips.split('class="token-move"')[1:]
@@ -138,8 +157,9 @@ def test_caption_handler_gives_caption_and_overlays(caption_export):
     captioner = LoadedCaptioner(caption_export[0])
     image = make_shapes_dataset(1, seed=4).images[0]
     text, overlays = handlers.caption(captioner, image, "beam", 2)
-    assert text and len(overlays) == len(text.rstrip(".").split()) + text.endswith(".")
-    assert overlays[0][0].ndim == 3 and overlays[0][0].shape[2] == 3
+    words = len(text.rstrip(".").split()) + text.endswith(".")
+    assert text and overlays.count('class="attention-word"') == words
+    assert overlays.count("data:image/jpeg") == 1 and overlays.count("data:image/png") == words
     for bad, message in [(None, "Upload"), (b"plain text", "not an image"),
                          (b"\xff\xd8\xff" + b"garbage" * 9, "not a readable image"),
                          (b"\x00" * (handlers.MAX_IMAGE_BYTES + 1), "limit")]:

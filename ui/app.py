@@ -97,7 +97,7 @@ def build_demo(models: dict) -> gr.Blocks:
         with gr.Tab(_tab_label("Caption", captioner is not None), elem_id="tab-caption"):
             if captioner is None:
                 _missing(["caption"])
-            image = ImageUpload(label="Image (JPEG, PNG, GIF or BMP; ≤ 10 MB)",
+            image = ImageUpload(type="filepath", label="Image (JPEG, PNG, GIF or BMP; ≤ 10 MB)",
                              interactive=captioner is not None, elem_id="caption-image")
             with gr.Row():
                 caption_mode = gr.Radio(["greedy", "beam"], value="greedy", label="Decoding")
@@ -105,7 +105,8 @@ def build_demo(models: dict) -> gr.Blocks:
             caption_button = gr.Button("Caption", variant="primary", interactive=captioner is not None,
                                        elem_id="caption-button")
             caption_text = gr.Textbox(label="Caption", elem_id="caption")
-            looked = gr.Gallery(label="Where the model looked for each word", columns=5)
+            gr.Markdown("**Where the model looked** for each word (dimmed: not looked at)")
+            looked = gr.HTML(elem_id="looked")
             gr.Examples(sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg")), inputs=image,
                         label="Examples (not from Flickr8k: see ui/examples/CREDITS.md)")
             caption_button.click(_shown_errors("Captioning", on_caption), [image, caption_mode, caption_beam],

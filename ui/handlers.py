@@ -98,8 +98,8 @@ MAX_IMAGE_BYTES = 10 * 1024 * 1024
 
 
 def caption(captioner: LoadedCaptioner | None, image: bytes | None, mode: str = "greedy",
-            beam_size: int = 3) -> tuple[str, list[tuple[np.ndarray, str]]]:
-    """Returns (caption, one attention overlay per word as (RGB array, word))."""
+            beam_size: int = 3) -> tuple[str, str]:
+    """Returns (caption, HTML showing where the model looked for each word)."""
     if captioner is None:
         raise InputError(catalog.missing_message("caption"))
     if not image:
@@ -120,5 +120,5 @@ def caption(captioner: LoadedCaptioner | None, image: bytes | None, mode: str = 
     try:
         overlays = views.attention_overlays(image, out["attention"][0][: len(words)], words)
     except OSError:  # e.g. a truncated JPEG: the model recovered it, the image library will not
-        overlays = []
+        overlays = "<p>(This image decodes only partly, so its attention overlays are not drawn.)</p>"
     return out["caption"][0].decode("utf-8"), overlays

@@ -14,13 +14,10 @@ class ImageUpload(gr.Image):
     the bytes itself (size, kind, decodability) and says what is wrong.
 
     Example:
-    >>> ImageUpload(label="Image")  # doctest: +SKIP
+    >>> ImageUpload(label="Image", type="filepath")  # doctest: +SKIP
     """
 
-    is_template = True  # use gr.Image's front end
-
-    def __init__(self, **kwargs):
-        super().__init__(type="filepath", image_mode=None, **kwargs)
+    is_template = True  # use gr.Image's front end (and its __init__: the page config is built from its signature)
 
     def preprocess(self, payload: ImageData | None) -> str | None:
         return None if payload is None else str(payload.path)

@@ -1,10 +1,12 @@
-"""What the demo draws from model outputs: HTML heatmaps and token chips, attention overlays.
+"""What the demo draws from model outputs, as self-contained HTML: attention heatmaps, token chips,
+attention overlays on images.
 
 Pure functions of numpy arrays and strings; every user-supplied token is HTML-escaped.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 
@@ -54,24 +56,47 @@ def token_moves(tokens: list[str], moves: list[float]) -> str:
     return f'<div class="token-moves" style="line-height:2">{"".join(chips)}</div>'
 
 
-def attention_overlays(image: bytes, attention: np.ndarray, words: list[str]) -> list[tuple[np.ndarray, str]]:
-    """The image (at most 384 px) tinted red where the model looked for each word (at most 20)."""
+def attention_overlays(image: bytes, attention: np.ndarray, words: list[str], width: int = 180) -> str:
+    """HTML: one small copy of the image per word, dimmed where the model did not look.
+
+    The photo is encoded once (a CSS variable every card shares) and each word adds only its
+    attention grid as a tiny PNG mask that the browser scales up smoothly, so the page gets one
+    JPEG however long the caption, and no files are written.
+
+    Args:
+        image: the encoded image the model captioned.
+        attention: float[words, regions], regions a square grid in row-major order.
+        words: the caption's words, one per attention row (at most 20 are drawn).
+        width: each card's width in CSS pixels.
+    """
     from PIL import Image
 
     picture = Image.open(io.BytesIO(image))
     picture.draft("RGB", (384, 384))  # JPEGs decode straight at a small size
     picture = picture.convert("RGB")
     picture.thumbnail((384, 384))
-    base = np.asarray(picture, np.float32)
+    height = round(width * picture.height / picture.width)
     side = int(round(attention.shape[-1] ** 0.5))
-    overlays = []
+    cards = []
     for weights, word in list(zip(attention, words))[:MAX_OVERLAYS]:
-        grid = weights.reshape(side, side) / max(float(weights.max()), 1e-9)
-        heat = np.asarray(Image.fromarray((grid * 255).astype(np.uint8)).resize(picture.size, Image.BILINEAR),
-                          np.float32)[..., None] / 255.0
-        tinted = base * (0.35 + 0.65 * heat) + np.array([255.0, 0.0, 0.0]) * 0.35 * heat
-        overlays.append((np.clip(tinted, 0, 255).astype(np.uint8), word))
-    return overlays
+        heat = weights.reshape(side, side) / max(float(weights.max()), 1e-9)
+        shade = np.zeros((side, side, 4), np.uint8)
+        shade[..., 3] = np.round(200 * (1.0 - np.clip(heat, 0.0, 1.0)))  # black, opaque where unattended
+        cards.append(
+            f'<figure class="attention-word" style="position:relative;display:inline-block;margin:3px;'
+            f'width:{width}px;height:{height}px;background:var(--photo) center/100% 100%">'
+            f'<img alt="" src="{_data_uri(Image.fromarray(shade, "RGBA"), "PNG")}" '
+            'style="position:absolute;left:0;top:0;width:100%;height:100%">'
+            '<figcaption style="position:absolute;left:0;bottom:0;padding:1px 5px;background:rgba(255,255,255,.85);'
+            f'color:#111;font-size:13px">{html.escape(word)}</figcaption></figure>')
+    photo = _data_uri(picture, "JPEG")
+    return f'<div class="attention-overlays" style="--photo:url({photo})">{"".join(cards)}</div>'
+
+
+def _data_uri(picture, fmt: str) -> str:
+    buffer = io.BytesIO()
+    picture.save(buffer, fmt, **({"quality": 85} if fmt == "JPEG" else {}))
+    return f"data:image/{fmt.lower()};base64,{base64.b64encode(buffer.getvalue()).decode()}"
 
 
 _HEAD = "padding:2px 4px;font-weight:600;white-space:nowrap"

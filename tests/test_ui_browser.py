@@ -1,0 +1,97 @@
+"""The demo in a real browser (headless Chromium driven by Playwright) over the shipped models.
+
+Skipped where Chromium or Playwright is missing, unless SEQ2SEQ_REQUIRE_BROWSER=1 (set by .ci/run,
+which installs both), where that is a failure.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from ui_server import running_app
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Headless, and no calls home: the machine's network is closed.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 60_000
+
+
+def _require_browser():
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing = "playwright"
+    else:
+        missing = None if CHROMIUM else "chromium"
+    if missing and os.environ.get("SEQ2SEQ_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{missing} is not installed (.ci/run installs it)")
+    if missing:
+        pytest.skip(f"{missing} is not installed")
+
+
+@pytest.fixture(scope="module")
+def page():
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with running_app(ROOT / "saved_models") as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(url)
+        yield page
+        browser.close()
+
+
+def _value_of(page, elem_id: str) -> str:
+    box = page.locator(f"#{elem_id} textarea")
+    page.wait_for_function(f"document.querySelector('#{elem_id} textarea').value.length > 0", timeout=TIMEOUT_MS)
+    return box.input_value()
+
+
+def test_translate_a_spanish_sentence(page):
+    page.get_by_role("tab", name="Translate").click()
+    page.locator("#spanish textarea").fill("¿Dónde está la biblioteca?")
+    page.locator("#translate-button").click()
+    assert "library" in _value_of(page, "translation").lower()
+    heatmap = page.locator("#attention table.attention-heatmap")
+    assert heatmap.locator("th", has_text="biblioteca").count() == 1
+    assert heatmap.locator("th", has_text="library").count() == 1
+
+
+def test_empty_text_shows_a_message_and_the_app_keeps_serving(page):
+    page.get_by_role("tab", name="Translate").click()
+    page.locator("#spanish textarea").fill("")
+    page.locator("#translate-button").click()
+    page.get_by_text("Type a sentence first.").first.wait_for()
+    page.locator("#spanish textarea").fill("Me gusta leer.")
+    page.locator("#translate-button").click()
+    page.wait_for_function("!document.querySelector('#translation textarea').value.includes('library')")
+    assert "read" in _value_of(page, "translation").lower()
+
+
+def test_upload_an_image_and_read_its_caption(page):
+    page.get_by_role("tab", name="Caption").click()
+    page.locator("#caption-image input[type=file]").set_input_files(str(ROOT / "ui" / "examples" / "astronaut.jpg"))
+    page.locator("#caption-image img").first.wait_for()
+    page.locator("#caption-button").click()
+    caption = _value_of(page, "caption")
+    assert len(caption.split()) >= 3
+    assert page.locator("#looked figure.attention-word").count() == len(caption.rstrip(".").split()) + 1
+
+
+def test_score_a_korean_review(page):
+    page.get_by_role("tab", name="Sentiment").click()
+    page.locator("#review textarea").fill("와! 진짜 화날 정도로 재밌네요")
+    page.locator("#score-button").click()
+    assert _value_of(page, "verdict").startswith("positive")
+    assert page.locator("#moves .token-move").count() == 13
+
+
+def test_models_tab_shows_each_card(page):
+    page.get_by_role("tab", name="Models").click()
+    for title in ["Spanish → English translation", "Image captioning (Flickr8k)"]:
+        assert page.get_by_text(title, exact=False).count() >= 1

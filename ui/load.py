@@ -1,0 +1,134 @@
+"""Load test (a benchmark, not a test): concurrent gradio_client users on each endpoint.
+
+    python -m ui.load --start                     # starts `python -m ui` on a free port, then loads it
+    python -m ui.load --url http://127.0.0.1:7860 # loads an app that is already running
+
+For each endpoint in turn, `--clients` threads (each its own `gradio_client.Client`) send
+`--requests` requests each, all starting together; reports p50/p95/max latency, throughput and
+errors. With `--start` it also reports how long the app took to answer its first page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ui.app import EXAMPLES_DIR, REVIEW_EXAMPLES, TRANSLATE_EXAMPLES
+
+ENDPOINTS = ("translate", "classify", "caption")
+
+
+def _request(endpoint: str, i: int) -> tuple:
+    """The arguments of request number i to an endpoint, cycling through the shipped examples."""
+    from gradio_client import handle_file
+
+    if endpoint == "translate":
+        return TRANSLATE_EXAMPLES[i % len(TRANSLATE_EXAMPLES)], "greedy", 4, 0.6, 0.7
+    if endpoint == "classify":
+        return REVIEW_EXAMPLES[i % len(REVIEW_EXAMPLES)], "auto"
+    images = sorted(EXAMPLES_DIR.glob("*.jpg"))
+    return handle_file(str(images[i % len(images)])), "greedy", 3
+
+
+def load_endpoint(url: str, endpoint: str, clients: int, requests: int) -> dict:
+    """Fires `clients` concurrent users at one endpoint; returns latency percentiles and errors."""
+    from gradio_client import Client
+
+    users = [Client(url, verbose=False) for _ in range(clients)]
+    start = threading.Barrier(clients)
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    def user(k: int) -> None:
+        start.wait()
+        for r in range(requests):
+            t = time.perf_counter()
+            try:
+                users[k].predict(*_request(endpoint, k * requests + r), api_name=f"/{endpoint}")
+                latencies.append(time.perf_counter() - t)
+            except Exception as e:  # counted and reported: the point of a load test
+                errors.append(f"{type(e).__name__}: {e}"[:200])
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(user, range(clients)))
+    wall = time.perf_counter() - began
+    ms = np.array(latencies) * 1000 if latencies else np.zeros(1)
+    return {
+        "endpoint": f"/{endpoint}", "clients": clients, "requests": clients * requests, "ok": len(latencies),
+        "errors": len(errors), "first_errors": sorted(set(errors))[:3],
+        "p50_ms": round(float(np.percentile(ms, 50)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
+        "max_ms": round(float(ms.max()), 1), "requests_per_s": round(len(latencies) / wall, 1),
+    }
+
+
+def start_app(models_dir: str, timeout: float = 120.0) -> tuple[subprocess.Popen, str, float]:
+    """Starts `python -m ui` on a free port; returns (process, url, seconds until the page answered)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    began = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "ui", "--port", str(port), "--models-dir", models_dir],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               cwd=Path(__file__).resolve().parent.parent, env={**os.environ})
+    url = f"http://127.0.0.1:{port}/"
+    while time.perf_counter() - began < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"python -m ui exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return process, url, time.perf_counter() - began
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise TimeoutError(f"the app did not answer within {timeout:.0f} s")
+
+
+def run(url: str, endpoints: Sequence[str], clients: int, requests: int,
+        report: Callable[[dict], None] = print) -> list[dict]:
+    results = []
+    for endpoint in endpoints:
+        results.append(load_endpoint(url, endpoint, clients, requests))
+        report(results[-1])
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ui.load", description=__doc__.split("\n")[0])
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--url", default="http://127.0.0.1:7860/", help="a running app")
+    where.add_argument("--start", action="store_true", help="start `python -m ui` on a free port first")
+    parser.add_argument("--models-dir", default="saved_models", help="with --start")
+    parser.add_argument("--endpoints", nargs="+", choices=ENDPOINTS, default=list(ENDPOINTS))
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=4, help="requests per client")
+    args = parser.parse_args(argv)
+    if args.clients < 1 or args.requests < 1:
+        parser.error("--clients and --requests must be at least 1")
+    url, process = args.url, None
+    if args.start:
+        process, url, ready = start_app(args.models_dir)
+        print(json.dumps({"ready_seconds": round(ready, 1)}))
+    try:
+        results = run(url, args.endpoints, args.clients, args.requests, lambda r: print(json.dumps(r)))
+    finally:
+        if process is not None:
+            process.terminate()
+    if any(r["errors"] for r in results):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
