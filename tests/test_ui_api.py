@@ -78,3 +78,27 @@ def test_bad_files_are_a_clear_error_and_the_app_keeps_serving(client, tmp_path,
     with pytest.raises(Exception):  # refused by the server's upload cap, before any handler runs
         client.predict(handle_file(str(huge)), "greedy", 3, api_name="/caption")
     assert client.predict(handle_file(str(shape_image)), "greedy", 3, api_name="/caption")[0]
+
+
+def test_python_m_ui_is_local_and_private_by_default(monkeypatch, tmp_path):
+    import ui.__main__ as entry
+    import ui.app
+
+    launched = {}
+    monkeypatch.setattr(ui.app, "serve", lambda demo, host, port, share: launched.update(host=host, share=share))
+    entry.main(["--models-dir", str(tmp_path)])
+    assert launched == {"host": "127.0.0.1", "share": False}
+    entry.main(["--models-dir", str(tmp_path), "--host", "0.0.0.0", "--share"])
+    assert launched == {"host": "0.0.0.0", "share": True}
+
+
+def test_load_script_reports_each_endpoint(client):
+    from ui import load
+
+    reports = []
+    # 2 clients × 1 request send the first two examples of each kind (both reviews Korean: no IMDB model here).
+    results = load.run(client.src, load.ENDPOINTS, clients=2, requests=1, report=reports.append)
+    assert results == reports and [r["endpoint"] for r in results] == ["/translate", "/classify", "/caption"]
+    for r in results:
+        assert (r["ok"], r["errors"]) == (2, 0), r["first_errors"]
+        assert 0 < r["p50_ms"] <= r["p95_ms"] <= r["max_ms"]

@@ -83,6 +83,18 @@ def test_upload_an_image_and_read_its_caption(page):
     assert page.locator("#looked figure.attention-word").count() == len(caption.rstrip(".").split()) + 1
 
 
+def test_a_file_that_is_not_an_image_gets_a_message(page, tmp_path):
+    fake = tmp_path / "holiday.png"
+    fake.write_text("these are my notes, not a picture")
+    page.get_by_role("tab", name="Caption").click()
+    remove = page.locator("#caption-image button[aria-label='Remove Image']")
+    if remove.count():  # the previous test's image
+        remove.first.click()
+    page.locator("#caption-image input[type=file]").set_input_files(str(fake))
+    page.locator("#caption-button").click()
+    page.get_by_text("That file is not an image").first.wait_for()
+
+
 def test_score_a_korean_review(page):
     page.get_by_role("tab", name="Sentiment").click()
     page.locator("#review textarea").fill("와! 진짜 화날 정도로 재밌네요")

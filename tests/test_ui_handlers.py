@@ -168,7 +168,7 @@ def test_caption_handler_gives_caption_and_overlays(caption_export):
 
 
 def test_shipped_example_images_are_credited():
-    from ui.app import EXAMPLES_DIR
+    from ui.demo_inputs import EXAMPLES_DIR
 
     credits = (EXAMPLES_DIR / "CREDITS.md").read_text(encoding="utf-8")
     images = sorted(EXAMPLES_DIR.glob("*.jpg"))

@@ -7,19 +7,9 @@ from pathlib import Path
 import gradio as gr
 
 from ui import catalog, handlers
+from ui.demo_inputs import EXAMPLES_DIR, REVIEW_EXAMPLES, TRANSLATE_EXAMPLES, example_images
 from ui.image_upload import ImageUpload
 
-EXAMPLES_DIR = Path(__file__).parent / "examples"
-TRANSLATE_EXAMPLES = ["¿Dónde está la biblioteca?", "Tom no quiere ir a la escuela mañana.",
-                      "Me gusta mucho leer libros.", "Mi hermana vive en Madrid desde 2019."]
-REVIEW_EXAMPLES = [
-    "와! 진짜 화날 정도로 재밌네요",
-    "처음엔 지루했는데 마지막 30분은 최고였다",
-    "배우들 연기는 좋았지만 스토리가 엉망이라 시간이 아까웠다",
-    "One of the best films I have seen in years: the acting is superb and the ending stayed with me.",
-    "I wanted to like it, but the plot made no sense and I was bored after twenty minutes.",
-    "The first hour is slow, yet the last act is wonderful.",
-]
 MAX_UPLOAD = "10mb"
 CONCURRENCY = 4  # model calls run in parallel per endpoint; further requests wait in Gradio's queue
 
@@ -107,7 +97,7 @@ def build_demo(models: dict) -> gr.Blocks:
             caption_text = gr.Textbox(label="Caption", elem_id="caption")
             gr.Markdown("**Where the model looked** for each word (dimmed: not looked at)")
             looked = gr.HTML(elem_id="looked")
-            gr.Examples(sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg")), inputs=image,
+            gr.Examples(example_images(), inputs=image,
                         label="Examples (not from Flickr8k: see ui/examples/CREDITS.md)")
             caption_button.click(_shown_errors("Captioning", on_caption), [image, caption_mode, caption_beam],
                                  [caption_text, looked], api_name="caption", concurrency_limit=CONCURRENCY)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ui.app import EXAMPLES_DIR, REVIEW_EXAMPLES, TRANSLATE_EXAMPLES
+from ui.demo_inputs import REVIEW_EXAMPLES, TRANSLATE_EXAMPLES, example_images
 
 ENDPOINTS = ("translate", "classify", "caption")
 
@@ -38,12 +38,25 @@ def _request(endpoint: str, i: int) -> tuple:
         return TRANSLATE_EXAMPLES[i % len(TRANSLATE_EXAMPLES)], "greedy", 4, 0.6, 0.7
     if endpoint == "classify":
         return REVIEW_EXAMPLES[i % len(REVIEW_EXAMPLES)], "auto"
-    images = sorted(EXAMPLES_DIR.glob("*.jpg"))
-    return handle_file(str(images[i % len(images)])), "greedy", 3
+    images = example_images()
+    return handle_file(images[i % len(images)]), "greedy", 3
 
 
-def load_endpoint(url: str, endpoint: str, clients: int, requests: int) -> dict:
-    """Fires `clients` concurrent users at one endpoint; returns latency percentiles and errors."""
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc), or None where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_endpoint(url: str, endpoint: str, clients: int, requests: int, server_pid: int | None = None) -> dict:
+    """Fires `clients` concurrent users at one endpoint; returns latency percentiles and errors.
+
+    With the server's pid, also its CPU time per request: on a shared machine the load generator
+    competes with the server for cores, and this separates the two.
+    """
     from gradio_client import Client
 
     users = [Client(url, verbose=False) for _ in range(clients)]
@@ -61,16 +74,20 @@ def load_endpoint(url: str, endpoint: str, clients: int, requests: int) -> dict:
             except Exception as e:  # counted and reported: the point of a load test
                 errors.append(f"{type(e).__name__}: {e}"[:200])
 
+    cpu_before = cpu_seconds(server_pid) if server_pid else None
     began = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(user, range(clients)))
     wall = time.perf_counter() - began
+    cpu_after = cpu_seconds(server_pid) if server_pid else None
     ms = np.array(latencies) * 1000 if latencies else np.zeros(1)
+    server = {} if cpu_before is None or cpu_after is None else {
+        "server_cpu_ms_per_request": round(1000 * (cpu_after - cpu_before) / max(clients * requests, 1), 1)}
     return {
         "endpoint": f"/{endpoint}", "clients": clients, "requests": clients * requests, "ok": len(latencies),
         "errors": len(errors), "first_errors": sorted(set(errors))[:3],
         "p50_ms": round(float(np.percentile(ms, 50)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
-        "max_ms": round(float(ms.max()), 1), "requests_per_s": round(len(latencies) / wall, 1),
+        "max_ms": round(float(ms.max()), 1), "requests_per_s": round(len(latencies) / wall, 1), **server,
     }
 
 
@@ -97,10 +114,10 @@ def start_app(models_dir: str, timeout: float = 120.0) -> tuple[subprocess.Popen
 
 
 def run(url: str, endpoints: Sequence[str], clients: int, requests: int,
-        report: Callable[[dict], None] = print) -> list[dict]:
+        report: Callable[[dict], None] = print, server_pid: int | None = None) -> list[dict]:
     results = []
     for endpoint in endpoints:
-        results.append(load_endpoint(url, endpoint, clients, requests))
+        results.append(load_endpoint(url, endpoint, clients, requests, server_pid))
         report(results[-1])
     return results
 
@@ -122,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         process, url, ready = start_app(args.models_dir)
         print(json.dumps({"ready_seconds": round(ready, 1)}))
     try:
-        results = run(url, args.endpoints, args.clients, args.requests, lambda r: print(json.dumps(r)))
+        results = run(url, args.endpoints, args.clients, args.requests, lambda r: print(json.dumps(r)),
+                      process.pid if process else None)
     finally:
         if process is not None:
             process.terminate()
