@@ -75,8 +75,12 @@ def test_bad_files_are_a_clear_error_and_the_app_keeps_serving(client, tmp_path,
         client.predict(handle_file(str(broken)), "greedy", 3, api_name="/caption")
     huge = tmp_path / "huge.png"
     huge.write_bytes(shape_image.read_bytes() + b"\x00" * (11 * 1024 * 1024))
-    with pytest.raises(Exception):  # refused by the server's upload cap, before any handler runs
+    with pytest.raises(ValueError, match="exceeds the maximum file size"):  # the client reads the app's cap
         client.predict(handle_file(str(huge)), "greedy", 3, api_name="/caption")
+    import httpx  # and the server enforces it for clients that do not
+
+    refused = httpx.post(f"{client.src.rstrip('/')}/gradio_api/upload", files={"files": ("huge.png", huge.read_bytes())})
+    assert refused.status_code == 413 and "maximum allowed size" in refused.text
     assert client.predict(handle_file(str(shape_image)), "greedy", 3, api_name="/caption")[0]
 
 

@@ -105,5 +105,7 @@ def test_score_a_korean_review(page):
 
 def test_models_tab_shows_each_card(page):
     page.get_by_role("tab", name="Models").click()
-    for title in ["Spanish → English translation", "Image captioning (Flickr8k)"]:
-        assert page.get_by_text(title, exact=False).count() >= 1
+    for title in ["Spanish → English translation", "Image captioning (Flickr8k)", "(NSMC)", "(IMDB)"]:
+        header = page.get_by_text(title, exact=False).first
+        header.wait_for(state="visible")
+        assert " MB" in header.inner_text()  # installed: its folder and size

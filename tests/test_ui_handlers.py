@@ -45,7 +45,10 @@ def test_heatmap_has_a_row_per_output_token_and_a_column_per_source_token(transl
 def test_translate_handler_rejects_bad_text(translator, text, message):
     with pytest.raises(handlers.InputError, match=message):
         handlers.translate(translator, text)
-    with pytest.raises(handlers.InputError, match="decoding mode"):
+
+
+def test_unknown_decoding_modes_are_refused(translator):
+    with pytest.raises(handlers.InputError, match="decoding mode 'nucleus'"):
         handlers.translate(translator, "hola", "nucleus")
 
 
@@ -75,6 +78,47 @@ def test_attention_overlays_dim_what_the_model_did_not_look_at():
     alpha = [np.asarray(m)[..., 3] for m in masks]
     assert alpha[0].shape == (2, 2) and alpha[0][0, 0] == 0 and alpha[0][1, 1] == 200
     assert alpha[1][1, 1] == 0 and alpha[1][0, 0] == 200
+
+
+def _encoded(mode: str, size: tuple[int, int]) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    colour = {"RGB": (200, 30, 30), "L": 90, "P": 3, "RGBA": (200, 30, 30, 0), "LA": (90, 255)}[mode]
+    Image.new(mode, size, colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mode, size", [("RGB", (1, 1)), ("L", (40, 30)), ("P", (30, 40)), ("RGBA", (20, 20)),
+                                        ("LA", (20, 20)), ("RGB", (2, 3000))])
+def test_attention_overlays_draw_every_kind_of_image(mode, size):
+    page = views.attention_overlays(_encoded(mode, size), np.full((3, 49), 1 / 49), ["a", "b", "c"])
+    assert page.count('class="attention-word"') == 3 and page.count("data:image/jpeg") == 1
+    height = int(page.split("height:", 1)[1].split("px", 1)[0])
+    assert 1 <= height <= 3 * 180
+
+
+def test_transparent_pixels_are_drawn_on_white_as_the_model_saw_them():
+    import base64
+    import io
+
+    from PIL import Image
+
+    page = views.attention_overlays(_encoded("RGBA", (8, 8)), np.full((1, 4), 0.25), ["a"])
+    photo = page.split("data:image/jpeg;base64,", 1)[1].split(")", 1)[0]
+    assert np.asarray(Image.open(io.BytesIO(base64.b64decode(photo)))).min() > 240
+
+
+def test_attention_that_is_not_a_square_grid_gets_a_note_not_a_crash():
+    page = views.attention_overlays(_encoded("RGB", (8, 8)), np.full((2, 48), 1 / 48), ["a", "b"])
+    assert "not a square grid" in page and "attention-word" not in page
+
+
+def test_nan_weights_are_drawn_as_zero():
+    assert "nan" not in views.attention_heatmap(["a"], ["b"], np.array([[np.nan]]))
+    assert "nan" not in views.token_moves(["a", "b"], [float("nan"), 0.2])
 
 
 def test_token_moves_colour_by_direction_and_relative_size():
@@ -165,6 +209,22 @@ def test_caption_handler_gives_caption_and_overlays(caption_export):
                          (b"\x00" * (handlers.MAX_IMAGE_BYTES + 1), "limit")]:
         with pytest.raises(handlers.InputError, match=message):
             handlers.caption(captioner, bad)
+    with pytest.raises(handlers.InputError, match="decoding mode"):
+        handlers.caption(captioner, image, "sample")
+
+
+def test_caption_handler_reads_files_and_checks_their_size_first(caption_export, tmp_path, monkeypatch):
+    from seq2seq_app import LoadedCaptioner
+    from seq2seq_app.data.shapes import make_shapes_dataset
+
+    captioner = LoadedCaptioner(caption_export[0])
+    path = tmp_path / "shapes.png"
+    path.write_bytes(make_shapes_dataset(1, seed=4).images[0])
+    assert handlers.caption(captioner, path)[0] == handlers.caption(captioner, path.read_bytes())[0]
+    monkeypatch.setattr(handlers, "MAX_IMAGE_BYTES", 100)
+    monkeypatch.setattr(type(path), "read_bytes", lambda self: pytest.fail("read before the size check"))
+    with pytest.raises(handlers.InputError, match="limit is"):
+        handlers.caption(captioner, str(path))
 
 
 def test_shipped_example_images_are_credited():

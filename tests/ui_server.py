@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import Iterator
 from pathlib import Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -19,6 +12,7 @@ def running_app(models_dir: Path) -> Iterator[str]:
     """Yields the app's URL; closes the server afterwards."""
     from ui.app import build_demo, serve
     from ui.catalog import load_models
+    from ui.load import free_port
 
     demo = build_demo(load_models(models_dir))
     _, url, _ = serve(demo, port=free_port(), prevent_thread_lock=True, quiet=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import html
+import logging
 
 import gradio as gr
 
@@ -10,8 +11,7 @@ from ui import catalog, handlers
 from ui.demo_inputs import EXAMPLES_DIR, REVIEW_EXAMPLES, TRANSLATE_EXAMPLES, example_images
 from ui.image_upload import ImageUpload
 
-MAX_UPLOAD = "10mb"
-CONCURRENCY = 4  # model calls run in parallel per endpoint; further requests wait in Gradio's queue
+CONCURRENCY = 4  # model calls run in parallel per event; further requests wait in Gradio's queue
 
 
 def _shown_errors(action: str, fn):
@@ -21,9 +21,10 @@ def _shown_errors(action: str, fn):
         try:
             return fn(*args)
         except handlers.InputError as e:
-            raise gr.Error(str(e)) from e
-        except Exception as e:
-            raise gr.Error(f"{action} failed: {type(e).__name__}: {e}") from e
+            raise gr.Error(html.escape(str(e), quote=False)) from e  # the page renders it as HTML
+        except Exception as e:  # a bug or an exhausted machine: logged in full, named briefly in the page
+            logging.getLogger(__name__).exception("%s failed", action)
+            raise gr.Error(f"{action} failed ({type(e).__name__}); the server log has the details.") from e
 
     return run
 
@@ -57,8 +58,7 @@ def build_demo(models: dict) -> gr.Blocks:
         return handlers.classify(classifiers, text, choice)
 
     def on_caption(path, mode, beam_size):
-        image = Path(path).read_bytes() if path else None
-        return handlers.caption(captioner, image, mode, beam_size)
+        return handlers.caption(captioner, path, mode, beam_size)
 
     with gr.Blocks(title="seq2seq_app") as demo:
         gr.Markdown("# seq2seq_app\nRecurrent encoder–decoder models, exported as SavedModels: "
@@ -83,14 +83,14 @@ def build_demo(models: dict) -> gr.Blocks:
             gr.Examples(TRANSLATE_EXAMPLES, inputs=text)
             button.click(_shown_errors("Translation", on_translate),
                          [text, mode, beam_size, length_penalty, temperature], [output, nbest, heatmap],
-                         api_name="translate", concurrency_limit=CONCURRENCY)
+                         api_name="translate")
         with gr.Tab(_tab_label("Caption", captioner is not None), elem_id="tab-caption"):
             if captioner is None:
                 _missing(["caption"])
-            image = ImageUpload(type="filepath", label="Image (JPEG, PNG, GIF or BMP; ≤ 10 MB)",
+            image = ImageUpload(type="filepath", label=f"Image (JPEG, PNG, GIF or BMP; ≤ {handlers.MAX_IMAGE_BYTES >> 20} MB)",
                              interactive=captioner is not None, elem_id="caption-image")
             with gr.Row():
-                caption_mode = gr.Radio(["greedy", "beam"], value="greedy", label="Decoding")
+                caption_mode = gr.Radio(list(handlers.CAPTION_MODES), value="greedy", label="Decoding")
                 caption_beam = gr.Slider(1, 16, value=3, step=1, label="Beam size (beam)")
             caption_button = gr.Button("Caption", variant="primary", interactive=captioner is not None,
                                        elem_id="caption-button")
@@ -100,13 +100,13 @@ def build_demo(models: dict) -> gr.Blocks:
             gr.Examples(example_images(), inputs=image,
                         label="Examples (not from Flickr8k: see ui/examples/CREDITS.md)")
             caption_button.click(_shown_errors("Captioning", on_caption), [image, caption_mode, caption_beam],
-                                 [caption_text, looked], api_name="caption", concurrency_limit=CONCURRENCY)
+                                 [caption_text, looked], api_name="caption")
         with gr.Tab(_tab_label("Sentiment", any_classifier), elem_id="tab-sentiment"):
             _missing([key for key, model in classifiers.items() if model is None])
             review = gr.Textbox(label="Review (Korean or English)", lines=3, max_length=handlers.MAX_TEXT_CHARS,
                                 interactive=any_classifier, elem_id="review")
-            choice = gr.Radio([("auto: Korean → NSMC, otherwise IMDB", "auto"), ("NSMC (Korean)", "sentiment_nsmc"),
-                               ("IMDB (English)", "sentiment_imdb")], value="auto", label="Model")
+            choice = gr.Radio(list(zip(["auto: Korean → NSMC, otherwise IMDB", "NSMC (Korean)", "IMDB (English)"],
+                                       handlers.SENTIMENT_MODELS)), value="auto", label="Model")
             score_button = gr.Button("Score", variant="primary", interactive=any_classifier,
                                      elem_id="score-button")
             verdict = gr.Textbox(label="Verdict", elem_id="verdict")
@@ -116,7 +116,7 @@ def build_demo(models: dict) -> gr.Blocks:
                                      y_lim=[0, 1], label="Score after each token", elem_id="trajectory")
             gr.Examples(REVIEW_EXAMPLES, inputs=review)
             score_button.click(_shown_errors("Scoring", on_classify), [review, choice],
-                               [verdict, moves, trajectory], api_name="classify", concurrency_limit=CONCURRENCY)
+                               [verdict, moves, trajectory], api_name="classify")
         with gr.Tab("Models", elem_id="tab-models"):
             for entry in catalog.CATALOG:
                 model = models.get(entry.key)
@@ -128,5 +128,5 @@ def build_demo(models: dict) -> gr.Blocks:
 def serve(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: bool = False, **launch_options):
     """Launches with the app's limits: a queue, a per-event concurrency limit and an upload cap."""
     return demo.queue(default_concurrency_limit=CONCURRENCY).launch(
-        server_name=host, server_port=port, share=share, max_file_size=MAX_UPLOAD,
+        server_name=host, server_port=port, share=share, max_file_size=handlers.MAX_IMAGE_BYTES,
         allowed_paths=[str(EXAMPLES_DIR)], **launch_options)

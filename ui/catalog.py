@@ -81,6 +81,13 @@ def load_models(models_dir: str | Path) -> dict[str, LoadedModel | None]:
     return found
 
 
+def not_installed(key: str) -> str:
+    """A plain-text error for using a model that is not installed."""
+    entry = ENTRIES[key]
+    return (f"The {entry.title} model is not installed: train it with {entry.train_command.split(' --')[0]} "
+            "(the Models tab shows the full command).")
+
+
 def missing_message(key: str) -> str:
     """What the page says instead of a model that is not installed."""
     entry = ENTRIES[key]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 from seq2seq_app.captioner_api import LoadedCaptioner
+from seq2seq_app.images import MAX_PIXELS
 from seq2seq_app.sentiment_api import LoadedSentimentClassifier
 from seq2seq_app.translator_api import LoadedTranslator
 from ui import catalog, views
@@ -41,7 +44,7 @@ def translate(
 ) -> tuple[str, list[list], str]:
     """Returns (translation, n-best rows of [candidate, score], attention heatmap as HTML)."""
     if translator is None:
-        raise InputError(catalog.missing_message("translate"))
+        raise InputError(catalog.not_installed("translate"))
     check_text(text, "sentence")
     if mode not in DECODING_MODES:
         raise InputError(f"Unknown decoding mode {mode!r}.")
@@ -56,10 +59,11 @@ def translate(
         out = translator.run([text])
         rows = []
     source = [t.decode("utf-8") for t in out["source_tokens"][0]]
-    # Rows that were produced sum to 1: the words and the end marker; padding rows are all zero.
-    produced = int(np.count_nonzero(out["attention"][0].sum(-1) > 0.5))
+    # Produced rows (the words, then the end marker) sum to 1 and come first; padding rows are zero.
+    attention = np.nan_to_num(out["attention"][0])
+    produced = int(np.cumprod(attention.sum(-1) > 0.5).sum())
     target = [t.decode("utf-8") for t in out["target_tokens"][0][:produced]]
-    heatmap = views.attention_heatmap(source, target, out["attention"][0][:produced])
+    heatmap = views.attention_heatmap(source, target, attention[:produced])
     return out["translation"][0].decode("utf-8"), rows, heatmap
 
 
@@ -84,7 +88,7 @@ def classify(
     key = pick_sentiment_model(text, choice)
     classifier = classifiers.get(key)
     if classifier is None:
-        raise InputError(catalog.missing_message(key))
+        raise InputError(catalog.not_installed(key))
     result = classifier.classify(text)
     scores = result["token_scores"]
     moves = [s - p for s, p in zip(scores, [0.5] + scores[:-1])]
@@ -95,27 +99,35 @@ def classify(
 
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
+CAPTION_MODES = ("greedy", "beam")
 
 
-def caption(captioner: LoadedCaptioner | None, image: bytes | None, mode: str = "greedy",
-            beam_size: int = 3) -> tuple[str, str]:
-    """Returns (caption, HTML showing where the model looked for each word)."""
-    if captioner is None:
-        raise InputError(catalog.missing_message("caption"))
-    if not image:
+def read_image(source: bytes | str | Path | None) -> bytes:
+    """The upload's bytes, or an InputError for no file or one over the size limit (checked before reading)."""
+    if source is None or source == b"" or source == "":
         raise InputError("Upload an image (JPEG, PNG, GIF or BMP).")
-    if len(image) > MAX_IMAGE_BYTES:
-        raise InputError(f"The file is {len(image) / 1e6:.1f} MB; the limit is {MAX_IMAGE_BYTES / 1e6:.0f} MB.")
-    if mode not in ("greedy", "beam"):
+    size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
+    if size > MAX_IMAGE_BYTES:
+        raise InputError(f"The file is {size / 1e6:.1f} MB; the limit is {MAX_IMAGE_BYTES / 1e6:.0f} MB.")
+    return source if isinstance(source, bytes) else Path(source).read_bytes()
+
+
+def caption(captioner: LoadedCaptioner | None, image: bytes | str | Path | None, mode: str = "greedy",
+            beam_size: int = 3) -> tuple[str, str]:
+    """Returns (caption, HTML showing where the model looked for each word) for image bytes or a file."""
+    if captioner is None:
+        raise InputError(catalog.not_installed("caption"))
+    image = read_image(image)
+    if mode not in CAPTION_MODES:
         raise InputError(f"Unknown decoding mode {mode!r}.")
     try:
         out = captioner.run([image], int(beam_size) if mode == "beam" else None)
-    except Exception as e:  # bytes that look like an image but do not decode
+    except tf.errors.InvalidArgumentError as e:  # bytes that start like an image but do not decode
         raise InputError("That file is not a readable image (corrupt or truncated).") from e
     status = out["status"][0].decode()
     if status != "ok":
         raise InputError(f"That file is {status}: upload a JPEG, PNG, GIF or 24-bit BMP image of at most "
-                         "50 megapixels.")
+                         f"{MAX_PIXELS / 1e6:.0f} megapixels.")
     words = [w.decode("utf-8") for w in out["tokens"][0] if w]
     try:
         overlays = views.attention_overlays(image, out["attention"][0][: len(words)], words)

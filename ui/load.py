@@ -5,7 +5,8 @@
 
 For each endpoint in turn, `--clients` threads (each its own `gradio_client.Client`) send
 `--requests` requests each, all starting together; reports p50/p95/max latency, throughput and
-errors. With `--start` it also reports how long the app took to answer its first page.
+errors, and the load generator's CPU time per request. With `--start` it also reports how long the
+app took to answer its first page and the server's CPU time per request.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -75,10 +77,12 @@ def load_endpoint(url: str, endpoint: str, clients: int, requests: int, server_p
                 errors.append(f"{type(e).__name__}: {e}"[:200])
 
     cpu_before = cpu_seconds(server_pid) if server_pid else None
+    client_cpu = time.process_time()
     began = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(user, range(clients)))
     wall = time.perf_counter() - began
+    client_cpu = time.process_time() - client_cpu
     cpu_after = cpu_seconds(server_pid) if server_pid else None
     ms = np.array(latencies) * 1000 if latencies else np.zeros(1)
     server = {} if cpu_before is None or cpu_after is None else {
@@ -87,30 +91,36 @@ def load_endpoint(url: str, endpoint: str, clients: int, requests: int, server_p
         "endpoint": f"/{endpoint}", "clients": clients, "requests": clients * requests, "ok": len(latencies),
         "errors": len(errors), "first_errors": sorted(set(errors))[:3],
         "p50_ms": round(float(np.percentile(ms, 50)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
-        "max_ms": round(float(ms.max()), 1), "requests_per_s": round(len(latencies) / wall, 1), **server,
+        "max_ms": round(float(ms.max()), 1), "requests_per_s": round(len(latencies) / wall, 1),
+        "client_cpu_ms_per_request": round(1000 * client_cpu / max(clients * requests, 1), 1), **server,
     }
 
 
-def start_app(models_dir: str, timeout: float = 120.0) -> tuple[subprocess.Popen, str, float]:
-    """Starts `python -m ui` on a free port; returns (process, url, seconds until the page answered)."""
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def start_app(models_dir: str, log: Path, timeout: float = 120.0) -> tuple[subprocess.Popen, str, float]:
+    """Starts `python -m ui` on a free port, its output in `log`; returns (process, url, seconds to first page)."""
+    port = free_port()
     began = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "ui", "--port", str(port), "--models-dir", models_dir],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               cwd=Path(__file__).resolve().parent.parent, env={**os.environ})
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "ui", "--port", str(port), "--models-dir", models_dir],
+                                   stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent)
     url = f"http://127.0.0.1:{port}/"
     while time.perf_counter() - began < timeout:
         if process.poll() is not None:
-            raise RuntimeError(f"python -m ui exited with code {process.returncode}")
+            raise RuntimeError(f"python -m ui exited with code {process.returncode}; its output is in {log}")
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return process, url, time.perf_counter() - began
         except OSError:
             time.sleep(0.1)
     process.kill()
-    raise TimeoutError(f"the app did not answer within {timeout:.0f} s")
+    raise TimeoutError(f"the app did not answer within {timeout:.0f} s; its output is in {log}")
 
 
 def run(url: str, endpoints: Sequence[str], clients: int, requests: int,
@@ -136,14 +146,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error("--clients and --requests must be at least 1")
     url, process = args.url, None
     if args.start:
-        process, url, ready = start_app(args.models_dir)
-        print(json.dumps({"ready_seconds": round(ready, 1)}))
+        log = Path(tempfile.gettempdir()) / "seq2seq_app_load_server.log"
+        process, url, ready = start_app(args.models_dir, log)
+        print(json.dumps({"ready_seconds": round(ready, 1), "server_log": str(log)}))
     try:
         results = run(url, args.endpoints, args.clients, args.requests, lambda r: print(json.dumps(r)),
                       process.pid if process else None)
     finally:
         if process is not None:
             process.terminate()
+            process.wait(timeout=30)
     if any(r["errors"] for r in results):
         sys.exit(1)
 

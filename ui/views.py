@@ -45,6 +45,7 @@ def token_moves(tokens: list[str], moves: list[float]) -> str:
     The colour's strength is the move relative to the largest move in the text, so small models'
     small moves stay visible; each chip's tooltip has the exact move.
     """
+    moves = np.nan_to_num(np.asarray(moves, np.float64)).tolist()
     largest = max((abs(m) for m in moves), default=0.0) or 1.0
     chips = []
     for token, move in zip(tokens, moves):
@@ -71,12 +72,18 @@ def attention_overlays(image: bytes, attention: np.ndarray, words: list[str], wi
     """
     from PIL import Image
 
+    side = int(round(attention.shape[-1] ** 0.5))
+    if side * side != attention.shape[-1]:
+        return f"<p>(The model's {attention.shape[-1]} regions are not a square grid; no overlays drawn.)</p>"
     picture = Image.open(io.BytesIO(image))
     picture.draft("RGB", (384, 384))  # JPEGs decode straight at a small size
+    if picture.mode in ("RGBA", "LA", "P", "PA"):  # transparency on white, as the model saw it
+        rgba = picture.convert("RGBA")
+        picture = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
     picture = picture.convert("RGB")
     picture.thumbnail((384, 384))
-    height = round(width * picture.height / picture.width)
-    side = int(round(attention.shape[-1] ** 0.5))
+    height = min(round(width * picture.height / picture.width), 3 * width)  # a sliver stays a card
+    attention = np.nan_to_num(attention)
     cards = []
     for weights, word in list(zip(attention, words))[:MAX_OVERLAYS]:
         heat = weights.reshape(side, side) / max(float(weights.max()), 1e-9)
@@ -105,7 +112,7 @@ _CELL = "width:2.6em;height:1.8em;text-align:center;border:1px solid #e5e7eb;"
 
 
 def _cell(weight: float) -> str:
-    weight = min(max(weight, 0.0), 1.0)
+    weight = min(max(weight, 0.0), 1.0) if np.isfinite(weight) else 0.0
     ink = "#fff" if weight > 0.55 else "#111"  # readable on dark and light shades
     return f'<td title="{weight:.3f}" style="{_CELL}color:{ink};background:rgba(37,99,235,{weight:.3f})">{weight:.2f}</td>'
 
