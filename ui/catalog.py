@@ -89,10 +89,11 @@ def not_installed(key: str) -> str:
 
 
 def missing_message(key: str) -> str:
-    """What the page says instead of a model that is not installed."""
+    """What the page says instead of a model that is not installed (Markdown)."""
     entry = ENTRIES[key]
+    command = entry.train_command.replace(" --", " \\\n    --")  # one flag a line
     return (f"**{entry.title}: not installed** (no `{entry.folder}/` in the models folder). Train it with "
-            f"(data in `{_SHARED}/`, see README):\n\n```bash\n{entry.train_command}\n```")
+            f"(data in `{_SHARED}/`, see README):\n\n```bash\n{command}\n```")
 
 
 def card_title(key: str, model: LoadedModel | None) -> str:
