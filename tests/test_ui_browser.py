@@ -52,6 +52,15 @@ def _value_of(page, elem_id: str) -> str:
     return box.input_value()
 
 
+def _caption_after_click(page) -> str:
+    """Clicks Caption and returns the new caption, once the overlays show the new image."""
+    before = page.locator("#looked").inner_html()
+    page.locator("#caption-button").click()
+    page.wait_for_function("(before) => document.querySelector('#looked').innerHTML !== before", arg=before,
+                           timeout=TIMEOUT_MS)
+    return _value_of(page, "caption")
+
+
 def test_translate_a_spanish_sentence(page):
     page.get_by_role("tab", name="Translate").click()
     page.locator("#spanish textarea").fill("¿Dónde está la biblioteca?")
@@ -77,10 +86,19 @@ def test_upload_an_image_and_read_its_caption(page):
     page.get_by_role("tab", name="Caption").click()
     page.locator("#caption-image input[type=file]").set_input_files(str(ROOT / "ui" / "examples" / "astronaut.jpg"))
     page.locator("#caption-image img").first.wait_for()
-    page.locator("#caption-button").click()
-    caption = _value_of(page, "caption")
+    caption = _caption_after_click(page)
     assert len(caption.split()) >= 3
     assert page.locator("#looked figure.attention-word").count() == len(caption.rstrip(".").split()) + 1
+
+
+def test_pick_a_shipped_example_image(page):
+    page.get_by_role("tab", name="Caption").click()
+    remove = page.locator("#caption-image button[aria-label='Remove Image']")
+    if remove.count():
+        remove.first.click()
+    page.locator("#tab-caption img[src*='photographer']").first.click()
+    page.locator("#caption-image img").first.wait_for()
+    assert len(_caption_after_click(page).split()) >= 3
 
 
 def test_a_file_that_is_not_an_image_gets_a_message(page, tmp_path):
@@ -101,6 +119,16 @@ def test_score_a_korean_review(page):
     page.locator("#score-button").click()
     assert _value_of(page, "verdict").startswith("positive")
     assert page.locator("#moves .token-move").count() == 13
+
+
+def test_score_an_english_review_and_plot_its_trajectory(page):
+    page.get_by_role("tab", name="Sentiment").click()
+    page.locator("#review textarea").fill("The first hour is slow, yet the last act is wonderful.")
+    page.locator("#score-button").click()
+    page.wait_for_function("document.querySelector('#verdict textarea').value.includes('IMDB')")
+    assert _value_of(page, "verdict").startswith("positive")
+    page.locator("#trajectory svg").first.wait_for()
+    assert page.locator("#moves .token-move").count() >= 10
 
 
 def test_models_tab_shows_each_card(page):
