@@ -101,8 +101,20 @@ def test_load_script_reports_each_endpoint(client):
 
     reports = []
     # 2 clients × 1 request send the first two examples of each kind (both reviews Korean: no IMDB model here).
-    results = load.run(client.src, load.ENDPOINTS, clients=2, requests=1, report=reports.append)
-    assert results == reports and [r["endpoint"] for r in results] == ["/translate", "/classify", "/caption"]
+    results = load.run(client.src, load.ENDPOINTS, clients=2, requests=1, report=reports.append,
+                       user_kinds=list(load.USERS))
+    assert results == reports
+    assert [(r["client"], r["endpoint"]) for r in results] == [
+        (kind, f"/{e}") for kind in load.USERS for e in ("translate", "classify", "caption")]
     for r in results:
         assert (r["ok"], r["errors"]) == (2, 0), r["first_errors"]
         assert 0 < r["p50_ms"] <= r["p95_ms"] <= r["max_ms"]
+
+
+def test_plain_http_user_reports_the_apps_error_message(client):
+    from ui import load
+
+    call = load.http_user(client.src)
+    assert "token-move" in call("classify", 0)[1]  # the first example review is Korean
+    with pytest.raises(RuntimeError, match="the app answered with an error"):
+        call("classify", 3)  # an English review, and no IMDB model here

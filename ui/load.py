@@ -1,11 +1,11 @@
-"""Load test (a benchmark, not a test): concurrent gradio_client users on each endpoint.
+"""Load test (a benchmark, not a test): concurrent users on each endpoint of the app.
 
     python -m ui.load --start                     # starts `python -m ui` on a free port, then loads it
     python -m ui.load --url http://127.0.0.1:7860 # loads an app that is already running
 
-For each endpoint in turn, `--clients` threads (each its own `gradio_client.Client`) send
-`--requests` requests each, all starting together; reports p50/p95/max latency, throughput and
-errors, and the load generator's CPU time per request. With `--start` it also reports how long the
+For each endpoint in turn, `--clients` threads (each its own `gradio_client.Client`, then each
+its own plain-HTTP client) send `--requests` requests each, all starting together; reports
+p50/p95/max latency, throughput, errors, and the load generator's CPU time per request. With `--start` it also reports how long the
 app took to answer its first page and the server's CPU time per request.
 """
 
@@ -32,16 +32,64 @@ from ui.demo_inputs import REVIEW_EXAMPLES, TRANSLATE_EXAMPLES, example_images
 ENDPOINTS = ("translate", "classify", "caption")
 
 
-def _request(endpoint: str, i: int) -> tuple:
-    """The arguments of request number i to an endpoint, cycling through the shipped examples."""
-    from gradio_client import handle_file
-
+def _arguments(endpoint: str, i: int) -> tuple:
+    """The arguments of request number i to an endpoint, cycling through the shipped examples
+    (an image as its file path)."""
     if endpoint == "translate":
         return TRANSLATE_EXAMPLES[i % len(TRANSLATE_EXAMPLES)], "greedy", 4, 0.6, 0.7
     if endpoint == "classify":
         return REVIEW_EXAMPLES[i % len(REVIEW_EXAMPLES)], "auto"
     images = example_images()
-    return handle_file(images[i % len(images)]), "greedy", 3
+    return images[i % len(images)], "greedy", 3
+
+
+def gradio_client_user(url: str) -> Callable[[str, int], object]:
+    """One `gradio_client.Client`, as a Python API user calls the app (it downloads outputs too)."""
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+
+    def call(endpoint: str, i: int) -> object:
+        args = _arguments(endpoint, i)
+        if endpoint == "caption":
+            args = (handle_file(args[0]), *args[1:])
+        return client.predict(*args, api_name=f"/{endpoint}")
+
+    return call
+
+
+def http_user(url: str) -> Callable[[str, int], object]:
+    """Gradio's plain HTTP API (upload, then POST /gradio_api/call/<name> and read its event stream),
+    as curl users call it: a lighter client, so more of the machine is left to the server."""
+    import httpx
+
+    base = url.rstrip("/") + "/gradio_api"
+    client = httpx.Client(timeout=120)
+
+    def call(endpoint: str, i: int) -> object:
+        args = list(_arguments(endpoint, i))
+        if endpoint == "caption":
+            with open(args[0], "rb") as f:
+                uploaded = client.post(f"{base}/upload", files={"files": (Path(args[0]).name, f)})
+            uploaded.raise_for_status()
+            args[0] = {"path": uploaded.json()[0], "meta": {"_type": "gradio.FileData"}}
+        started = client.post(f"{base}/call/{endpoint}", json={"data": args})
+        started.raise_for_status()
+        event = None
+        with client.stream("GET", f"{base}/call/{endpoint}/{started.json()['event_id']}") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event in ("complete", "error"):
+                    if event == "error":
+                        raise RuntimeError(f"the app answered with an error: {line[6:]}")
+                    return json.loads(line[6:])
+        raise RuntimeError("the event stream ended without a result")
+
+    return call
+
+
+USERS = {"gradio_client": gradio_client_user, "http": http_user}
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -53,15 +101,14 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def load_endpoint(url: str, endpoint: str, clients: int, requests: int, server_pid: int | None = None) -> dict:
+def load_endpoint(url: str, endpoint: str, clients: int, requests: int, server_pid: int | None = None,
+                  user_kind: str = "gradio_client") -> dict:
     """Fires `clients` concurrent users at one endpoint; returns latency percentiles and errors.
 
     With the server's pid, also its CPU time per request: on a shared machine the load generator
     competes with the server for cores, and this separates the two.
     """
-    from gradio_client import Client
-
-    users = [Client(url, verbose=False) for _ in range(clients)]
+    users = [USERS[user_kind](url) for _ in range(clients)]
     start = threading.Barrier(clients)
     latencies: list[float] = []
     errors: list[str] = []
@@ -71,7 +118,7 @@ def load_endpoint(url: str, endpoint: str, clients: int, requests: int, server_p
         for r in range(requests):
             t = time.perf_counter()
             try:
-                users[k].predict(*_request(endpoint, k * requests + r), api_name=f"/{endpoint}")
+                users[k](endpoint, k * requests + r)
                 latencies.append(time.perf_counter() - t)
             except Exception as e:  # counted and reported: the point of a load test
                 errors.append(f"{type(e).__name__}: {e}"[:200])
@@ -88,7 +135,7 @@ def load_endpoint(url: str, endpoint: str, clients: int, requests: int, server_p
     server = {} if cpu_before is None or cpu_after is None else {
         "server_cpu_ms_per_request": round(1000 * (cpu_after - cpu_before) / max(clients * requests, 1), 1)}
     return {
-        "endpoint": f"/{endpoint}", "clients": clients, "requests": clients * requests, "ok": len(latencies),
+        "endpoint": f"/{endpoint}", "client": user_kind, "clients": clients, "requests": clients * requests, "ok": len(latencies),
         "errors": len(errors), "first_errors": sorted(set(errors))[:3],
         "p50_ms": round(float(np.percentile(ms, 50)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
         "max_ms": round(float(ms.max()), 1), "requests_per_s": round(len(latencies) / wall, 1),
@@ -124,11 +171,13 @@ def start_app(models_dir: str, log: Path, timeout: float = 120.0) -> tuple[subpr
 
 
 def run(url: str, endpoints: Sequence[str], clients: int, requests: int,
-        report: Callable[[dict], None] = print, server_pid: int | None = None) -> list[dict]:
+        report: Callable[[dict], None] = print, server_pid: int | None = None,
+        user_kinds: Sequence[str] = ("gradio_client",)) -> list[dict]:
     results = []
-    for endpoint in endpoints:
-        results.append(load_endpoint(url, endpoint, clients, requests, server_pid))
-        report(results[-1])
+    for user_kind in user_kinds:
+        for endpoint in endpoints:
+            results.append(load_endpoint(url, endpoint, clients, requests, server_pid, user_kind))
+            report(results[-1])
     return results
 
 
@@ -141,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--endpoints", nargs="+", choices=ENDPOINTS, default=list(ENDPOINTS))
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=4, help="requests per client")
+    parser.add_argument("--client", nargs="+", choices=list(USERS), default=list(USERS),
+                        help="gradio_client users, plain-HTTP users, or each in turn")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.requests < 1:
         parser.error("--clients and --requests must be at least 1")
@@ -151,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(json.dumps({"ready_seconds": round(ready, 1), "server_log": str(log)}))
     try:
         results = run(url, args.endpoints, args.clients, args.requests, lambda r: print(json.dumps(r)),
-                      process.pid if process else None)
+                      process.pid if process else None, args.client)
     finally:
         if process is not None:
             process.terminate()
