@@ -1,7 +1,11 @@
 """The app's named endpoints, called over HTTP with gradio_client as an API user would."""
 
+import os
+from pathlib import Path
+
 import pytest
 from gradio_client import Client, handle_file
+from PIL import Image
 from ui_server import running_app
 
 
@@ -73,6 +77,11 @@ def test_bad_files_are_a_clear_error_and_the_app_keeps_serving(client, tmp_path,
     broken.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00garbage" * 100)
     with pytest.raises(Exception, match="not a readable image|not an image"):
         client.predict(handle_file(str(broken)), "greedy", 3, api_name="/caption")
+    bomb = tmp_path / "bomb.png"  # 64 megapixels in a small file: refused from its header
+    Image.new("L", (8000, 8000)).save(bomb, optimize=False)
+    assert bomb.stat().st_size < 1024 * 1024
+    with pytest.raises(Exception, match="too large"):
+        client.predict(handle_file(str(bomb)), "greedy", 3, api_name="/caption")
     huge = tmp_path / "huge.png"
     huge.write_bytes(shape_image.read_bytes() + b"\x00" * (11 * 1024 * 1024))
     with pytest.raises(ValueError, match="exceeds the maximum file size"):  # the client reads the app's cap
@@ -90,6 +99,8 @@ def test_python_m_ui_is_local_and_private_by_default(monkeypatch, tmp_path):
 
     launched = {}
     monkeypatch.setattr(ui.app, "serve", lambda demo, host, port, share: launched.update(host=host, share=share))
+    monkeypatch.chdir(tmp_path)  # no ./saved_models here: the checkout's shipped folder is the default
+    assert os.path.samefile(entry.default_models_dir(), Path(entry.__file__).parents[1] / "saved_models")
     entry.main(["--models-dir", str(tmp_path)])
     assert launched == {"host": "127.0.0.1", "share": False}
     entry.main(["--models-dir", str(tmp_path), "--host", "0.0.0.0", "--share"])
