@@ -37,7 +37,7 @@ def test_named_endpoints_are_listed(client):
 def test_translate_endpoint(client):
     text, nbest, heatmap = client.predict("El gato come pan .", "beam", 3, 0.6, 0.7, api_name="/translate")
     # The toy model's translation may be empty; the contract is the shape of the answer.
-    assert isinstance(text, str) and nbest["data"][0][0] == text and len(nbest["data"]) <= 3
+    assert isinstance(text, str) and nbest["data"][0][1] == text and len(nbest["data"]) <= 3
     assert "attention-heatmap" in heatmap
     text, nbest, _ = client.predict("Tom bebe agua .", "greedy", 3, 0.6, 0.7, api_name="/translate")
     assert isinstance(text, str) and nbest["data"] in ([], [["", ""]])

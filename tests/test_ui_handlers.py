@@ -22,8 +22,8 @@ def test_translate_handler_modes(translator):
     assert isinstance(text, str) and rows == []
     assert heatmap.count("<tr>") >= 2 and views.END in heatmap
     text, rows, _ = handlers.translate(translator, "El gato come pan .", "beam", beam_size=3)
-    assert 1 <= len(rows) <= 3 and rows[0][0] == text
-    assert [r[1] for r in rows] == sorted((r[1] for r in rows), reverse=True)
+    assert 1 <= len(rows) <= 3 and rows[0][1] == text
+    assert [r[0] for r in rows] == sorted((r[0] for r in rows), reverse=True)
     assert isinstance(handlers.translate(translator, "Tom bebe agua .", "sample", temperature=1.0)[0], str)
 
 

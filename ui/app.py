@@ -76,8 +76,8 @@ def build_demo(models: dict) -> gr.Blocks:
             button = gr.Button("Translate", variant="primary", interactive=translator is not None,
                                elem_id="translate-button")
             output = gr.Textbox(label="English", elem_id="translation")
-            nbest = gr.Dataframe(headers=["candidate", "score"], label="n-best list (beam; length-normalised "
-                                 "log-probability)")
+            nbest = gr.Dataframe(headers=["score", "candidate"], label="n-best list (beam; score: length-normalised "
+                                 "log-probability)", column_widths=["12%", "88%"], wrap=True)
             gr.Markdown("**Attention**: the weight each output word gave each source word")
             heatmap = gr.HTML(elem_id="attention")
             gr.Examples(TRANSLATE_EXAMPLES, inputs=text)

@@ -42,7 +42,7 @@ def translate(
     length_penalty: float = 0.6,
     temperature: float = 0.7,
 ) -> tuple[str, list[list], str]:
-    """Returns (translation, n-best rows of [candidate, score], attention heatmap as HTML)."""
+    """Returns (translation, n-best rows of [score, candidate], attention heatmap as HTML)."""
     if translator is None:
         raise InputError(catalog.not_installed("translate"))
     check_text(text, "sentence")
@@ -50,7 +50,7 @@ def translate(
         raise InputError(f"Unknown decoding mode {mode!r}.")
     if mode == "beam":
         out = translator.run([text], beam_size=int(beam_size), length_penalty=float(length_penalty))
-        rows = [[c.decode("utf-8"), round(float(s), 3)]
+        rows = [[round(float(s), 3), c.decode("utf-8")]
                 for c, s in zip(out["candidates"][0], out["scores"][0]) if s > -1e8]
     elif mode == "sample":
         out = translator.run([text], temperature=float(temperature))

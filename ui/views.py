@@ -33,9 +33,10 @@ def attention_heatmap(source_tokens: list[str], target_tokens: list[str], attent
     for token, weights in zip(target_tokens, attention):
         cells = "".join(_cell(float(w)) for w in weights[: len(source_tokens)])
         rows.append(f'<tr><th style="{_ROW_HEAD}">{_label(token)}</th>{cells}</tr>')
-    return (
-        '<table class="attention-heatmap" style="border-collapse:collapse;font-size:12px">'
-        f'<tr><th style="{_ROW_HEAD}">output ↓ / source →</th>{head}</tr>{"".join(rows)}</table>'
+    return (  # long sentences scroll sideways inside the page rather than widening it
+        '<div style="overflow-x:auto"><table class="attention-heatmap" style="border-collapse:collapse;'
+        f'font-size:12px"><tr><th style="{_ROW_HEAD}">output ↓ / source →</th>{head}</tr>{"".join(rows)}'
+        "</table></div>"
     )
 
 
