@@ -1,5 +1,6 @@
 """The app's named endpoints, called over HTTP with gradio_client as an API user would."""
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -96,15 +97,18 @@ def test_bad_files_are_a_clear_error_and_the_app_keeps_serving(client, tmp_path,
 def test_python_m_ui_is_local_and_private_by_default(monkeypatch, tmp_path):
     import ui.__main__ as entry
     import ui.app
+    import ui.catalog
 
     launched = {}
     monkeypatch.setattr(ui.app, "serve", lambda demo, host, port, share: launched.update(host=host, share=share))
+    monkeypatch.setattr(ui.catalog, "load_models", lambda models_dir: launched.update(models=models_dir) or {})
     monkeypatch.chdir(tmp_path)  # no ./saved_models here: the checkout's shipped folder is the default
+    entry.main([])
+    assert launched.pop("models") == entry.default_models_dir()
     assert os.path.samefile(entry.default_models_dir(), Path(entry.__file__).parents[1] / "saved_models")
-    entry.main(["--models-dir", str(tmp_path)])
     assert launched == {"host": "127.0.0.1", "share": False}
     entry.main(["--models-dir", str(tmp_path), "--host", "0.0.0.0", "--share"])
-    assert launched == {"host": "0.0.0.0", "share": True}
+    assert launched == {"host": "0.0.0.0", "share": True, "models": str(tmp_path)}
 
 
 def test_load_script_reports_each_endpoint(client):
@@ -125,7 +129,8 @@ def test_load_script_reports_each_endpoint(client):
 def test_plain_http_user_reports_the_apps_error_message(client):
     from ui import load
 
-    call = load.http_user(client.src)
-    assert "token-move" in call("classify", 0)[1]  # the first example review is Korean
-    with pytest.raises(RuntimeError, match="the app answered with an error"):
-        call("classify", 3)  # an English review, and no IMDB model here
+    with contextlib.ExitStack() as stack:
+        call = load.http_user(client.src, stack)
+        assert "token-move" in call("classify", 0)[1]  # the first example review is Korean
+        with pytest.raises(RuntimeError, match="answered with an error: The English .*IMDB.* not installed"):
+            call("classify", 3)  # an English review, and no IMDB model here

@@ -60,7 +60,7 @@ def build_demo(models: dict) -> gr.Blocks:
     def on_caption(path, mode, beam_size):
         return handlers.caption(captioner, path, mode, beam_size)
 
-    with gr.Blocks(title="seq2seq_app") as demo:
+    with gr.Blocks(title="seq2seq_app", analytics_enabled=False) as demo:  # no usage reports to Gradio
         gr.Markdown("# seq2seq_app\nRecurrent encoder–decoder models, exported as SavedModels: "
                     "translation (many-to-many), captioning (one-to-many), sentiment (many-to-one).")
         with gr.Tab(_tab_label("Translate", translator is not None), elem_id="tab-translate"):

@@ -12,6 +12,7 @@ app took to answer its first page and the server's CPU time per request.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -27,7 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ui.__main__ import default_models_dir
 from ui.demo_inputs import REVIEW_EXAMPLES, TRANSLATE_EXAMPLES, example_images
+
+# No telemetry threads from each of the many clients (the CPU they use would count as load).
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 ENDPOINTS = ("translate", "classify", "caption")
 
@@ -43,11 +49,12 @@ def _arguments(endpoint: str, i: int) -> tuple:
     return images[i % len(images)], "greedy", 3
 
 
-def gradio_client_user(url: str) -> Callable[[str, int], object]:
-    """One `gradio_client.Client`, as a Python API user calls the app (it downloads outputs too)."""
+def gradio_client_user(url: str, stack: contextlib.ExitStack) -> Callable[[str, int], object]:
+    """One `gradio_client.Client`, as a Python API user calls the app (closed with `stack`)."""
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False)
+    stack.callback(client.close)
 
     def call(endpoint: str, i: int) -> object:
         args = _arguments(endpoint, i)
@@ -58,13 +65,13 @@ def gradio_client_user(url: str) -> Callable[[str, int], object]:
     return call
 
 
-def http_user(url: str) -> Callable[[str, int], object]:
+def http_user(url: str, stack: contextlib.ExitStack) -> Callable[[str, int], object]:
     """Gradio's plain HTTP API (upload, then POST /gradio_api/call/<name> and read its event stream),
     as curl users call it: a lighter client, so more of the machine is left to the server."""
     import httpx
 
     base = url.rstrip("/") + "/gradio_api"
-    client = httpx.Client(timeout=120)
+    client = stack.enter_context(httpx.Client(timeout=120))
 
     def call(endpoint: str, i: int) -> object:
         args = list(_arguments(endpoint, i))
@@ -81,9 +88,11 @@ def http_user(url: str) -> Callable[[str, int], object]:
                 if line.startswith("event: "):
                     event = line[7:]
                 elif line.startswith("data: ") and event in ("complete", "error"):
-                    if event == "error":
-                        raise RuntimeError(f"the app answered with an error: {line[6:]}")
-                    return json.loads(line[6:])
+                    data = json.loads(line[6:])
+                    if event == "error":  # Gradio sends {"error": message, ...}, or null
+                        message = data.get("error") if isinstance(data, dict) else None
+                        raise RuntimeError(f"the app answered with an error: {message or 'no message'}")
+                    return data
         raise RuntimeError("the event stream ended without a result")
 
     return call
@@ -108,7 +117,8 @@ def load_endpoint(url: str, endpoint: str, clients: int, requests: int, server_p
     With the server's pid, also its CPU time per request: on a shared machine the load generator
     competes with the server for cores, and this separates the two.
     """
-    users = [USERS[user_kind](url) for _ in range(clients)]
+    stack = contextlib.ExitStack()
+    users = [USERS[user_kind](url, stack) for _ in range(clients)]
     start = threading.Barrier(clients)
     latencies: list[float] = []
     errors: list[str] = []
@@ -126,7 +136,7 @@ def load_endpoint(url: str, endpoint: str, clients: int, requests: int, server_p
     cpu_before = cpu_seconds(server_pid) if server_pid else None
     client_cpu = time.process_time()
     began = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
+    with stack, ThreadPoolExecutor(clients) as pool:
         list(pool.map(user, range(clients)))
     wall = time.perf_counter() - began
     client_cpu = time.process_time() - client_cpu
@@ -158,16 +168,28 @@ def start_app(models_dir: str, log: Path, timeout: float = 120.0) -> tuple[subpr
         process = subprocess.Popen([sys.executable, "-m", "ui", "--port", str(port), "--models-dir", models_dir],
                                    stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent)
     url = f"http://127.0.0.1:{port}/"
-    while time.perf_counter() - began < timeout:
-        if process.poll() is not None:
-            raise RuntimeError(f"python -m ui exited with code {process.returncode}; its output is in {log}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return process, url, time.perf_counter() - began
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise TimeoutError(f"the app did not answer within {timeout:.0f} s; its output is in {log}")
+    try:
+        while time.perf_counter() - began < timeout:
+            if process.poll() is not None:
+                raise RuntimeError(f"python -m ui exited with code {process.returncode}; its output is in {log}")
+            try:
+                with urllib.request.urlopen(url, timeout=1):
+                    return process, url, time.perf_counter() - began
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError(f"the app did not answer within {timeout:.0f} s; its output is in {log}")
+    except BaseException:  # including Ctrl-C: never leave the server behind
+        stop_app(process)
+        raise
+
+
+def stop_app(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def run(url: str, endpoints: Sequence[str], clients: int, requests: int,
@@ -186,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--url", default="http://127.0.0.1:7860/", help="a running app")
     where.add_argument("--start", action="store_true", help="start `python -m ui` on a free port first")
-    parser.add_argument("--models-dir", default="saved_models", help="with --start")
+    parser.add_argument("--models-dir", default=None, help="with --start (default: as python -m ui)")
     parser.add_argument("--endpoints", nargs="+", choices=ENDPOINTS, default=list(ENDPOINTS))
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=4, help="requests per client")
@@ -198,15 +220,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     url, process = args.url, None
     if args.start:
         log = Path(tempfile.gettempdir()) / "seq2seq_app_load_server.log"
-        process, url, ready = start_app(args.models_dir, log)
+        process, url, ready = start_app(os.path.abspath(args.models_dir or default_models_dir()), log)
         print(json.dumps({"ready_seconds": round(ready, 1), "server_log": str(log)}))
     try:
         results = run(url, args.endpoints, args.clients, args.requests, lambda r: print(json.dumps(r)),
                       process.pid if process else None, args.client)
     finally:
         if process is not None:
-            process.terminate()
-            process.wait(timeout=30)
+            stop_app(process)
     if any(r["errors"] for r in results):
         sys.exit(1)
 
