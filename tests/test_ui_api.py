@@ -13,8 +13,11 @@ from ui_server import running_app
 @pytest.fixture(scope="module")
 def client(tmp_path_factory, trained_export, sentiment_export, caption_export):
     models_dir = tmp_path_factory.mktemp("models")
-    for folder, export in [("translate_spa_en", trained_export), ("sentiment_nsmc", sentiment_export),
-                           ("caption_flickr8k", caption_export)]:
+    for folder, export in [
+        ("translate_spa_en", trained_export),
+        ("sentiment_nsmc", sentiment_export),
+        ("caption_flickr8k", caption_export),
+    ]:
         (models_dir / folder).symlink_to(export[0], target_is_directory=True)
     with running_app(models_dir) as url:  # sentiment_imdb is deliberately missing
         assert url.startswith("http://127.0.0.1:")
@@ -56,17 +59,23 @@ def test_caption_endpoint(client, shape_image):
     assert caption and overlays.count('class="attention-word"') == words
 
 
-@pytest.mark.parametrize("endpoint, args, message", [
-    ("/translate", ("", "greedy", 3, 0.6, 0.7), "Type a sentence"),
-    ("/translate", ("x" * 2001, "greedy", 3, 0.6, 0.7), "limit is 2000"),
-    ("/classify", ("   ", "auto"), "Type a review"),
-    ("/classify", ("a great film", "auto"), "IMDB.*not installed"),
-    ("/classify", ("좋다", "nonsense"), "not in the list of choices"),
-])
+@pytest.mark.parametrize(
+    "endpoint, args, message",
+    [
+        ("/translate", ("", "greedy", 3, 0.6, 0.7), "Type a sentence"),
+        ("/translate", ("x" * 2001, "greedy", 3, 0.6, 0.7), "limit is 2000"),
+        ("/classify", ("   ", "auto"), "Type a review"),
+        ("/classify", ("a great film", "auto"), "IMDB.*not installed"),
+        ("/classify", ("좋다", "nonsense"), "not in the list of choices"),
+    ],
+)
 def test_bad_text_is_a_clear_error_and_the_app_keeps_serving(client, endpoint, args, message):
     with pytest.raises(Exception, match=message):
         client.predict(*args, api_name=endpoint)
-    assert "attention-heatmap" in client.predict("Tom bebe agua .", "greedy", 3, 0.6, 0.7, api_name="/translate")[2]
+    assert (
+        "attention-heatmap"
+        in client.predict("Tom bebe agua .", "greedy", 3, 0.6, 0.7, api_name="/translate")[2]
+    )
 
 
 def test_bad_files_are_a_clear_error_and_the_app_keeps_serving(client, tmp_path, shape_image):
@@ -89,7 +98,9 @@ def test_bad_files_are_a_clear_error_and_the_app_keeps_serving(client, tmp_path,
         client.predict(handle_file(str(huge)), "greedy", 3, api_name="/caption")
     import httpx  # and the server enforces it for clients that do not
 
-    refused = httpx.post(f"{client.src.rstrip('/')}/gradio_api/upload", files={"files": ("huge.png", huge.read_bytes())})
+    refused = httpx.post(
+        f"{client.src.rstrip('/')}/gradio_api/upload", files={"files": ("huge.png", huge.read_bytes())}
+    )
     assert refused.status_code == 413 and "maximum allowed size" in refused.text
     assert client.predict(handle_file(str(shape_image)), "greedy", 3, api_name="/caption")[0]
 
@@ -100,8 +111,12 @@ def test_python_m_ui_is_local_and_private_by_default(monkeypatch, tmp_path):
     import ui.catalog
 
     launched = {}
-    monkeypatch.setattr(ui.app, "serve", lambda demo, host, port, share: launched.update(host=host, share=share))
-    monkeypatch.setattr(ui.catalog, "load_models", lambda models_dir: launched.update(models=models_dir) or {})
+    monkeypatch.setattr(
+        ui.app, "serve", lambda demo, host, port, share: launched.update(host=host, share=share)
+    )
+    monkeypatch.setattr(
+        ui.catalog, "load_models", lambda models_dir: launched.update(models=models_dir) or {}
+    )
     monkeypatch.chdir(tmp_path)  # no ./saved_models here: the checkout's shipped folder is the default
     entry.main([])
     assert launched.pop("models") == entry.default_models_dir()
@@ -115,12 +130,15 @@ def test_load_script_reports_each_endpoint(client):
     from ui import load
 
     reports = []
-    # 2 clients × 1 request send the first two examples of each kind (both reviews Korean: no IMDB model here).
-    results = load.run(client.src, load.ENDPOINTS, clients=2, requests=1, report=reports.append,
-                       user_kinds=list(load.USERS))
+    # 2 clients × 1 request send the first two examples of each kind (both reviews Korean: no IMDB
+    # model here).
+    results = load.run(
+        client.src, load.ENDPOINTS, clients=2, requests=1, report=reports.append, user_kinds=list(load.USERS)
+    )
     assert results == reports
     assert [(r["client"], r["endpoint"]) for r in results] == [
-        (kind, f"/{e}") for kind in load.USERS for e in ("translate", "classify", "caption")]
+        (kind, f"/{e}") for kind in load.USERS for e in ("translate", "classify", "caption")
+    ]
     for r in results:
         assert (r["ok"], r["errors"]) == (2, 0), r["first_errors"]
         assert 0 < r["p50_ms"] <= r["p95_ms"] <= r["max_ms"]

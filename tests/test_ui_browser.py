@@ -14,8 +14,16 @@ from ui_server import running_app
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Headless, and no calls home: the machine's network is closed.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TIMEOUT_MS = 60_000
 
 
@@ -48,7 +56,9 @@ def page():
 
 def _value_of(page, elem_id: str) -> str:
     box = page.locator(f"#{elem_id} textarea")
-    page.wait_for_function(f"document.querySelector('#{elem_id} textarea').value.length > 0", timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        f"document.querySelector('#{elem_id} textarea').value.length > 0", timeout=TIMEOUT_MS
+    )
     return box.input_value()
 
 
@@ -56,8 +66,11 @@ def _click_and_wait_for_change(page, button: str, output: str) -> None:
     """Clicks a button and waits until the output element's content differs from before the click."""
     before = page.locator(f"#{output}").inner_html()
     page.locator(f"#{button}").click()
-    page.wait_for_function("([id, before]) => document.getElementById(id).innerHTML !== before",
-                           arg=[output, before], timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "([id, before]) => document.getElementById(id).innerHTML !== before",
+        arg=[output, before],
+        timeout=TIMEOUT_MS,
+    )
 
 
 def _caption_after_click(page) -> str:
@@ -97,7 +110,9 @@ def test_empty_text_shows_a_message_and_the_app_keeps_serving(page):
 def test_upload_an_image_and_read_its_caption(page):
     page.get_by_role("tab", name="Caption").click()
     _clear_image(page)
-    page.locator("#caption-image input[type=file]").set_input_files(str(ROOT / "ui" / "examples" / "astronaut.jpg"))
+    page.locator("#caption-image input[type=file]").set_input_files(
+        str(ROOT / "ui" / "examples" / "astronaut.jpg")
+    )
     page.locator("#caption-image img").first.wait_for()
     caption = _caption_after_click(page)
     assert len(caption.split()) >= 3
@@ -138,8 +153,9 @@ def test_score_an_english_review_and_plot_its_trajectory(page):
     page.wait_for_function("document.querySelector('#verdict textarea').value.includes('IMDB')")
     assert _value_of(page, "verdict").startswith("positive")
     assert page.locator("#moves .token-move", has_text="wonderful").count() == 1
-    page.wait_for_function("([id, before]) => document.getElementById(id).innerHTML !== before",
-                           arg=["trajectory", before])
+    page.wait_for_function(
+        "([id, before]) => document.getElementById(id).innerHTML !== before", arg=["trajectory", before]
+    )
     assert page.locator("#trajectory svg").count() >= 1
 
 

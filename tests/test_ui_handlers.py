@@ -39,8 +39,12 @@ def test_heatmap_has_a_row_per_output_token_and_a_column_per_source_token(transl
 
 @pytest.mark.parametrize(
     "text, message",
-    [("", "Type a sentence"), ("   ", "Type a sentence"), (None, "Type a sentence"),
-     ("a" * (handlers.MAX_TEXT_CHARS + 1), "limit")],
+    [
+        ("", "Type a sentence"),
+        ("   ", "Type a sentence"),
+        (None, "Type a sentence"),
+        ("a" * (handlers.MAX_TEXT_CHARS + 1), "limit"),
+    ],
 )
 def test_translate_handler_rejects_bad_text(translator, text, message):
     with pytest.raises(handlers.InputError, match=message):
@@ -73,8 +77,10 @@ def test_attention_overlays_dim_what_the_model_did_not_look_at():
     attention[0, 0] = attention[1, 3] = 1.0  # 2×2 regions: top-left, then bottom-right
     page = views.attention_overlays(make_shapes_dataset(1).images[0], attention, ["<one>", "two"])
     assert "&lt;one&gt;" in page and "<one>" not in page
-    masks = [Image.open(io.BytesIO(base64.b64decode(uri.split('"')[0])))
-             for uri in page.split("data:image/png;base64,")[1:]]
+    masks = [
+        Image.open(io.BytesIO(base64.b64decode(uri.split('"')[0])))
+        for uri in page.split("data:image/png;base64,")[1:]
+    ]
     alpha = [np.asarray(m)[..., 3] for m in masks]
     assert alpha[0].shape == (2, 2) and alpha[0][0, 0] == 0 and alpha[0][1, 1] == 200
     assert alpha[1][1, 1] == 0 and alpha[1][0, 0] == 200
@@ -91,8 +97,17 @@ def _encoded(mode: str, size: tuple[int, int]) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("mode, size", [("RGB", (1, 1)), ("L", (40, 30)), ("P", (30, 40)), ("RGBA", (20, 20)),
-                                        ("LA", (20, 20)), ("RGB", (2, 3000))])
+@pytest.mark.parametrize(
+    "mode, size",
+    [
+        ("RGB", (1, 1)),
+        ("L", (40, 30)),
+        ("P", (30, 40)),
+        ("RGBA", (20, 20)),
+        ("LA", (20, 20)),
+        ("RGB", (2, 3000)),
+    ],
+)
 def test_attention_overlays_draw_every_kind_of_image(mode, size):
     page = views.attention_overlays(_encoded(mode, size), np.full((3, 49), 1 / 49), ["a", "b", "c"])
     assert page.count('class="attention-word"') == 3 and page.count("data:image/jpeg") == 1
@@ -206,9 +221,12 @@ def test_caption_handler_gives_caption_and_overlays(caption_export):
     words = len(text.rstrip(".").split()) + text.endswith(".")
     assert text and overlays.count('class="attention-word"') == words
     assert overlays.count("data:image/jpeg") == 1 and overlays.count("data:image/png") == words
-    for bad, message in [(None, "Upload"), (b"plain text", "not an image"),
-                         (b"\xff\xd8\xff" + b"garbage" * 9, "not a readable image"),
-                         (b"\x00" * (handlers.MAX_IMAGE_BYTES + 1), "limit")]:
+    for bad, message in [
+        (None, "Upload"),
+        (b"plain text", "not an image"),
+        (b"\xff\xd8\xff" + b"garbage" * 9, "not a readable image"),
+        (b"\x00" * (handlers.MAX_IMAGE_BYTES + 1), "limit"),
+    ]:
         with pytest.raises(handlers.InputError, match=message):
             handlers.caption(captioner, bad)
     with pytest.raises(handlers.InputError, match="decoding mode"):

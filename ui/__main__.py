@@ -20,8 +20,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ui", description="The seq2seq_app Gradio demo.")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--models-dir", default=None,
-                        help="folder holding the SavedModel folders (default: ./saved_models, else the shipped ones)")
+    parser.add_argument(
+        "--models-dir",
+        default=None,
+        help="folder holding the SavedModel folders (default: ./saved_models, else the shipped ones)",
+    )
     parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
     args = parser.parse_args(argv)
     models_dir = args.models_dir or default_models_dir()

@@ -61,62 +61,115 @@ def build_demo(models: dict) -> gr.Blocks:
         return handlers.caption(captioner, path, mode, beam_size)
 
     with gr.Blocks(title="seq2seq_app", analytics_enabled=False) as demo:  # no usage reports to Gradio
-        gr.Markdown("# seq2seq_app\nRecurrent encoder–decoder models, exported as SavedModels: "
-                    "translation (many-to-many), captioning (one-to-many), sentiment (many-to-one).")
+        gr.Markdown(
+            "# seq2seq_app\nRecurrent encoder–decoder models, exported as SavedModels: "
+            "translation (many-to-many), captioning (one-to-many), sentiment (many-to-one)."
+        )
         with gr.Tab(_tab_label("Translate", translator is not None), elem_id="tab-translate"):
             if translator is None:
                 _missing(["translate"])
-            text = gr.Textbox(label="Spanish", lines=2, max_length=handlers.MAX_TEXT_CHARS,
-                              interactive=translator is not None, elem_id="spanish")
+            text = gr.Textbox(
+                label="Spanish",
+                lines=2,
+                max_length=handlers.MAX_TEXT_CHARS,
+                interactive=translator is not None,
+                elem_id="spanish",
+            )
             with gr.Row():
                 mode = gr.Radio(list(handlers.DECODING_MODES), value="greedy", label="Decoding")
                 beam_size = gr.Slider(1, 16, value=4, step=1, label="Beam size (beam)")
                 length_penalty = gr.Slider(0.0, 2.0, value=0.6, step=0.1, label="Length penalty (beam)")
                 temperature = gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature (sample)")
-            button = gr.Button("Translate", variant="primary", interactive=translator is not None,
-                               elem_id="translate-button")
+            button = gr.Button(
+                "Translate", variant="primary", interactive=translator is not None, elem_id="translate-button"
+            )
             output = gr.Textbox(label="English", elem_id="translation")
-            nbest = gr.Dataframe(headers=["score", "candidate"], label="n-best list (beam; score: length-normalised "
-                                 "log-probability)", column_widths=["12%", "88%"], wrap=True)
+            nbest = gr.Dataframe(
+                headers=["score", "candidate"],
+                label="n-best list (beam; score: length-normalised log-probability)",
+                column_widths=["12%", "88%"],
+                wrap=True,
+            )
             gr.Markdown("**Attention**: the weight each output word gave each source word")
             heatmap = gr.HTML(elem_id="attention")
             gr.Examples(TRANSLATE_EXAMPLES, inputs=text)
-            button.click(_shown_errors("Translation", on_translate),
-                         [text, mode, beam_size, length_penalty, temperature], [output, nbest, heatmap],
-                         api_name="translate")
+            button.click(
+                _shown_errors("Translation", on_translate),
+                [text, mode, beam_size, length_penalty, temperature],
+                [output, nbest, heatmap],
+                api_name="translate",
+            )
         with gr.Tab(_tab_label("Caption", captioner is not None), elem_id="tab-caption"):
             if captioner is None:
                 _missing(["caption"])
-            image = ImageUpload(type="filepath", label=f"Image (JPEG, PNG, GIF or BMP; ≤ {handlers.MAX_IMAGE_BYTES >> 20} MB)",
-                             interactive=captioner is not None, elem_id="caption-image")
+            image = ImageUpload(
+                type="filepath",
+                label=f"Image (JPEG, PNG, GIF or BMP; ≤ {handlers.MAX_IMAGE_BYTES >> 20} MB)",
+                interactive=captioner is not None,
+                elem_id="caption-image",
+            )
             with gr.Row():
                 caption_mode = gr.Radio(list(handlers.CAPTION_MODES), value="greedy", label="Decoding")
                 caption_beam = gr.Slider(1, 16, value=3, step=1, label="Beam size (beam)")
-            caption_button = gr.Button("Caption", variant="primary", interactive=captioner is not None,
-                                       elem_id="caption-button")
+            caption_button = gr.Button(
+                "Caption", variant="primary", interactive=captioner is not None, elem_id="caption-button"
+            )
             caption_text = gr.Textbox(label="Caption", elem_id="caption")
             gr.Markdown("**Where the model looked** for each word (dimmed: not looked at)")
             looked = gr.HTML(elem_id="looked")
-            gr.Examples(example_images(), inputs=image,
-                        label="Examples (not from Flickr8k: see ui/examples/CREDITS.md)")
-            caption_button.click(_shown_errors("Captioning", on_caption), [image, caption_mode, caption_beam],
-                                 [caption_text, looked], api_name="caption")
+            gr.Examples(
+                example_images(),
+                inputs=image,
+                label="Examples (not from Flickr8k: see ui/examples/CREDITS.md)",
+            )
+            caption_button.click(
+                _shown_errors("Captioning", on_caption),
+                [image, caption_mode, caption_beam],
+                [caption_text, looked],
+                api_name="caption",
+            )
         with gr.Tab(_tab_label("Sentiment", any_classifier), elem_id="tab-sentiment"):
             _missing([key for key, model in classifiers.items() if model is None])
-            review = gr.Textbox(label="Review (Korean or English)", lines=3, max_length=handlers.MAX_TEXT_CHARS,
-                                interactive=any_classifier, elem_id="review")
-            choice = gr.Radio(list(zip(["auto: Korean → NSMC, otherwise IMDB", "NSMC (Korean)", "IMDB (English)"],
-                                       handlers.SENTIMENT_MODELS)), value="auto", label="Model")
-            score_button = gr.Button("Score", variant="primary", interactive=any_classifier,
-                                     elem_id="score-button")
+            review = gr.Textbox(
+                label="Review (Korean or English)",
+                lines=3,
+                max_length=handlers.MAX_TEXT_CHARS,
+                interactive=any_classifier,
+                elem_id="review",
+            )
+            choice = gr.Radio(
+                list(
+                    zip(
+                        ["auto: Korean → NSMC, otherwise IMDB", "NSMC (Korean)", "IMDB (English)"],
+                        handlers.SENTIMENT_MODELS,
+                    )
+                ),
+                value="auto",
+                label="Model",
+            )
+            score_button = gr.Button(
+                "Score", variant="primary", interactive=any_classifier, elem_id="score-button"
+            )
             verdict = gr.Textbox(label="Verdict", elem_id="verdict")
-            moves = gr.HTML(label="Tokens (green: moved the score towards positive; red: towards negative)",
-                            elem_id="moves")
-            trajectory = gr.LinePlot(x="position", y="score", tooltip=["position", "token", "score"],
-                                     y_lim=[0, 1], label="Score after each token", elem_id="trajectory")
+            moves = gr.HTML(
+                label="Tokens (green: moved the score towards positive; red: towards negative)",
+                elem_id="moves",
+            )
+            trajectory = gr.LinePlot(
+                x="position",
+                y="score",
+                tooltip=["position", "token", "score"],
+                y_lim=[0, 1],
+                label="Score after each token",
+                elem_id="trajectory",
+            )
             gr.Examples(REVIEW_EXAMPLES, inputs=review)
-            score_button.click(_shown_errors("Scoring", on_classify), [review, choice],
-                               [verdict, moves, trajectory], api_name="classify")
+            score_button.click(
+                _shown_errors("Scoring", on_classify),
+                [review, choice],
+                [verdict, moves, trajectory],
+                api_name="classify",
+            )
         with gr.Tab("Models", elem_id="tab-models"):
             for entry in catalog.CATALOG:
                 model = models.get(entry.key)
@@ -128,5 +181,10 @@ def build_demo(models: dict) -> gr.Blocks:
 def serve(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: bool = False, **launch_options):
     """Launches with the app's limits: a queue, a per-event concurrency limit and an upload cap."""
     return demo.queue(default_concurrency_limit=CONCURRENCY).launch(
-        server_name=host, server_port=port, share=share, max_file_size=handlers.MAX_IMAGE_BYTES,
-        allowed_paths=[str(EXAMPLES_DIR)], **launch_options)
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=handlers.MAX_IMAGE_BYTES,
+        allowed_paths=[str(EXAMPLES_DIR)],
+        **launch_options,
+    )

@@ -34,15 +34,21 @@ class ModelEntry:
 _SHARED = "../shared"
 CATALOG = (
     ModelEntry(
-        "translate", "translate_spa_en", LoadedTranslator, "Spanish → English translation",
+        "translate",
+        "translate_spa_en",
+        LoadedTranslator,
+        "Spanish → English translation",
         f"python -m training.translate --pairs {_SHARED}/data/translation/spa-eng/spa.txt --source-column 1 "
         "--target-column 0 --source-name Spanish --target-name English --data-credit 'Tatoeba (tatoeba.org) "
         "via manythings.org/anki spa-eng (2018), CC-BY 2.0 France' --run-dir runs/translate_spa_en "
-        "--export-dir saved_models/translate_spa_en --epochs 40 --tokens-per-batch 2048 --learning-rate 0.002 "
-        "--verbose 2",
+        "--export-dir saved_models/translate_spa_en --epochs 40 --tokens-per-batch 2048 "
+        "--learning-rate 0.002 --verbose 2",
     ),
     ModelEntry(
-        "sentiment_nsmc", "sentiment_nsmc", LoadedSentimentClassifier, "Korean movie-review sentiment (NSMC)",
+        "sentiment_nsmc",
+        "sentiment_nsmc",
+        LoadedSentimentClassifier,
+        "Korean movie-review sentiment (NSMC)",
         f"python -m training.sentiment --tsv {_SHARED}/data/nsmc/ratings_train.txt --text-column document "
         "--data-name NSMC --data-credit 'Naver Sentiment Movie Corpus v1.0 (github.com/e9t/nsmc, Lucy Park), "
         "CC0 1.0; reviews scraped from Naver Movies' --unit char --vocab-size 4000 --bigram-vocab-size 40000 "
@@ -50,7 +56,10 @@ CATALOG = (
         "saved_models/sentiment_nsmc --verbose 2",
     ),
     ModelEntry(
-        "sentiment_imdb", "sentiment_imdb", LoadedSentimentClassifier, "English movie-review sentiment (IMDB)",
+        "sentiment_imdb",
+        "sentiment_imdb",
+        LoadedSentimentClassifier,
+        "English movie-review sentiment (IMDB)",
         f"python -m training.sentiment --tsv {_SHARED}/data/imdb/imdb_train.tsv --text-column text "
         "--data-name IMDB --data-credit 'Large Movie Review Dataset v1.0 (Maas et al., ACL 2011), "
         "ai.stanford.edu/~amaas/data/sentiment' --unit word --vocab-size 20000 --bigram-vocab-size 30000 "
@@ -59,7 +68,10 @@ CATALOG = (
         "--verbose 2",
     ),
     ModelEntry(
-        "caption", "caption_flickr8k", LoadedCaptioner, "Image captioning (Flickr8k)",
+        "caption",
+        "caption_flickr8k",
+        LoadedCaptioner,
+        "Image captioning (Flickr8k)",
         f"python -m training.caption --flickr8k {_SHARED}/data/flickr8k --backbone mobilenet_v2 "
         f"--backbone-weights {_SHARED}/weights/mobilenet_v2_1.0_224_imagenet_dequant_int8_no_top.h5 "
         "--backbone-credit 'MobileNetV2 ImageNet weights rebuilt from Google'\"'\"'s int8 TF-Hub MobileNetV2 "
@@ -84,16 +96,20 @@ def load_models(models_dir: str | Path) -> dict[str, LoadedModel | None]:
 def not_installed(key: str) -> str:
     """A plain-text error for using a model that is not installed."""
     entry = ENTRIES[key]
-    return (f"The {entry.title} model is not installed: train it with {entry.train_command.split(' --')[0]} "
-            "(the Models tab shows the full command).")
+    return (
+        f"The {entry.title} model is not installed: train it with {entry.train_command.split(' --')[0]} "
+        "(the Models tab shows the full command)."
+    )
 
 
 def missing_message(key: str) -> str:
     """What the page says instead of a model that is not installed (Markdown)."""
     entry = ENTRIES[key]
     command = entry.train_command.replace(" --", " \\\n    --")  # one flag a line
-    return (f"**{entry.title}: not installed** (no `{entry.folder}/` in the models folder). Train it with "
-            f"(data in `{_SHARED}/`, see README):\n\n```bash\n{command}\n```")
+    return (
+        f"**{entry.title}: not installed** (no `{entry.folder}/` in the models folder). Train it with "
+        f"(data in `{_SHARED}/`, see README):\n\n```bash\n{command}\n```"
+    )
 
 
 def card_title(key: str, model: LoadedModel | None) -> str:

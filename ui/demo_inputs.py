@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"  # images credited in examples/CREDITS.md
-TRANSLATE_EXAMPLES = ["¿Dónde está la biblioteca?", "Tom no quiere ir a la escuela mañana.",
-                      "Me gusta mucho leer libros.", "Mi hermana vive en Madrid desde 2019."]
+TRANSLATE_EXAMPLES = [
+    "¿Dónde está la biblioteca?",
+    "Tom no quiere ir a la escuela mañana.",
+    "Me gusta mucho leer libros.",
+    "Mi hermana vive en Madrid desde 2019.",
+]
 REVIEW_EXAMPLES = [
     "와! 진짜 화날 정도로 재밌네요",
     "처음엔 지루했는데 마지막 30분은 최고였다",

@@ -50,8 +50,11 @@ def translate(
         raise InputError(f"Unknown decoding mode {mode!r}.")
     if mode == "beam":
         out = translator.run([text], beam_size=int(beam_size), length_penalty=float(length_penalty))
-        rows = [[round(float(s), 3), c.decode("utf-8")]
-                for c, s in zip(out["candidates"][0], out["scores"][0]) if s > -1e8]
+        rows = [
+            [round(float(s), 3), c.decode("utf-8")]
+            for c, s in zip(out["candidates"][0], out["scores"][0])
+            if s > -1e8
+        ]
     elif mode == "sample":
         out = translator.run([text], temperature=float(temperature))
         rows = []
@@ -93,8 +96,13 @@ def classify(
     scores = result["token_scores"]
     moves = [s - p for s, p in zip(scores, [0.5] + scores[:-1])]
     verdict = f"{result['label']} ({result['score']:.1%} positive) · {catalog.ENTRIES[key].title}"
-    trajectory = pd.DataFrame({"position": range(1, len(scores) + 1), "token": result["tokens"],
-                               "score": [round(s, 4) for s in scores]})
+    trajectory = pd.DataFrame(
+        {
+            "position": range(1, len(scores) + 1),
+            "token": result["tokens"],
+            "score": [round(s, 4) for s in scores],
+        }
+    )
     return verdict, views.token_moves(result["tokens"], moves), trajectory
 
 
@@ -103,7 +111,7 @@ CAPTION_MODES = ("greedy", "beam")
 
 
 def read_image(source: bytes | str | Path | None) -> bytes:
-    """The upload's bytes, or an InputError for no file or one over the size limit (checked before reading)."""
+    """The upload's bytes, or an InputError for no file or one over the size limit (checked first)."""
     if source is None or source == b"" or source == "":
         raise InputError("Upload an image (JPEG, PNG, GIF or BMP).")
     size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
@@ -112,8 +120,12 @@ def read_image(source: bytes | str | Path | None) -> bytes:
     return source if isinstance(source, bytes) else Path(source).read_bytes()
 
 
-def caption(captioner: LoadedCaptioner | None, image: bytes | str | Path | None, mode: str = "greedy",
-            beam_size: int = 3) -> tuple[str, str]:
+def caption(
+    captioner: LoadedCaptioner | None,
+    image: bytes | str | Path | None,
+    mode: str = "greedy",
+    beam_size: int = 3,
+) -> tuple[str, str]:
     """Returns (caption, HTML showing where the model looked for each word) for image bytes or a file."""
     if captioner is None:
         raise InputError(catalog.not_installed("caption"))
@@ -126,8 +138,10 @@ def caption(captioner: LoadedCaptioner | None, image: bytes | str | Path | None,
         raise InputError("That file is not a readable image (corrupt or truncated).") from e
     status = out["status"][0].decode()
     if status != "ok":
-        raise InputError(f"That file is {status}: upload a JPEG, PNG, GIF or 24-bit BMP image of at most "
-                         f"{MAX_PIXELS / 1e6:.0f} megapixels.")
+        raise InputError(
+            f"That file is {status}: upload a JPEG, PNG, GIF or 24-bit BMP image of at most "
+            f"{MAX_PIXELS / 1e6:.0f} megapixels."
+        )
     words = [w.decode("utf-8") for w in out["tokens"][0] if w]
     try:
         overlays = views.attention_overlays(image, out["attention"][0][: len(words)], words)

@@ -17,7 +17,9 @@ class ImageUpload(gr.Image):
     >>> ImageUpload(label="Image", type="filepath")  # doctest: +SKIP
     """
 
-    is_template = True  # use gr.Image's front end (and its __init__: the page config is built from its signature)
+    is_template = (
+        True  # use gr.Image's front end (and its __init__: the page config is built from its signature)
+    )
 
     def preprocess(self, payload: ImageData | None) -> str | None:
         return None if payload is None else str(payload.path)

@@ -5,8 +5,9 @@
 
 For each endpoint in turn, `--clients` threads (each its own `gradio_client.Client`, then each
 its own plain-HTTP client) send `--requests` requests each, all starting together; reports
-p50/p95/max latency, throughput, errors, and the load generator's CPU time per request. With `--start` it also reports how long the
-app took to answer its first page and the server's CPU time per request.
+p50/p95/max latency, throughput, errors, and the load generator's CPU time per request. With
+`--start` it also reports how long the app took to answer its first page and the server's CPU
+time per request.
 """
 
 from __future__ import annotations
@@ -110,8 +111,14 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def load_endpoint(url: str, endpoint: str, clients: int, requests: int, server_pid: int | None = None,
-                  user_kind: str = "gradio_client") -> dict:
+def load_endpoint(
+    url: str,
+    endpoint: str,
+    clients: int,
+    requests: int,
+    server_pid: int | None = None,
+    user_kind: str = "gradio_client",
+) -> dict:
     """Fires `clients` concurrent users at one endpoint; returns latency percentiles and errors.
 
     With the server's pid, also its CPU time per request: on a shared machine the load generator
@@ -142,14 +149,29 @@ def load_endpoint(url: str, endpoint: str, clients: int, requests: int, server_p
     client_cpu = time.process_time() - client_cpu
     cpu_after = cpu_seconds(server_pid) if server_pid else None
     ms = np.array(latencies) * 1000 if latencies else np.zeros(1)
-    server = {} if cpu_before is None or cpu_after is None else {
-        "server_cpu_ms_per_request": round(1000 * (cpu_after - cpu_before) / max(clients * requests, 1), 1)}
+    server = (
+        {}
+        if cpu_before is None or cpu_after is None
+        else {
+            "server_cpu_ms_per_request": round(
+                1000 * (cpu_after - cpu_before) / max(clients * requests, 1), 1
+            )
+        }
+    )
     return {
-        "endpoint": f"/{endpoint}", "client": user_kind, "clients": clients, "requests": clients * requests, "ok": len(latencies),
-        "errors": len(errors), "first_errors": sorted(set(errors))[:3],
-        "p50_ms": round(float(np.percentile(ms, 50)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
-        "max_ms": round(float(ms.max()), 1), "requests_per_s": round(len(latencies) / wall, 1),
-        "client_cpu_ms_per_request": round(1000 * client_cpu / max(clients * requests, 1), 1), **server,
+        "endpoint": f"/{endpoint}",
+        "client": user_kind,
+        "clients": clients,
+        "requests": clients * requests,
+        "ok": len(latencies),
+        "errors": len(errors),
+        "first_errors": sorted(set(errors))[:3],
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p95_ms": round(float(np.percentile(ms, 95)), 1),
+        "max_ms": round(float(ms.max()), 1),
+        "requests_per_s": round(len(latencies) / wall, 1),
+        "client_cpu_ms_per_request": round(1000 * client_cpu / max(clients * requests, 1), 1),
+        **server,
     }
 
 
@@ -161,17 +183,26 @@ def free_port() -> int:
 
 
 def start_app(models_dir: str, log: Path, timeout: float = 120.0) -> tuple[subprocess.Popen, str, float]:
-    """Starts `python -m ui` on a free port, its output in `log`; returns (process, url, seconds to first page)."""
+    """Starts `python -m ui` on a free port, its output in `log`.
+
+    Returns (process, url, seconds until the first page answered).
+    """
     port = free_port()
     began = time.perf_counter()
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "ui", "--port", str(port), "--models-dir", models_dir],
-                                   stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ui", "--port", str(port), "--models-dir", models_dir],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
     url = f"http://127.0.0.1:{port}/"
     try:
         while time.perf_counter() - began < timeout:
             if process.poll() is not None:
-                raise RuntimeError(f"python -m ui exited with code {process.returncode}; its output is in {log}")
+                raise RuntimeError(
+                    f"python -m ui exited with code {process.returncode}; its output is in {log}"
+                )
             try:
                 with urllib.request.urlopen(url, timeout=1):
                     return process, url, time.perf_counter() - began
@@ -192,9 +223,15 @@ def stop_app(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def run(url: str, endpoints: Sequence[str], clients: int, requests: int,
-        report: Callable[[dict], None] = print, server_pid: int | None = None,
-        user_kinds: Sequence[str] = ("gradio_client",)) -> list[dict]:
+def run(
+    url: str,
+    endpoints: Sequence[str],
+    clients: int,
+    requests: int,
+    report: Callable[[dict], None] = print,
+    server_pid: int | None = None,
+    user_kinds: Sequence[str] = ("gradio_client",),
+) -> list[dict]:
     results = []
     for user_kind in user_kinds:
         for endpoint in endpoints:
@@ -212,8 +249,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--endpoints", nargs="+", choices=ENDPOINTS, default=list(ENDPOINTS))
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=4, help="requests per client")
-    parser.add_argument("--client", nargs="+", choices=list(USERS), default=list(USERS),
-                        help="gradio_client users, plain-HTTP users, or each in turn")
+    parser.add_argument(
+        "--client",
+        nargs="+",
+        choices=list(USERS),
+        default=list(USERS),
+        help="gradio_client users, plain-HTTP users, or each in turn",
+    )
     args = parser.parse_args(argv)
     if args.clients < 1 or args.requests < 1:
         parser.error("--clients and --requests must be at least 1")
@@ -223,8 +265,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         process, url, ready = start_app(os.path.abspath(args.models_dir or default_models_dir()), log)
         print(json.dumps({"ready_seconds": round(ready, 1), "server_log": str(log)}))
     try:
-        results = run(url, args.endpoints, args.clients, args.requests, lambda r: print(json.dumps(r)),
-                      process.pid if process else None, args.client)
+        results = run(
+            url,
+            args.endpoints,
+            args.clients,
+            args.requests,
+            lambda r: print(json.dumps(r)),
+            process.pid if process else None,
+            args.client,
+        )
     finally:
         if process is not None:
             stop_app(process)

@@ -52,9 +52,11 @@ def token_moves(tokens: list[str], moves: list[float]) -> str:
     for token, move in zip(tokens, moves):
         alpha = min(abs(move) / largest, 1.0) * 0.85
         colour = f"rgba(22,163,74,{alpha:.2f})" if move >= 0 else f"rgba(220,38,38,{alpha:.2f})"
-        chips.append(f'<span class="token-move" title="{move:+.3f}" '
-                     f'style="background:{colour};padding:2px 3px;margin:1px;border-radius:3px;'
-                     f'display:inline-block">{html.escape(token)}</span>')
+        chips.append(
+            f'<span class="token-move" title="{move:+.3f}" '
+            f'style="background:{colour};padding:2px 3px;margin:1px;border-radius:3px;'
+            f'display:inline-block">{html.escape(token)}</span>'
+        )
     return f'<div class="token-moves" style="line-height:2">{"".join(chips)}</div>'
 
 
@@ -95,8 +97,10 @@ def attention_overlays(image: bytes, attention: np.ndarray, words: list[str], wi
             f'width:{width}px;height:{height}px;background:var(--photo) center/100% 100%">'
             f'<img alt="" src="{_data_uri(Image.fromarray(shade, "RGBA"), "PNG")}" '
             'style="position:absolute;left:0;top:0;width:100%;height:100%">'
-            '<figcaption style="position:absolute;left:0;bottom:0;padding:1px 5px;background:rgba(255,255,255,.85);'
-            f'color:#111;font-size:13px">{html.escape(word)}</figcaption></figure>')
+            '<figcaption style="position:absolute;left:0;bottom:0;padding:1px 5px;'
+            f'background:rgba(255,255,255,.85);color:#111;font-size:13px">{html.escape(word)}</figcaption>'
+            "</figure>"
+        )
     photo = _data_uri(picture, "JPEG")
     return f'<div class="attention-overlays" style="--photo:url({photo})">{"".join(cards)}</div>'
 
@@ -115,7 +119,8 @@ _CELL = "width:2.6em;height:1.8em;text-align:center;border:1px solid #e5e7eb;"
 def _cell(weight: float) -> str:
     weight = min(max(weight, 0.0), 1.0) if np.isfinite(weight) else 0.0
     ink = "#fff" if weight > 0.55 else "#111"  # readable on dark and light shades
-    return f'<td title="{weight:.3f}" style="{_CELL}color:{ink};background:rgba(37,99,235,{weight:.3f})">{weight:.2f}</td>'
+    shade = f"background:rgba(37,99,235,{weight:.3f})"
+    return f'<td title="{weight:.3f}" style="{_CELL}color:{ink};{shade}">{weight:.2f}</td>'
 
 
 def _label(token: str) -> str:
