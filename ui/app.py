@@ -151,10 +151,9 @@ def build_demo(models: dict) -> gr.Blocks:
                 "Score", variant="primary", interactive=any_classifier, elem_id="score-button"
             )
             verdict = gr.Textbox(label="Verdict", elem_id="verdict")
-            moves = gr.HTML(
-                label="Tokens (green: moved the score towards positive; red: towards negative)",
-                elem_id="moves",
-            )
+            # gr.HTML shows no label, so the legend is a line of its own.
+            gr.Markdown("**Tokens**: green moved the score towards positive, red towards negative")
+            moves = gr.HTML(elem_id="moves")
             trajectory = gr.LinePlot(
                 x="position",
                 y="score",

@@ -16,7 +16,9 @@ from seq2seq_app.translator_api import LoadedTranslator
 from ui import catalog, views
 
 MAX_TEXT_CHARS = 2000
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
 DECODING_MODES = ("greedy", "beam", "sample")
+CAPTION_MODES = ("greedy", "beam")
 SENTIMENT_MODELS = ("auto", "sentiment_nsmc", "sentiment_imdb")
 _HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 
@@ -106,8 +108,6 @@ def classify(
     return verdict, views.token_moves(result["tokens"], moves), trajectory
 
 
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
-CAPTION_MODES = ("greedy", "beam")
 
 
 def read_image(source: bytes | str | Path | None) -> bytes:
