@@ -10,6 +10,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
+# Fixtures that train a model through a CLI once per session, and modules that start servers, browsers or
+# worker processes: tests using them are `slow`, so `pytest -m "not slow"` is the quick inner loop.
+TRAINED_FIXTURES = {"trained_export", "sentiment_export", "caption_export"}
+SLOW_MODULES = {"test_ui_api", "test_ui_browser", "test_training_cli"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if TRAINED_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.stem in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(autouse=True)
 def float32_policy():
@@ -19,12 +30,24 @@ def float32_policy():
 
     keras.mixed_precision.set_global_policy("float32")
 
+
 # A toy "Spanish" with a fixed word-for-word English translation, enough structure for a few
 # epochs of training to learn something and small enough to train in seconds.
 LEXICON = {
-    "el": "the", "gato": "cat", "perro": "dog", "come": "eats", "bebe": "drinks",
-    "agua": "water", "pan": "bread", "rojo": "red", "grande": "big", "ve": "sees",
-    "niño": "boy", "casa": "house", "Tom": "Tom", "María": "Mary",
+    "el": "the",
+    "gato": "cat",
+    "perro": "dog",
+    "come": "eats",
+    "bebe": "drinks",
+    "agua": "water",
+    "pan": "bread",
+    "rojo": "red",
+    "grande": "big",
+    "ve": "sees",
+    "niño": "boy",
+    "casa": "house",
+    "Tom": "Tom",
+    "María": "Mary",
 }
 SUBJECTS = ["el gato", "el perro", "el niño", "Tom", "María"]
 VERBS = ["come", "bebe", "ve"]
@@ -52,9 +75,24 @@ def write_pair_file(path: Path, pairs, extra_lines: tuple[str, ...] = ()) -> Pat
 
 
 TINY_FLAGS = [
-    "--units", "24", "--embedding-dim", "16", "--epochs", "3", "--verbose", "0",
-    "--tokens-per-batch", "512", "--checkpoint-every", "10", "--mixed-precision", "off",
-    "--validation-fraction", "0.1", "--test-fraction", "0.1",
+    "--units",
+    "24",
+    "--embedding-dim",
+    "16",
+    "--epochs",
+    "3",
+    "--verbose",
+    "0",
+    "--tokens-per-batch",
+    "512",
+    "--checkpoint-every",
+    "10",
+    "--mixed-precision",
+    "off",
+    "--validation-fraction",
+    "0.1",
+    "--test-fraction",
+    "0.1",
 ]
 
 
@@ -73,8 +111,15 @@ def trained_export(tmp_path_factory, toy_corpus) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("toy_run")
     card = translate.run(
         translate.build_parser().parse_args(
-            ["--pairs", str(toy_corpus), "--run-dir", str(root / "run"),
-             "--export-dir", str(root / "export"), *TINY_FLAGS]
+            [
+                "--pairs",
+                str(toy_corpus),
+                "--run-dir",
+                str(root / "run"),
+                "--export-dir",
+                str(root / "export"),
+                *TINY_FLAGS,
+            ]
         )
     )
     return root / "export", card
@@ -86,9 +131,30 @@ NEGATIVE_WORDS = ["노잼", "최악", "지루해", "별로", "awful"]
 NEUTRAL_WORDS = ["영화", "배우", "진짜", "이번", "스토리", "연기", "그냥", "movie"]
 
 SENTIMENT_FLAGS = [
-    "--units", "24", "--embedding-dim", "16", "--epochs", "6", "--verbose", "0", "--batch-size", "32",
-    "--checkpoint-every", "10", "--mixed-precision", "off", "--validation-fraction", "0.1",
-    "--test-fraction", "0.1", "--vocab-size", "200", "--bigram-vocab-size", "400", "--learning-rate", "0.01",
+    "--units",
+    "24",
+    "--embedding-dim",
+    "16",
+    "--epochs",
+    "6",
+    "--verbose",
+    "0",
+    "--batch-size",
+    "32",
+    "--checkpoint-every",
+    "10",
+    "--mixed-precision",
+    "off",
+    "--validation-fraction",
+    "0.1",
+    "--test-fraction",
+    "0.1",
+    "--vocab-size",
+    "200",
+    "--bigram-vocab-size",
+    "400",
+    "--learning-rate",
+    "0.01",
 ]
 
 
@@ -99,7 +165,9 @@ def toy_reviews(n: int, seed: int = 0) -> list[tuple[str, int]]:
         label = i % 2
         words = rng.sample(NEUTRAL_WORDS, rng.randint(1, 4))
         words.insert(rng.randint(0, len(words)), rng.choice(POSITIVE_WORDS if label else NEGATIVE_WORDS))
-        reviews.append(((" " if rng.random() < 0.7 else "").join(words) + rng.choice(["", "!", "..", " ㅋㅋ"]), label))
+        reviews.append(
+            ((" " if rng.random() < 0.7 else "").join(words) + rng.choice(["", "!", "..", " ㅋㅋ"]), label)
+        )
     return reviews
 
 
@@ -124,8 +192,15 @@ def sentiment_export(tmp_path_factory, review_file) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("sentiment_run")
     card = sentiment.run(
         sentiment.build_parser().parse_args(
-            ["--tsv", str(review_file), "--run-dir", str(root / "run"),
-             "--export-dir", str(root / "export"), *SENTIMENT_FLAGS]
+            [
+                "--tsv",
+                str(review_file),
+                "--run-dir",
+                str(root / "run"),
+                "--export-dir",
+                str(root / "export"),
+                *SENTIMENT_FLAGS,
+            ]
         )
     )
     return root / "export", card
@@ -133,10 +208,36 @@ def sentiment_export(tmp_path_factory, review_file) -> tuple[Path, dict]:
 
 # A captioner that must look at the image: coloured shapes, described by colour, shape and place.
 CAPTION_FLAGS = [
-    "--synthetic", "1000", "--backbone", "grid", "--image-size", "64", "--units", "128", "--embedding-dim", "32",
-    "--epochs", "12", "--patience", "30", "--verbose", "0", "--mixed-precision", "off", "--learning-rate", "0.01",
-    "--dropout", "0", "--batch-size", "32", "--validation-fraction", "0.1", "--test-fraction", "0.1",
-    "--checkpoint-every", "20",
+    "--synthetic",
+    "1000",
+    "--backbone",
+    "grid",
+    "--image-size",
+    "64",
+    "--units",
+    "128",
+    "--embedding-dim",
+    "32",
+    "--epochs",
+    "12",
+    "--patience",
+    "30",
+    "--verbose",
+    "0",
+    "--mixed-precision",
+    "off",
+    "--learning-rate",
+    "0.01",
+    "--dropout",
+    "0",
+    "--batch-size",
+    "32",
+    "--validation-fraction",
+    "0.1",
+    "--test-fraction",
+    "0.1",
+    "--checkpoint-every",
+    "20",
 ]
 
 
@@ -146,7 +247,9 @@ def caption_export(tmp_path_factory) -> tuple[Path, dict]:
     from training import caption
 
     root = tmp_path_factory.mktemp("caption_run")
-    card = caption.run(caption.build_parser().parse_args(
-        ["--run-dir", str(root / "run"), "--export-dir", str(root / "export"), *CAPTION_FLAGS]
-    ))
+    card = caption.run(
+        caption.build_parser().parse_args(
+            ["--run-dir", str(root / "run"), "--export-dir", str(root / "export"), *CAPTION_FLAGS]
+        )
+    )
     return root / "export", card

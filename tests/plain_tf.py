@@ -21,7 +21,10 @@ def run_with_tensorflow_alone(script: str, saved_model: Path, tmp_path: Path) ->
     """Runs `script` (with `tf` imported and the SavedModel path in `sys.argv[1]`); returns stdout."""
     result = subprocess.run(
         [sys.executable, "-c", _BLOCKER + script, str(saved_model)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2", "HOME": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq_app.data import captions as data
-from seq2seq_app.data import shapes
+from seq2seq_app.captioning import data, shapes
 
 
 def jpeg(seed: int = 0, size: int = 32) -> bytes:
@@ -33,7 +32,7 @@ def folder(tmp_path):
     # e.jpg has captions but no file.
     lines = [
         "\ufeffa.jpg#0\tA dog runs .".encode(),
-        "a.jpg#1\t  A brown dog running on grass .  \r".encode(),
+        b"a.jpg#1\t  A brown dog running on grass .  \r",
         b"b.png#0\tA grey square .",
         b"c.jpg#0\tCut off .",
         b"d.jpg#0\tText .",

@@ -8,10 +8,10 @@ import tensorflow as tf
 from PIL import Image
 
 from seq2seq_app import LoadedCaptioner, load_captioner
-from seq2seq_app.data.shapes import make_shapes_dataset
-from seq2seq_app.images import decode_images
-from seq2seq_app.models.backbones import make_backbone
-from seq2seq_app.models.captioner import Captioner
+from seq2seq_app.captioning.backbones import make_backbone
+from seq2seq_app.captioning.captioner import Captioner
+from seq2seq_app.captioning.shapes import make_shapes_dataset
+from seq2seq_app.core.images import decode_images
 from tests.layer_checks import check_config_round_trip, check_fit_and_save_load
 from tests.plain_tf import run_with_tensorflow_alone
 
@@ -24,8 +24,10 @@ def _encode(image: Image.Image, fmt: str = "PNG") -> bytes:
 
 def _inputs(batch=2, regions=6, channels=5, length=4, seed=0):
     rng = np.random.default_rng(seed)
-    return {"features": rng.normal(size=(batch, regions, channels)).astype("float32"),
-            "target_in": rng.integers(1, 20, (batch, length)).astype("int32")}
+    return {
+        "features": rng.normal(size=(batch, regions, channels)).astype("float32"),
+        "target_in": rng.integers(1, 20, (batch, length)).astype("int32"),
+    }
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -46,12 +48,18 @@ def test_captioner_step_matches_teacher_forcing():
         np.testing.assert_allclose(np.asarray(logits), full[:, t], atol=1e-5)
 
 
+@pytest.mark.slow  # a real fit and a save/load: seconds of CPU
 def test_captioner_config_round_trip_and_fit_save_load(tmp_path):
     model = Captioner(20, num_regions=6, embedding_dim=8, units=12, dropout=0.1)
     inputs = _inputs()
     check_config_round_trip(model, inputs)
-    check_fit_and_save_load(model, inputs, np.ones((2, 4), "int32"), tmp_path,
-                            keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    check_fit_and_save_load(
+        model,
+        inputs,
+        np.ones((2, 4), "int32"),
+        tmp_path,
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
 
 
 def test_backbones_give_regions_and_unknown_names_fail():
@@ -73,7 +81,10 @@ def test_decode_images_handles_every_kind_of_input():
         _encode(Image.new("RGB", (1, 1), (0, 255, 0))),
         _encode(Image.new("RGB", (9, 9), (0, 0, 255)), "GIF"),
         _encode(Image.new("RGB", (9, 9), (0, 0, 255)), "BMP"),
-        big, b"", b"just some text\n", bytes(bomb),
+        big,
+        b"",
+        b"just some text\n",
+        bytes(bomb),
     ]
     pixels, status = decode_images(tf.constant(inputs), 32)
     assert pixels.shape == (9, 32, 32, 3)
@@ -95,10 +106,13 @@ def test_animated_gifs_decode_their_first_frame_only_and_palette_bmps_are_refuse
 
 
 def test_mirrored_images_get_mirrored_captions():
-    from seq2seq_app.data.captions import mirror_captions
+    from seq2seq_app.captioning.data import mirror_captions
 
     assert mirror_captions(["a red circle left of a blue square", "a dog", "Right: bright"]) == [
-        "a red circle right of a blue square", "a dog", "Left: bright"]
+        "a red circle right of a blue square",
+        "a dog",
+        "Left: bright",
+    ]
 
 
 def test_shapes_captioner_learned_to_look_at_the_image(caption_export):
@@ -161,8 +175,8 @@ def test_bad_images_give_a_caption_or_a_clear_error(caption_export):
 
 
 def test_export_matches_the_keras_models(caption_export):
-    from seq2seq_app.captioner_export import CaptionerExport
-    from seq2seq_app.vocabulary import Vocabulary
+    from seq2seq_app.captioning.captioner_export import CaptionerExport
+    from seq2seq_app.core.vocabulary import Vocabulary
 
     export_dir, card = caption_export
     run_dir = export_dir.parent / "run"

@@ -1,7 +1,7 @@
 import numpy as np
 
-from seq2seq_app.data import translation as data
-from seq2seq_app.vocabulary import END_ID, START_ID, Vocabulary
+from seq2seq_app.core.vocabulary import END_ID, START_ID, Vocabulary
+from seq2seq_app.translation import data
 
 
 def test_pair_file_counts_malformed_lines(tmp_path):
@@ -52,15 +52,18 @@ def test_encode_pairs_adds_markers_and_drops_long_pairs():
 def test_dataset_batches_are_bucketed_shifted_and_cover_every_pair():
     rng = np.random.default_rng(0)
     sources = [rng.integers(4, 20, rng.integers(2, 30)).astype("int32") for _ in range(300)]
-    targets = [np.concatenate([[START_ID], rng.integers(4, 20, rng.integers(1, 30)), [END_ID]]).astype("int32")
-               for _ in range(300)]
+    targets = [
+        np.concatenate([[START_ID], rng.integers(4, 20, rng.integers(1, 30)), [END_ID]]).astype("int32")
+        for _ in range(300)
+    ]
     dataset = data.make_dataset(sources, targets, tokens_per_batch=128, max_length=40, shuffle=True)
     seen = 0
     for x, y in dataset:
         assert x["target_in"].shape == y.shape
         assert x["source"].shape[0] * max(x["source"].shape[1], y.shape[1] + 1) <= 128 * 2
-        np.testing.assert_array_equal(x["target_in"].numpy()[:, 1:][y.numpy()[:, :-1] != 0],
-                                      y.numpy()[:, :-1][y.numpy()[:, :-1] != 0])
+        np.testing.assert_array_equal(
+            x["target_in"].numpy()[:, 1:][y.numpy()[:, :-1] != 0], y.numpy()[:, :-1][y.numpy()[:, :-1] != 0]
+        )
         seen += x["source"].shape[0]
     assert seen == 300
 

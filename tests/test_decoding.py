@@ -1,7 +1,7 @@
 import numpy as np
 import tensorflow as tf
 
-from seq2seq_app import decoding
+from seq2seq_app.core import decoding
 
 END, PAD, START, V = 3, 0, 2, 8
 
@@ -29,13 +29,15 @@ def table_with(rows):
 
 # From START, greedy takes 4 (0.5) and then has to choose among weak options; the beam finds
 # 5 -> 6 -> END, whose total probability (0.4 * 0.9 * 0.9) beats 0.5 * 0.3 * 0.9.
-TABLE = table_with({
-    START: {4: 0.5, 5: 0.4, END: 0.1},
-    4: {7: 0.3, 6: 0.3, END: 0.4},
-    5: {6: 0.9, END: 0.1},
-    6: {END: 0.9, 7: 0.1},
-    7: {END: 1.0},
-})
+TABLE = table_with(
+    {
+        START: {4: 0.5, 5: 0.4, END: 0.1},
+        4: {7: 0.3, 6: 0.3, END: 0.4},
+        5: {6: 0.9, END: 0.1},
+        6: {END: 0.9, 7: 0.1},
+        7: {END: 1.0},
+    }
+)
 
 
 def run_greedy(batch=2, limits=None):
@@ -51,14 +53,17 @@ def test_greedy_follows_the_argmax_and_stops_at_end():
 
 def test_each_sequence_respects_its_own_length_limit_and_is_padded_after():
     step = markov_step(table_with({START: {5: 1.0}, 5: {5: 1.0}}))
-    tokens, attention = decoding.greedy_search(step, tf.zeros([2]), tf.fill([2], START), tf.constant([2, 4]), END)
+    tokens, attention = decoding.greedy_search(
+        step, tf.zeros([2]), tf.fill([2], START), tf.constant([2, 4]), END
+    )
     assert tokens.numpy().tolist() == [[5, 5, PAD, PAD], [5, 5, 5, 5]]
     np.testing.assert_array_equal(attention.numpy()[0, 2:], 0.0)
 
 
 def test_beam_search_finds_the_more_likely_sequence_and_ranks_candidates():
     tokens, scores, attention = decoding.beam_search(
-        markov_step(TABLE), tf.zeros([1]), tf.fill([1], START), tf.constant([10]), 3, 0.0, END)
+        markov_step(TABLE), tf.zeros([1]), tf.fill([1], START), tf.constant([10]), 3, 0.0, END
+    )
     assert tokens.numpy()[0, 0].tolist()[:3] == [5, 6, END]
     assert np.all(np.diff(scores.numpy()[0]) <= 0)  # best first
     np.testing.assert_allclose(scores.numpy()[0, 0], np.log(0.4 * 0.9 * 0.9), atol=1e-4)
@@ -68,25 +73,29 @@ def test_beam_search_finds_the_more_likely_sequence_and_ranks_candidates():
 def test_beam_size_one_equals_greedy():
     greedy_tokens, greedy_attention = run_greedy(batch=3, limits=[1, 5, 10])
     tokens, _, attention = decoding.beam_search(
-        markov_step(TABLE), tf.zeros([3]), tf.fill([3], START), tf.constant([1, 5, 10]), 1, 0.6, END)
+        markov_step(TABLE), tf.zeros([3]), tf.fill([3], START), tf.constant([1, 5, 10]), 1, 0.6, END
+    )
     np.testing.assert_array_equal(tokens.numpy()[:, 0], greedy_tokens.numpy())
     np.testing.assert_allclose(attention.numpy()[:, 0], greedy_attention.numpy())
 
 
 def test_banned_tokens_are_never_produced():
     step = markov_step(table_with({START: {PAD: 0.9, 4: 0.1}, 4: {END: 1.0}}))
-    tokens, _ = decoding.greedy_search(step, tf.zeros([1]), tf.fill([1], START), tf.constant([5]), END,
-                                       banned_ids=(PAD, START))
+    tokens, _ = decoding.greedy_search(
+        step, tf.zeros([1]), tf.fill([1], START), tf.constant([5]), END, banned_ids=(PAD, START)
+    )
     assert tokens.numpy().tolist() == [[4, END]]
 
 
 def test_sampling_at_zero_temperature_is_greedy_and_hot_sampling_varies():
     greedy, _ = run_greedy(batch=64)
-    cold, _ = decoding.sample_search(markov_step(TABLE), tf.zeros([64]), tf.fill([64], START),
-                                     tf.fill([64], 10), 0.0, END)
+    cold, _ = decoding.sample_search(
+        markov_step(TABLE), tf.zeros([64]), tf.fill([64], START), tf.fill([64], 10), 0.0, END
+    )
     np.testing.assert_array_equal(cold.numpy(), greedy.numpy())
-    hot, _ = decoding.sample_search(markov_step(TABLE), tf.zeros([64]), tf.fill([64], START),
-                                    tf.fill([64], 10), 1.5, END, seed=1)
+    hot, _ = decoding.sample_search(
+        markov_step(TABLE), tf.zeros([64]), tf.fill([64], START), tf.fill([64], 10), 1.5, END, seed=1
+    )
     assert len({tuple(row) for row in hot.numpy().tolist()}) > 1
 
 

@@ -1,9 +1,9 @@
 import pytest
 import tensorflow as tf
 
-from seq2seq_app.data import sentiment as data
-from seq2seq_app.review_tokenizer import ReviewTokenizer
-from seq2seq_app.vocabulary import Vocabulary
+from seq2seq_app.core.vocabulary import Vocabulary
+from seq2seq_app.sentiment import data
+from seq2seq_app.sentiment.review_tokenizer import ReviewTokenizer
 from tests.conftest import SENTIMENT_FLAGS, toy_reviews, write_review_tsv
 
 
@@ -37,7 +37,9 @@ def test_missing_column_or_empty_file_is_a_clear_error(tmp_path):
 
 
 def test_split_keeps_duplicate_reviews_together():
-    reviews = data.LabeledReviews(["좋다", "별로", "좋다", "최고", "최악", "좋다"] * 3, [1, 0, 1, 1, 0, 1] * 3)
+    reviews = data.LabeledReviews(
+        ["좋다", "별로", "좋다", "최고", "최악", "좋다"] * 3, [1, 0, 1, 1, 0, 1] * 3
+    )
     train, val, test = data.split_reviews(reviews, 0.25, 0.25, seed=3)
     assert len(train) + len(val) + len(test) == len(reviews)
     assert not set(train.texts) & set(test.texts) and not set(train.texts) & set(val.texts)
@@ -45,7 +47,9 @@ def test_split_keeps_duplicate_reviews_together():
 
 def test_dataset_batches_by_length_and_drops_empty_reviews():
     reviews = data.LabeledReviews(["좋다", "정말 좋은 영화였다", "  ", "별로"], [1, 1, 0, 0])
-    tokenizer = ReviewTokenizer(Vocabulary(list("좋다정말은영화였별로")), Vocabulary(["^좋", "좋다"]), "char", 50)
+    tokenizer = ReviewTokenizer(
+        Vocabulary(list("좋다정말은영화였별로")), Vocabulary(["^좋", "좋다"]), "char", 50
+    )
     batches = list(data.make_dataset(reviews, tokenizer, batch_size=8, shuffle=False))
     seen = sum(int(labels.shape[0]) for _, labels in batches)
     assert seen == 3  # the whitespace-only review is left out
@@ -68,8 +72,17 @@ def test_cli_rejects_bad_data_with_a_clear_message(tmp_path):
 
     def run(path, *extra):
         args = sentiment.build_parser().parse_args(
-            ["--tsv", str(path), "--run-dir", str(tmp_path / "run"), "--export-dir", str(tmp_path / "out"),
-             *SENTIMENT_FLAGS, *extra])
+            [
+                "--tsv",
+                str(path),
+                "--run-dir",
+                str(tmp_path / "run"),
+                "--export-dir",
+                str(tmp_path / "out"),
+                *SENTIMENT_FLAGS,
+                *extra,
+            ]
+        )
         return sentiment.run(args)
 
     with pytest.raises(SystemExit, match="cannot read"):
@@ -80,7 +93,9 @@ def test_cli_rejects_bad_data_with_a_clear_message(tmp_path):
     with pytest.raises(SystemExit, match="no column"):
         run(one_label, "--text-column", "review")
     with pytest.raises(SystemExit, match="exactly one data source"):
-        sentiment.run(sentiment.build_parser().parse_args(["--tfds", "imdb_reviews", "--tsv", str(one_label)]))
+        sentiment.run(
+            sentiment.build_parser().parse_args(["--tfds", "imdb_reviews", "--tsv", str(one_label)])
+        )
     assert not (tmp_path / "out").exists()
 
 

@@ -31,7 +31,9 @@ def test_classify_signature_contract(sentiment_export):
     for i in range(2):
         real = tokens[i] != b""
         assert np.all(token_scores[i][~real] == 0)
-        assert token_scores[i][real][-1] == pytest.approx(score[i], abs=1e-6)  # the trajectory ends at the score
+        assert token_scores[i][real][-1] == pytest.approx(
+            score[i], abs=1e-6
+        )  # the trajectory ends at the score
 
 
 def test_model_learned_the_toy_reviews(sentiment_export, classifier):
@@ -81,10 +83,10 @@ def test_invalid_utf8_and_empty_batches(classifier):
 
 
 def test_export_matches_the_keras_model(sentiment_export):
-    from seq2seq_app.models.sentiment_classifier import SentimentClassifier
-    from seq2seq_app.review_tokenizer import ReviewTokenizer
-    from seq2seq_app.sentiment_export import SentimentExport
-    from seq2seq_app.vocabulary import Vocabulary
+    from seq2seq_app.core.vocabulary import Vocabulary
+    from seq2seq_app.sentiment.review_tokenizer import ReviewTokenizer
+    from seq2seq_app.sentiment.sentiment_classifier import SentimentClassifier
+    from seq2seq_app.sentiment.sentiment_export import SentimentExport
 
     export_dir, card = sentiment_export
     run_dir = export_dir.parent / "run"
@@ -101,7 +103,9 @@ def test_export_matches_the_keras_model(sentiment_export):
     np.testing.assert_allclose(out["score"].numpy(), tf.sigmoid(model(inputs)).numpy(), atol=1e-5)
     exporter = SentimentExport(model, tokenizer)  # held: tf.function methods keep only a weak reference
     in_memory = exporter.classify(tf.constant(["진짜 최고"]))
-    assert in_memory["score"].numpy()[0] == pytest.approx(loaded(text=tf.constant(["진짜 최고"]))["score"].numpy()[0], abs=1e-6)
+    assert in_memory["score"].numpy()[0] == pytest.approx(
+        loaded(text=tf.constant(["진짜 최고"]))["score"].numpy()[0], abs=1e-6
+    )
 
 
 PLAIN_TF_SCRIPT = r"""

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq_app.models.sentiment_classifier import SentimentClassifier
-from seq2seq_app.review_tokenizer import ReviewTokenizer, split_units
-from seq2seq_app.vocabulary import UNK_ID, Vocabulary
+from seq2seq_app.core.vocabulary import UNK_ID, Vocabulary
+from seq2seq_app.sentiment.review_tokenizer import ReviewTokenizer, split_units
+from seq2seq_app.sentiment.sentiment_classifier import SentimentClassifier
 from tests.layer_checks import check_config_round_trip, check_fit_and_save_load
 
 
@@ -51,8 +51,9 @@ def _inputs(batch=3, length=7, seed=0):
 @pytest.mark.parametrize("cell", ["gru", "lstm", "simple_rnn"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_last_prefix_score_equals_the_whole_review_score(cell, bidirectional):
-    model = SentimentClassifier(30, 40, embedding_dim=8, units=12, cell=cell, num_layers=2,
-                                bidirectional=bidirectional)
+    model = SentimentClassifier(
+        30, 40, embedding_dim=8, units=12, cell=cell, num_layers=2, bidirectional=bidirectional
+    )
     inputs = _inputs()
     final = np.asarray(model(inputs))
     per_token = np.asarray(model.token_logits(inputs))
@@ -76,15 +77,21 @@ def test_padding_does_not_change_scores():
     inputs = _inputs()
     padded = {k: np.pad(v, [[0, 0], [0, 5]]) for k, v in inputs.items()}
     np.testing.assert_allclose(model(inputs), model(padded), atol=1e-5)
-    np.testing.assert_allclose(model.token_logits(inputs), np.asarray(model.token_logits(padded))[:, :7], atol=1e-5)
+    np.testing.assert_allclose(
+        model.token_logits(inputs), np.asarray(model.token_logits(padded))[:, :7], atol=1e-5
+    )
 
 
+@pytest.mark.slow  # a real fit and a save/load: seconds of CPU
 def test_config_round_trip_and_fit_save_load(tmp_path):
-    model = SentimentClassifier(30, 40, embedding_dim=8, units=12, cell="lstm", bidirectional=True, dropout=0.1)
+    model = SentimentClassifier(
+        30, 40, embedding_dim=8, units=12, cell="lstm", bidirectional=True, dropout=0.1
+    )
     inputs = _inputs()
     check_config_round_trip(model, inputs)
-    check_fit_and_save_load(model, inputs, np.array([1.0, 0.0, 1.0]), tmp_path,
-                            keras.losses.BinaryCrossentropy(from_logits=True))
+    check_fit_and_save_load(
+        model, inputs, np.array([1.0, 0.0, 1.0]), tmp_path, keras.losses.BinaryCrossentropy(from_logits=True)
+    )
 
 
 def test_without_bigrams_the_model_ignores_them():

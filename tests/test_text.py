@@ -1,7 +1,7 @@
 import tensorflow as tf
 
-from seq2seq_app import text
-from seq2seq_app.vocabulary import UNK_ID, Vocabulary
+from seq2seq_app.core import text
+from seq2seq_app.core.vocabulary import UNK_ID, Vocabulary
 
 
 def tokens(s, lowercase=True):
@@ -15,7 +15,15 @@ def test_tokenize_splits_punctuation_and_keeps_accents_and_case_on_request():
 
 def test_numbers_hyphens_and_apostrophes_stay_whole():
     assert tokens("It costs 3,50 at 12:30, well-known don't") == [
-        "it", "costs", "3,50", "at", "12:30", ",", "well-known", "don't"]
+        "it",
+        "costs",
+        "3,50",
+        "at",
+        "12:30",
+        ",",
+        "well-known",
+        "don't",
+    ]
 
 
 def test_decomposed_accents_are_composed_and_spaces_unified():

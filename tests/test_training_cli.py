@@ -20,8 +20,9 @@ def test_rerunning_a_finished_run_skips_training_and_reexports(trained_export, t
     run_dir, export_dir = tmp_path / "run", tmp_path / "export"
     shutil.copytree(trained_export[0].parent / "run", run_dir)
     state_before = json.loads((run_dir / "state.json").read_text())
-    translate.main(["--pairs", str(toy_corpus), "--run-dir", str(run_dir), "--export-dir", str(export_dir),
-                    *TINY_FLAGS])
+    translate.main(
+        ["--pairs", str(toy_corpus), "--run-dir", str(run_dir), "--export-dir", str(export_dir), *TINY_FLAGS]
+    )
     assert "already finished" in capsys.readouterr().out
     assert json.loads((run_dir / "state.json").read_text())["history"] == state_before["history"]
     assert (export_dir / "saved_model.pb").exists()
@@ -71,26 +72,50 @@ def test_a_file_without_usable_pairs_is_a_clear_error(tmp_path):
     path = tmp_path / "junk.txt"
     path.write_bytes(b"no tabs\n\xff\xfe\tbad bytes\n\t\n")
     with pytest.raises(SystemExit, match="too few"):
-        translate.main(["--pairs", str(path), "--run-dir", str(tmp_path / "r"), "--export-dir", str(tmp_path / "e")])
+        translate.main(
+            ["--pairs", str(path), "--run-dir", str(tmp_path / "r"), "--export-dir", str(tmp_path / "e")]
+        )
 
 
 def test_line_aligned_files_of_different_lengths_are_rejected(tmp_path):
     (tmp_path / "a.de").write_text("eins\nzwei\n")
     (tmp_path / "a.en").write_text("one\n")
     with pytest.raises(SystemExit, match="same number of lines"):
-        translate.main(["--source-file", str(tmp_path / "a.de"), "--target-file", str(tmp_path / "a.en"),
-                        "--run-dir", str(tmp_path / "r"), "--export-dir", str(tmp_path / "e")])
+        translate.main(
+            [
+                "--source-file",
+                str(tmp_path / "a.de"),
+                "--target-file",
+                str(tmp_path / "a.en"),
+                "--run-dir",
+                str(tmp_path / "r"),
+                "--export-dir",
+                str(tmp_path / "e"),
+            ]
+        )
 
 
 def test_sigkilled_run_resumes_from_its_last_backup(tmp_path):
     corpus = write_pair_file(tmp_path / "toy.txt", toy_pairs(400, seed=3))
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "training.translate", "--pairs", str(corpus), "--run-dir", str(run_dir),
-               "--export-dir", str(tmp_path / "export"), *TINY_FLAGS]
+    command = [
+        sys.executable,
+        "-m",
+        "training.translate",
+        "--pairs",
+        str(corpus),
+        "--run-dir",
+        str(run_dir),
+        "--export-dir",
+        str(tmp_path / "export"),
+        *TINY_FLAGS,
+    ]
     command[command.index("--epochs") + 1] = "4"
     command[command.index("--checkpoint-every") + 1] = "2"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 240
     state_file = run_dir / "state.json"
     while time.time() < deadline and process.poll() is None:
@@ -118,7 +143,9 @@ def test_stop_file_ends_training_after_the_current_epoch(tmp_path):
     model.compile(optimizer="sgd", loss="mse")
     stop = tmp_path / "STOP"
     stop.touch()
-    history = model.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=5, verbose=0, callbacks=[common.StopFile(stop)])
+    history = model.fit(
+        np.zeros((4, 2)), np.zeros((4, 1)), epochs=5, verbose=0, callbacks=[common.StopFile(stop)]
+    )
     assert len(history.history["loss"]) == 1
     assert not stop.exists()
 
@@ -128,8 +155,17 @@ def test_resuming_with_different_architecture_is_refused(trained_export, toy_cor
     flags = [*TINY_FLAGS]
     flags[flags.index("--units") + 1] = "48"
     with pytest.raises(SystemExit, match="--units"):
-        translate.main(["--pairs", str(toy_corpus), "--run-dir", str(export_dir.parent / "run"),
-                        "--export-dir", str(export_dir.parent / "other"), *flags])
+        translate.main(
+            [
+                "--pairs",
+                str(toy_corpus),
+                "--run-dir",
+                str(export_dir.parent / "run"),
+                "--export-dir",
+                str(export_dir.parent / "other"),
+                *flags,
+            ]
+        )
 
 
 def test_config_values_outside_choices_are_rejected(tmp_path, capsys):
@@ -143,8 +179,17 @@ def test_config_values_outside_choices_are_rejected(tmp_path, capsys):
 @pytest.mark.parametrize("fractions", [["--validation-fraction", "-0.1"], ["--test-fraction", "0.99"]])
 def test_bad_split_fractions_are_clear_errors(fractions, toy_corpus, tmp_path):
     with pytest.raises(SystemExit, match="fraction"):
-        translate.main(["--pairs", str(toy_corpus), "--run-dir", str(tmp_path / "r"),
-                        "--export-dir", str(tmp_path / "e"), *fractions])
+        translate.main(
+            [
+                "--pairs",
+                str(toy_corpus),
+                "--run-dir",
+                str(tmp_path / "r"),
+                "--export-dir",
+                str(tmp_path / "e"),
+                *fractions,
+            ]
+        )
 
 
 def test_training_clock_saves_time_between_epochs(tmp_path):

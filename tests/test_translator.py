@@ -2,10 +2,10 @@ import keras
 import numpy as np
 import pytest
 
-from seq2seq_app.layers.attention_decoder import AttentionDecoder
-from seq2seq_app.layers.cross_attention import CrossAttention
-from seq2seq_app.layers.recurrent_encoder import RecurrentEncoder
-from seq2seq_app.models.translator import Translator
+from seq2seq_app.core.layers.attention_decoder import AttentionDecoder
+from seq2seq_app.core.layers.cross_attention import CrossAttention
+from seq2seq_app.core.layers.recurrent_encoder import RecurrentEncoder
+from seq2seq_app.translation.translator import Translator
 from tests.layer_checks import check_config_round_trip, check_fit_and_save_load
 
 CELLS = ["gru", "lstm", "simple_rnn"]
@@ -95,6 +95,7 @@ def test_translator_is_padding_invariant_on_both_sides():
     np.testing.assert_allclose(np.asarray(a), np.asarray(b)[:, :2], atol=1e-5)
 
 
+@pytest.mark.slow  # a real fit and a save/load: seconds of CPU
 def test_translator_fits_and_saves(tmp_path):
     rng = np.random.default_rng(2)
     source, target = batch(rng)

@@ -32,10 +32,14 @@ def test_beam_signature_contract_and_beam_one_equals_greedy(trained_export):
     module = tf.saved_model.load(str(trained_export[0]))
     text = tf.constant(["El gato come pan .", "¿María bebe agua ?", ""])
     greedy = module.signatures["translate"](text=text)
-    one = module.signatures["translate_beam"](text=text, beam_size=tf.constant(1), length_penalty=tf.constant(0.6))
+    one = module.signatures["translate_beam"](
+        text=text, beam_size=tf.constant(1), length_penalty=tf.constant(0.6)
+    )
     np.testing.assert_array_equal(one["translation"].numpy(), greedy["translation"].numpy())
     np.testing.assert_allclose(one["attention"].numpy(), greedy["attention"].numpy(), atol=1e-6)
-    four = module.signatures["translate_beam"](text=text, beam_size=tf.constant(4), length_penalty=tf.constant(0.6))
+    four = module.signatures["translate_beam"](
+        text=text, beam_size=tf.constant(4), length_penalty=tf.constant(0.6)
+    )
     assert four["candidates"].shape == (3, 4) and four["scores"].shape == (3, 4)
     assert four["scores"].dtype == tf.float32
     assert np.all(np.diff(four["scores"].numpy(), axis=1) <= 1e-6)
@@ -61,7 +65,9 @@ def test_bad_inputs_give_strings_not_crashes(translator):
     for kwargs in ({}, {"beam_size": 3}, {"temperature": 0.8}):
         out = translator.translate(BAD_INPUTS, **kwargs)
         assert len(out) == len(BAD_INPUTS) and all(isinstance(o, str) for o in out)
-    raw = tf.saved_model.load(str(translator.path)).signatures["translate"](text=tf.constant([b"\xff\xfe gato"]))
+    raw = tf.saved_model.load(str(translator.path)).signatures["translate"](
+        text=tf.constant([b"\xff\xfe gato"])
+    )
     assert raw["translation"].shape == (1,)
     assert translator.translate("") == ""
 
@@ -75,8 +81,9 @@ def test_empty_batch_gives_empty_outputs(trained_export):
     module = tf.saved_model.load(str(trained_export[0]))
     out = module.signatures["translate"](text=tf.constant([], tf.string))
     assert out["translation"].shape == (0,)
-    beam = module.signatures["translate_beam"](text=tf.constant([], tf.string), beam_size=tf.constant(2),
-                                               length_penalty=tf.constant(0.6))
+    beam = module.signatures["translate_beam"](
+        text=tf.constant([], tf.string), beam_size=tf.constant(2), length_penalty=tf.constant(0.6)
+    )
     assert beam["candidates"].shape[0] == 0
 
 
@@ -94,9 +101,9 @@ def test_saved_model_matches_the_in_memory_export(trained_export):
     """save -> load identity: the SavedModel computes what the trained Keras model computes."""
     import keras
 
-    from seq2seq_app.translator_export import TranslatorExport
-    from seq2seq_app.models.translator import Translator
-    from seq2seq_app.vocabulary import Vocabulary
+    from seq2seq_app.core.vocabulary import Vocabulary
+    from seq2seq_app.translation.translator import Translator
+    from seq2seq_app.translation.translator_export import TranslatorExport
 
     export_dir, card = trained_export
     run_dir = export_dir.parent / "run"
@@ -108,7 +115,9 @@ def test_saved_model_matches_the_in_memory_export(trained_export):
     keras.mixed_precision.set_global_policy("float32")
     exporter = TranslatorExport(model, src, tgt)
     in_memory = exporter.translate(tf.constant(["El gato ve el perro ."]))
-    loaded = tf.saved_model.load(str(export_dir)).signatures["translate"](text=tf.constant(["El gato ve el perro ."]))
+    loaded = tf.saved_model.load(str(export_dir)).signatures["translate"](
+        text=tf.constant(["El gato ve el perro ."])
+    )
     assert in_memory["translation"].numpy()[0] == loaded["translation"].numpy()[0]
     np.testing.assert_allclose(in_memory["attention"].numpy(), loaded["attention"].numpy(), atol=1e-6)
 

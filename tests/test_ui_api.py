@@ -26,7 +26,7 @@ def client(tmp_path_factory, trained_export, sentiment_export, caption_export):
 
 @pytest.fixture(scope="module")
 def shape_image(tmp_path_factory):
-    from seq2seq_app.data.shapes import make_shapes_dataset
+    from seq2seq_app.captioning.shapes import make_shapes_dataset
 
     path = tmp_path_factory.mktemp("images") / "shapes.png"
     path.write_bytes(make_shapes_dataset(1, seed=3).images[0])

@@ -71,7 +71,7 @@ def test_attention_overlays_dim_what_the_model_did_not_look_at():
 
     from PIL import Image
 
-    from seq2seq_app.data.shapes import make_shapes_dataset
+    from seq2seq_app.captioning.shapes import make_shapes_dataset
 
     attention = np.zeros((2, 4))
     attention[0, 0] = attention[1, 3] = 1.0  # 2×2 regions: top-left, then bottom-right
@@ -213,7 +213,7 @@ def test_classify_handler_gives_verdict_moves_and_trajectory(sentiment_export):
 
 def test_caption_handler_gives_caption_and_overlays(caption_export):
     from seq2seq_app import LoadedCaptioner
-    from seq2seq_app.data.shapes import make_shapes_dataset
+    from seq2seq_app.captioning.shapes import make_shapes_dataset
 
     captioner = LoadedCaptioner(caption_export[0])
     image = make_shapes_dataset(1, seed=4).images[0]
@@ -235,7 +235,7 @@ def test_caption_handler_gives_caption_and_overlays(caption_export):
 
 def test_caption_handler_reads_files_and_checks_their_size_first(caption_export, tmp_path, monkeypatch):
     from seq2seq_app import LoadedCaptioner
-    from seq2seq_app.data.shapes import make_shapes_dataset
+    from seq2seq_app.captioning.shapes import make_shapes_dataset
 
     captioner = LoadedCaptioner(caption_export[0])
     path = tmp_path / "shapes.png"

@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from training import common
-
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+from training import common
 
 
 def latency_ms(fn: Callable[[], object], repeats: int) -> dict[str, float]:
@@ -30,7 +30,10 @@ def latency_ms(fn: Callable[[], object], repeats: int) -> dict[str, float]:
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1000)
-    return {"p50_ms": round(float(np.percentile(times, 50)), 2), "p95_ms": round(float(np.percentile(times, 95)), 2)}
+    return {
+        "p50_ms": round(float(np.percentile(times, 50)), 2),
+        "p95_ms": round(float(np.percentile(times, 95)), 2),
+    }
 
 
 def throughput(fn: Callable[[list[str]], object], texts: list[str], batch: int) -> float:
@@ -57,7 +60,7 @@ def bench_translate_inference(model_dir: Path, sentences: list[str], repeats: in
     for name, fn in (("greedy", run_greedy), ("beam4", run_beam)):
         singles = iter(sentences * (repeats // max(1, len(sentences)) + 2))
         results[name] = {
-            **latency_ms(lambda: fn([next(singles)]), repeats),
+            **latency_ms(lambda fn=fn, singles=singles: fn([next(singles)]), repeats),
             "batch64_sentences_per_s": throughput(fn, sentences, 64),
         }
     return results
@@ -80,8 +83,8 @@ def timed_fit(model, dataset: tf.data.Dataset, steps: int) -> tuple[list, float]
 
 def bench_translate_training(card: dict, pairs: str, steps: int, overrides: dict) -> dict:
     """Non-padding target tokens per second of `fit` with the card's hyperparameters."""
-    from seq2seq_app.data import translation as data
-    from seq2seq_app.vocabulary import Vocabulary
+    from seq2seq_app.core.vocabulary import Vocabulary
+    from seq2seq_app.translation import data
     from training.translate import build_model
 
     hp = {**card["hyperparameters"], **overrides}
@@ -97,9 +100,14 @@ def bench_translate_training(card: dict, pairs: str, steps: int, overrides: dict
     timed, seconds = timed_fit(model, dataset, steps)
     tokens = sum(int(np.sum(y.numpy() != 0)) for _, y in timed)
     padded = sum(int(np.prod(y.shape)) for _, y in timed)
-    return {"target_tokens_per_s": round(tokens / seconds), "padding_fraction": round(1 - tokens / padded, 3),
-            "precision_policy": policy, "steps": len(timed), "parameters": model.count_params(),
-            "overrides": overrides}
+    return {
+        "target_tokens_per_s": round(tokens / seconds),
+        "padding_fraction": round(1 - tokens / padded, 3),
+        "precision_policy": policy,
+        "steps": len(timed),
+        "parameters": model.count_params(),
+        "overrides": overrides,
+    }
 
 
 def bench_sentiment_inference(model_dir: Path, reviews: list[str], repeats: int) -> dict:
@@ -109,41 +117,60 @@ def bench_sentiment_inference(model_dir: Path, reviews: list[str], repeats: int)
         return classify(text=tf.constant(batch))
 
     singles = iter(reviews * (repeats // max(1, len(reviews)) + 2))
-    return {**latency_ms(lambda: run([next(singles)]), repeats),
-            "batch256_reviews_per_s": throughput(run, reviews, 256),
-            "batch1_reviews_per_s": throughput(run, reviews[:repeats], 1)}
+    return {
+        **latency_ms(lambda: run([next(singles)]), repeats),
+        "batch256_reviews_per_s": throughput(run, reviews, 256),
+        "batch1_reviews_per_s": throughput(run, reviews[:repeats], 1),
+    }
 
 
-def bench_sentiment_training(card: dict, train_texts: list[str], train_labels: list[int], steps: int,
-                             overrides: dict) -> dict:
+def bench_sentiment_training(
+    card: dict, train_texts: list[str], train_labels: list[int], steps: int, overrides: dict
+) -> dict:
     """Reviews per second of `fit` with the card's hyperparameters."""
-    from seq2seq_app.data import sentiment as data
-    from seq2seq_app.review_tokenizer import ReviewTokenizer
-    from seq2seq_app.vocabulary import Vocabulary
+    from seq2seq_app.core.vocabulary import Vocabulary
+    from seq2seq_app.sentiment import data
+    from seq2seq_app.sentiment.review_tokenizer import ReviewTokenizer
     from training.sentiment import build_model
 
     hp = {**card["hyperparameters"], **overrides}
     policy = common.configure_precision("auto")
-    units, bigrams = ReviewTokenizer(Vocabulary([]), None, hp["unit"], hp["max_tokens"]).split(tf.constant(train_texts))
+    units, bigrams = ReviewTokenizer(Vocabulary([]), None, hp["unit"], hp["max_tokens"]).split(
+        tf.constant(train_texts)
+    )
     decoded = [[[t.decode() for t in row] for row in r.to_list()] for r in (units, bigrams)]
     vocab = Vocabulary.build(decoded[0], hp["vocab_size"], hp["min_count"])
-    bigram_vocab = Vocabulary.build(decoded[1], hp["bigram_vocab_size"], hp["min_count"]) if hp["bigram_vocab_size"] else None
+    bigram_vocab = (
+        Vocabulary.build(decoded[1], hp["bigram_vocab_size"], hp["min_count"])
+        if hp["bigram_vocab_size"]
+        else None
+    )
     tokenizer = ReviewTokenizer(vocab, bigram_vocab, hp["unit"], hp["max_tokens"])
-    dataset = data.make_dataset(data.LabeledReviews(train_texts, train_labels), tokenizer, hp["batch_size"], shuffle=True)
+    dataset = data.make_dataset(
+        data.LabeledReviews(train_texts, train_labels), tokenizer, hp["batch_size"], shuffle=True
+    )
     model = build_model(argparse.Namespace(**hp), tokenizer)
     timed, seconds = timed_fit(model, dataset, steps)
     reviews = sum(int(y.shape[0]) for _, y in timed)
-    return {"reviews_per_s": round(reviews / seconds), "precision_policy": policy, "steps": len(timed),
-            "parameters": model.count_params(), "overrides": overrides}
+    return {
+        "reviews_per_s": round(reviews / seconds),
+        "precision_policy": policy,
+        "steps": len(timed),
+        "parameters": model.count_params(),
+        "overrides": overrides,
+    }
 
 
 def bench_caption_inference(model_dir: Path, images: list[bytes], repeats: int) -> dict:
     module = tf.saved_model.load(str(model_dir))
     greedy, beam = module.signatures["caption"], module.signatures["caption_beam"]
     singles = iter(images * (repeats // max(1, len(images)) + 2))
-    results = {"greedy": latency_ms(lambda: greedy(image=tf.constant([next(singles)])), repeats),
-               "beam3": latency_ms(lambda: beam(image=tf.constant([next(singles)]), beam_size=tf.constant(3)),
-                                   max(10, repeats // 4))}
+    results = {
+        "greedy": latency_ms(lambda: greedy(image=tf.constant([next(singles)])), repeats),
+        "beam3": latency_ms(
+            lambda: beam(image=tf.constant([next(singles)]), beam_size=tf.constant(3)), max(10, repeats // 4)
+        ),
+    }
     results["greedy"]["batch16_images_per_s"] = throughput(lambda b: greedy(image=tf.constant(b)), images, 16)
     return results
 
@@ -151,10 +178,10 @@ def bench_caption_inference(model_dir: Path, images: list[bytes], repeats: int) 
 def bench_caption_training(card: dict, train, steps: int) -> dict:
     """Images per second through the frozen backbone (feature caching) and captions per second
     of decoder training on cached features, with the card's hyperparameters."""
-    from seq2seq_app.data import captions as data
-    from seq2seq_app.data.translation import tokenize_all
-    from seq2seq_app.models.backbones import make_backbone
-    from seq2seq_app.vocabulary import Vocabulary
+    from seq2seq_app.captioning import data
+    from seq2seq_app.captioning.backbones import make_backbone
+    from seq2seq_app.core.vocabulary import Vocabulary
+    from seq2seq_app.translation.data import tokenize_all
     from training.caption import build_model
 
     hp, backbone_card = card["hyperparameters"], card["backbone"]
@@ -166,36 +193,62 @@ def bench_caption_training(card: dict, train, steps: int) -> dict:
     features = data.extract_regions(backbone, images, backbone_card["image_size"])
     extraction = len(images) / (time.perf_counter() - start)
     policy = common.configure_precision("auto")
-    vocab = Vocabulary.build(tokenize_all([c for caps in train.captions for c in caps], True), hp["vocab_size"],
-                             hp["min_count"])
+    vocab = Vocabulary.build(
+        tokenize_all([c for caps in train.captions for c in caps], True), hp["vocab_size"], hp["min_count"]
+    )
     model = build_model(argparse.Namespace(**hp), vocab, *features.shape[1:])
-    dataset = data.make_dataset(features, data.encode_captions(train.captions[:256], vocab, hp["max_length"]),
-                                hp["batch_size"], shuffle=True).repeat()
+    dataset = data.make_dataset(
+        features,
+        data.encode_captions(train.captions[:256], vocab, hp["max_length"]),
+        hp["batch_size"],
+        shuffle=True,
+    ).repeat()
     timed, seconds = timed_fit(model, dataset, steps)
     captions = sum(int(y.shape[0]) for _, y in timed)
-    return {"backbone_images_per_s": round(extraction, 1), "decoder_captions_per_s": round(captions / seconds),
-            "precision_policy": policy, "steps": len(timed)}
+    return {
+        "backbone_images_per_s": round(extraction, 1),
+        "decoder_captions_per_s": round(captions / seconds),
+        "precision_policy": policy,
+        "steps": len(timed),
+    }
 
 
 def _held_out(card: dict, split_fn, data):
     """The held-out test split the model never saw, carved exactly as training carved it."""
     split = card.get("data", {})
-    return split_fn(data, split.get("validation_fraction", 0.03), split.get("test_fraction", 0.03),
-                    split.get("split_seed", 0))
+    return split_fn(
+        data,
+        split.get("validation_fraction", 0.03),
+        split.get("test_fraction", 0.03),
+        split.get("split_seed", 0),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m training.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m training.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("task", choices=["translate", "sentiment", "caption"])
     parser.add_argument("--model", help="SavedModel folder (default: the shipped model of the task)")
-    parser.add_argument("--data", help="file to time and train on (default: the shipped model's training file)")
-    parser.add_argument("--items", type=int, help="held-out sentences/reviews used for throughput "
-                                                  "(default: 640 sentences, 2,560 reviews)")
+    parser.add_argument(
+        "--data", help="file to time and train on (default: the shipped model's training file)"
+    )
+    parser.add_argument(
+        "--items",
+        type=int,
+        help="held-out sentences/reviews used for throughput (default: 640 sentences, 2,560 reviews)",
+    )
     parser.add_argument("--repeats", type=int, default=200, help="single-item calls per latency figure")
     parser.add_argument("--train-steps", type=int, default=60, help="timed training steps (0 skips training)")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="train with this hyperparameter changed, e.g. --set units=256 (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="train with this hyperparameter changed, e.g. --set units=256 (repeatable)",
+    )
     parser.add_argument("--skip-inference", action="store_true")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
@@ -210,33 +263,43 @@ def main(argv: Sequence[str] | None = None) -> None:
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     results = {"machine": common.machine_description()}
     if args.task == "translate":
-        from seq2seq_app.data import translation as data
+        from seq2seq_app.translation import data
 
         corpus = data.read_pair_file(data_path, 1, 0)
         train, _, test = _held_out(card, data.split_corpus, corpus)
         if not args.skip_inference:
-            results["inference"] = bench_translate_inference(model_dir, test.sources[: args.items or 640], args.repeats)
+            results["inference"] = bench_translate_inference(
+                model_dir, test.sources[: args.items or 640], args.repeats
+            )
         if args.train_steps and card:
             results["training"] = bench_translate_training(card, data_path, args.train_steps, overrides)
     elif args.task == "caption":
-        from seq2seq_app.data import captions as data
+        from seq2seq_app.captioning import data
 
         train, held_out = data.read_flickr8k(data_path, "train"), data.read_flickr8k(data_path, "dev")
         if not args.skip_inference:
-            results["inference"] = bench_caption_inference(model_dir, held_out.images[: args.items or 64], args.repeats)
+            results["inference"] = bench_caption_inference(
+                model_dir, held_out.images[: args.items or 64], args.repeats
+            )
         if args.train_steps and card:
             results["training"] = bench_caption_training(card, train, args.train_steps)
     else:
-        from seq2seq_app.data import sentiment as data
+        from seq2seq_app.sentiment import data
 
         hp = card.get("hyperparameters", {})
         columns = card.get("data", {})
-        reviews = data.read_labeled_tsv(data_path, columns.get("text_column", "document"), columns.get("label_column", "label"))
+        reviews = data.read_labeled_tsv(
+            data_path, columns.get("text_column", "document"), columns.get("label_column", "label")
+        )
         train, _, test = _held_out(card, data.split_reviews, reviews)
         if not args.skip_inference:
-            results["inference"] = bench_sentiment_inference(model_dir, test.texts[: args.items or 2560], args.repeats)
+            results["inference"] = bench_sentiment_inference(
+                model_dir, test.texts[: args.items or 2560], args.repeats
+            )
         if args.train_steps and hp:
-            results["training"] = bench_sentiment_training(card, train.texts, train.labels, args.train_steps, overrides)
+            results["training"] = bench_sentiment_training(
+                card, train.texts, train.labels, args.train_steps, overrides
+            )
     print(json.dumps(results, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

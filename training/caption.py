@@ -6,7 +6,8 @@ Example (the shipped Flickr8k model; see its model card for the exact command):
         --export-dir saved_models/caption_flickr8k
 
 A demo that trains in minutes on a CPU, on coloured shapes the project draws itself:
-    python -m training.caption --synthetic 3000 --backbone-weights ../shared/weights/mobilenet_v2_1.0_224_imagenet_dequant_int8_no_top.h5 \\
+    python -m training.caption --synthetic 3000 \\
+        --backbone-weights ../shared/weights/mobilenet_v2_1.0_224_imagenet_dequant_int8_no_top.h5 \\
         --export-dir saved_models/caption_shapes
 """
 
@@ -19,44 +20,76 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from training import common
-
 import keras  # noqa: E402  (common sets TF's log level first)
 import numpy as np  # noqa: E402
 
-from seq2seq_app import metrics  # noqa: E402
-from seq2seq_app.data import captions as data  # noqa: E402
-from seq2seq_app.data.translation import tokenize_all  # noqa: E402
-from seq2seq_app.models.backbones import BACKBONES, GRID, make_backbone  # noqa: E402
-from seq2seq_app.models.captioner import Captioner  # noqa: E402
-from seq2seq_app.vocabulary import Vocabulary  # noqa: E402
+from seq2seq_app.captioning import data as data  # noqa: E402
+from seq2seq_app.captioning.backbones import BACKBONES, GRID, make_backbone  # noqa: E402
+from seq2seq_app.captioning.captioner import Captioner  # noqa: E402
+from seq2seq_app.core import metrics  # noqa: E402
+from seq2seq_app.core.vocabulary import Vocabulary  # noqa: E402
+from seq2seq_app.translation.data import tokenize_all  # noqa: E402
+from training import common
 
 RUN_DEFINING_FLAGS = (
-    "flickr8k", "synthetic", "tfds", "train_split", "eval_split", "backbone", "backbone_weights", "image_size",
-    "flip", "cell", "embedding_dim", "units", "decoder_layers", "attention", "vocab_size", "min_count",
-    "max_length", "validation_fraction", "test_fraction", "seed",
+    "flickr8k",
+    "synthetic",
+    "tfds",
+    "train_split",
+    "eval_split",
+    "backbone",
+    "backbone_weights",
+    "image_size",
+    "flip",
+    "cell",
+    "embedding_dim",
+    "units",
+    "decoder_layers",
+    "attention",
+    "vocab_size",
+    "min_count",
+    "max_length",
+    "validation_fraction",
+    "test_fraction",
+    "seed",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.caption", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m training.caption",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = parser.add_argument_group("data (choose one source)")
     src.add_argument("--flickr8k", help="a Flickr8k-format folder: images/, captions.token.txt[, splits.tsv]")
     src.add_argument("--train-split", default="train", help="splits.tsv value trained on")
-    src.add_argument("--eval-split", default="dev",
-                     help="splits.tsv value halved into validation and test (without splits.tsv: fractions)")
-    src.add_argument("--synthetic", type=int, default=0, help="generate this many coloured-shape images instead")
-    src.add_argument("--tfds", help="TFDS split spec of coco_captions to train on, e.g. 'train[:20000]' (downloads)")
+    src.add_argument(
+        "--eval-split",
+        default="dev",
+        help="splits.tsv value halved into validation and test (without splits.tsv: fractions)",
+    )
+    src.add_argument(
+        "--synthetic", type=int, default=0, help="generate this many coloured-shape images instead"
+    )
+    src.add_argument(
+        "--tfds", help="TFDS split spec of coco_captions to train on, e.g. 'train[:20000]' (downloads)"
+    )
     src.add_argument("--tfds-data-dir")
     src.add_argument("--data-name", default="images", help="for the model card, e.g. Flickr8k")
     src.add_argument("--data-credit", default="", help="data source and licence, for the model card")
     enc = parser.add_argument_group("image encoder")
-    enc.add_argument("--backbone", choices=sorted(BACKBONES) + [GRID], default="mobilenet_v2",
-                     help=f"keras.applications CNN, or {GRID} (an 8x8 colour grid without weights, for tests)")
-    enc.add_argument("--backbone-weights", default="imagenet",
-                     help="a local .h5 file, 'imagenet' (downloads) or 'none' (random)")
+    enc.add_argument(
+        "--backbone",
+        choices=sorted(BACKBONES) + [GRID],
+        default="mobilenet_v2",
+        help=f"keras.applications CNN, or {GRID} (an 8x8 colour grid without weights, for tests)",
+    )
+    enc.add_argument(
+        "--backbone-weights",
+        default="imagenet",
+        help="a local .h5 file, 'imagenet' (downloads) or 'none' (random)",
+    )
     enc.add_argument("--backbone-credit", default="", help="weights source and licence, for the model card")
     enc.add_argument("--image-size", type=common.positive_int, default=224)
     enc.add_argument("--flip", action="store_true", help="also train on mirrored images (cached once)")
@@ -79,16 +112,25 @@ def load_splits(args: argparse.Namespace):
         raise SystemExit("choose exactly one data source: --flickr8k, --synthetic or --tfds")
     try:
         if args.synthetic:
-            from seq2seq_app.data.shapes import make_shapes_dataset
+            from seq2seq_app.captioning.shapes import make_shapes_dataset
 
-            return data.split_images(make_shapes_dataset(args.synthetic, seed=args.seed),
-                                     args.validation_fraction, args.test_fraction, args.seed)
+            return data.split_images(
+                make_shapes_dataset(args.synthetic, seed=args.seed),
+                args.validation_fraction,
+                args.test_fraction,
+                args.seed,
+            )
         if args.tfds:
-            return data.split_images(data.read_tfds_coco(args.tfds, args.tfds_data_dir),
-                                     args.validation_fraction, args.test_fraction, args.seed)
+            return data.split_images(
+                data.read_tfds_coco(args.tfds, args.tfds_data_dir),
+                args.validation_fraction,
+                args.test_fraction,
+                args.seed,
+            )
         if not (Path(args.flickr8k) / data.SPLITS_FILE).exists():
-            return data.split_images(data.read_flickr8k(args.flickr8k),
-                                     args.validation_fraction, args.test_fraction, args.seed)
+            return data.split_images(
+                data.read_flickr8k(args.flickr8k), args.validation_fraction, args.test_fraction, args.seed
+            )
         train = data.read_flickr8k(args.flickr8k, args.train_split)
         held_out = data.read_flickr8k(args.flickr8k, args.eval_split)
         test, val, _ = data.split_images(held_out, 0.5, 0.0, args.seed)  # halves: validation and test
@@ -101,7 +143,9 @@ def backbone_weights(args: argparse.Namespace) -> str | None:
     return None if args.backbone == GRID or args.backbone_weights.lower() == "none" else args.backbone_weights
 
 
-def cached_regions(args, run_dir: Path, backbone, name: str, images: data.CaptionedImages, flip: bool) -> np.ndarray:
+def cached_regions(
+    args, run_dir: Path, backbone, name: str, images: data.CaptionedImages, flip: bool
+) -> np.ndarray:
     """Backbone features of a split, computed once per run directory and image list."""
     # The file name carries a digest of the image names, so changed data is never paired with
     # stale features; the write is atomic, so a kill mid-write leaves no truncated cache.
@@ -114,15 +158,24 @@ def cached_regions(args, run_dir: Path, backbone, name: str, images: data.Captio
     with open(path.with_suffix(".tmp"), "wb") as f:
         np.save(f, regions)
     os.replace(path.with_suffix(".tmp"), path)
-    print(f"cached {name}{' (mirrored)' if flip else ''} features of {len(images)} images "
-          f"in {time.time() - start:.0f} s: {regions.shape}")
+    print(
+        f"cached {name}{' (mirrored)' if flip else ''} features of {len(images)} images "
+        f"in {time.time() - start:.0f} s: {regions.shape}"
+    )
     return regions
 
 
 def build_model(args: argparse.Namespace, vocab: Vocabulary, regions: int, feature_dim: int) -> Captioner:
     model = Captioner(
-        vocab_size=len(vocab), num_regions=regions, embedding_dim=args.embedding_dim, units=args.units, cell=args.cell,
-        decoder_layers=args.decoder_layers, attention=args.attention, dropout=args.dropout, name="captioner",
+        vocab_size=len(vocab),
+        num_regions=regions,
+        embedding_dim=args.embedding_dim,
+        units=args.units,
+        cell=args.cell,
+        decoder_layers=args.decoder_layers,
+        attention=args.attention,
+        dropout=args.dropout,
+        name="captioner",
     )
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0),
@@ -134,7 +187,10 @@ def build_model(args: argparse.Namespace, vocab: Vocabulary, regions: int, featu
 
 
 def example_inputs(regions: int, feature_dim: int) -> dict[str, np.ndarray]:
-    return {"features": np.zeros((1, regions, feature_dim), np.float32), "target_in": np.ones((1, 2), np.int32)}
+    return {
+        "features": np.zeros((1, regions, feature_dim), np.float32),
+        "target_in": np.ones((1, 2), np.int32),
+    }
 
 
 def evaluate(captioner, test: data.CaptionedImages, beam_size: int = 3) -> dict:
@@ -158,27 +214,36 @@ def run(args: argparse.Namespace) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
     train, val, test = load_splits(args)
-    print(f"images: {len(train)} train, {len(val)} validation, {len(test)} test; skipped "
-          f"{train.unreadable + val.unreadable + test.unreadable} unreadable images and "
-          f"{train.malformed + val.malformed + test.malformed} malformed caption lines")
+    print(
+        f"images: {len(train)} train, {len(val)} validation, {len(test)} test; skipped "
+        f"{train.unreadable + val.unreadable + test.unreadable} unreadable images and "
+        f"{train.malformed + val.malformed + test.malformed} malformed caption lines"
+    )
     common.require_nonempty((train, val, test), "add images or adjust the split flags")
     common.check_same_run(run_dir, args, RUN_DEFINING_FLAGS)
     vocab_path = run_dir / "vocab.txt"
     if vocab_path.exists():
         vocab = Vocabulary.load(vocab_path)
     else:
-        vocab = Vocabulary.build(tokenize_all([c for caps in train.captions for c in caps], lowercase=True),
-                                 args.vocab_size, args.min_count)
+        vocab = Vocabulary.build(
+            tokenize_all([c for caps in train.captions for c in caps], lowercase=True),
+            args.vocab_size,
+            args.min_count,
+        )
         vocab.save(vocab_path)
     keras.mixed_precision.set_global_policy("float32")  # the backbone runs in float32
     try:
         backbone = make_backbone(args.backbone, backbone_weights(args), args.image_size)
     except (OSError, ValueError) as e:
         raise SystemExit(f"cannot load backbone weights {args.backbone_weights!r}: {e}") from e
-    features = {"train": cached_regions(args, run_dir, backbone, "train", train, False),
-                "validation": cached_regions(args, run_dir, backbone, "validation", val, False)}
+    features = {
+        "train": cached_regions(args, run_dir, backbone, "train", train, False),
+        "validation": cached_regions(args, run_dir, backbone, "validation", val, False),
+    }
     if args.flip:
-        features["train"] = np.concatenate([features["train"], cached_regions(args, run_dir, backbone, "train", train, True)])
+        features["train"] = np.concatenate(
+            [features["train"], cached_regions(args, run_dir, backbone, "train", train, True)]
+        )
     regions, feature_dim = features["train"].shape[1:]
     policy = common.configure_precision(args.mixed_precision)
     strategy = common.make_strategy(args.strategy)
@@ -189,46 +254,90 @@ def run(args: argparse.Namespace) -> dict:
     def datasets():
         batch = args.batch_size * strategy.num_replicas_in_sync
         captions = train.captions + ([data.mirror_captions(c) for c in train.captions] if args.flip else [])
-        return (data.make_dataset(features["train"], data.encode_captions(captions, vocab, args.max_length),
-                                  batch, shuffle=True, seed=args.seed),
-                data.make_dataset(features["validation"], data.encode_captions(val.captions, vocab, args.max_length),
-                                  batch, shuffle=False))
+        return (
+            data.make_dataset(
+                features["train"],
+                data.encode_captions(captions, vocab, args.max_length),
+                batch,
+                shuffle=True,
+                seed=args.seed,
+            ),
+            data.make_dataset(
+                features["validation"],
+                data.encode_captions(val.captions, vocab, args.max_length),
+                batch,
+                shuffle=False,
+            ),
+        )
 
     common.fit_or_load(model, args, run_dir, state, datasets)
     export_model = common.float32_copy(model, example_inputs(regions, feature_dim))
     # Imported here, so a finished run can be re-exported by newer export code.
-    from seq2seq_app.captioner_api import LoadedCaptioner
-    from seq2seq_app.captioner_export import CaptionerExport
+    from seq2seq_app.captioning.captioner_api import LoadedCaptioner
+    from seq2seq_app.captioning.captioner_export import CaptionerExport
 
     def describe(path: Path) -> dict:
         return {
             "title": f"{args.data_name} captioner ({args.backbone} regions, {args.cell.upper()} decoder with "
-                     f"{args.attention} attention)",
-            "description": "One-to-many model: encoded image bytes in, a caption out, with the attention over "
-                           "image regions for every word. Loads with `tensorflow` alone.",
+            f"{args.attention} attention)",
+            "description": "One-to-many model: encoded image bytes in, a caption out, with the attention "
+            "over image regions for every word. Loads with `tensorflow` alone.",
             "task": "caption",
-            "data": {"source": args.flickr8k or args.tfds or f"synthetic shapes ({args.synthetic} images)",
-                     "credit": args.data_credit, "train_images": len(train), "validation_images": len(val),
-                     "test_images": len(test), "train_captions": sum(len(c) for c in train.captions),
-                     "unreadable_images": train.unreadable + val.unreadable + test.unreadable,
-                     "malformed_caption_lines": train.malformed + val.malformed + test.malformed,
-                     "vocab": len(vocab), "mirrored_training_images": args.flip},
-            "backbone": {"name": args.backbone, "weights": args.backbone_weights, "credit": args.backbone_credit,
-                         "image_size": args.image_size, "frozen": True},
-            "metrics": {"test_split": f"{len(test)} images, half of the '{args.eval_split}' split (seed {args.seed})"
-                        if args.flickr8k and (Path(args.flickr8k) / data.SPLITS_FILE).exists()
-                        else f"{len(test)} images carved from the data (seed {args.seed})",
-                        **evaluate(LoadedCaptioner(path), test)},
+            "data": {
+                "source": args.flickr8k or args.tfds or f"synthetic shapes ({args.synthetic} images)",
+                "credit": args.data_credit,
+                "train_images": len(train),
+                "validation_images": len(val),
+                "test_images": len(test),
+                "train_captions": sum(len(c) for c in train.captions),
+                "unreadable_images": train.unreadable + val.unreadable + test.unreadable,
+                "malformed_caption_lines": train.malformed + val.malformed + test.malformed,
+                "vocab": len(vocab),
+                "mirrored_training_images": args.flip,
+            },
+            "backbone": {
+                "name": args.backbone,
+                "weights": args.backbone_weights,
+                "credit": args.backbone_credit,
+                "image_size": args.image_size,
+                "frozen": True,
+            },
+            "metrics": {
+                "test_split": f"{len(test)} images, half of the '{args.eval_split}' split (seed {args.seed})"
+                if args.flickr8k and (Path(args.flickr8k) / data.SPLITS_FILE).exists()
+                else f"{len(test)} images carved from the data (seed {args.seed})",
+                **evaluate(LoadedCaptioner(path), test),
+            },
             "training": common.training_card(args, state, policy),
-            "hyperparameters": {k: getattr(args, k) for k in (
-                "cell", "embedding_dim", "units", "decoder_layers", "attention", "dropout", "vocab_size",
-                "min_count", "max_length", "batch_size", "learning_rate", "length_penalty")}
-                | {"decoder_parameters": export_model.count_params(), "backbone_parameters": backbone.count_params()},
+            "hyperparameters": {
+                k: getattr(args, k)
+                for k in (
+                    "cell",
+                    "embedding_dim",
+                    "units",
+                    "decoder_layers",
+                    "attention",
+                    "dropout",
+                    "vocab_size",
+                    "min_count",
+                    "max_length",
+                    "batch_size",
+                    "learning_rate",
+                    "length_penalty",
+                )
+            }
+            | {
+                "decoder_parameters": export_model.count_params(),
+                "backbone_parameters": backbone.count_params(),
+            },
         }
 
     return common.export_with_card(
-        Path(args.export_dir), CaptionerExport(backbone, export_model, vocab, args.image_size, args.max_length,
-                        args.length_penalty).save, describe,
+        Path(args.export_dir),
+        CaptionerExport(
+            backbone, export_model, vocab, args.image_size, args.max_length, args.length_penalty
+        ).save,
+        describe,
         "caption, caption_beam",
     )
 

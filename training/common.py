@@ -39,8 +39,10 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
             parser.error(f"unknown keys in {first.config}: {', '.join(unknown)}")
         for action in parser._actions:
             if action.dest in config and action.choices and config[action.dest] not in action.choices:
-                parser.error(f"{first.config}: {action.dest} must be one of {list(action.choices)}, "
-                             f"not {config[action.dest]!r}")
+                parser.error(
+                    f"{first.config}: {action.dest} must be one of {list(action.choices)}, "
+                    f"not {config[action.dest]!r}"
+                )
         parser.set_defaults(**config)
     return parser.parse_args(argv)
 
@@ -53,16 +55,28 @@ def add_common_flags(parser: argparse.ArgumentParser, run_dir: str, export_dir: 
     g.add_argument("--epochs", type=positive_int, default=30)
     g.add_argument("--learning-rate", type=float, default=1e-3)
     g.add_argument("--patience", type=int, default=3, help="early-stopping patience in epochs")
-    g.add_argument("--checkpoint-every", type=int, default=500,
-                   help="steps between resumable backups (a killed run loses at most this many)")
+    g.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=500,
+        help="steps between resumable backups (a killed run loses at most this many)",
+    )
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--validation-fraction", type=float, default=0.03)
     g.add_argument("--test-fraction", type=float, default=0.03)
-    g.add_argument("--strategy", choices=["default", "mirrored", "multi_worker"], default="default",
-                   help="tf.distribute strategy; multi_worker reads the cluster from TF_CONFIG")
-    g.add_argument("--mixed-precision", choices=["auto", "on", "off"], default="auto",
-                   help="on: float16 on GPU, bfloat16 on CPU; auto: on where the hardware has fast "
-                        "low-precision matmuls (GPU, or a CPU with AVX512-BF16/AMX)")
+    g.add_argument(
+        "--strategy",
+        choices=["default", "mirrored", "multi_worker"],
+        default="default",
+        help="tf.distribute strategy; multi_worker reads the cluster from TF_CONFIG",
+    )
+    g.add_argument(
+        "--mixed-precision",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="on: float16 on GPU, bfloat16 on CPU; auto: on where the hardware has fast "
+        "low-precision matmuls (GPU, or a CPU with AVX512-BF16/AMX)",
+    )
     g.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Keras progress bar mode")
 
 
@@ -122,7 +136,10 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 def machine_description() -> str:
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     cpu = platform.processor() or platform.machine()
-    return f"{os.cpu_count()} CPU cores ({cpu}), GPUs: {gpus or 'none'}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    return (
+        f"{os.cpu_count()} CPU cores ({cpu}), GPUs: {gpus or 'none'}, "
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    )
 
 
 class RunState:
@@ -215,7 +232,10 @@ def fit_callbacks(args: argparse.Namespace, run_dir: Path, state: RunState) -> l
         # The threshold carries the best validation loss across restarts, so a resumed run never
         # overwrites a better checkpoint with a worse one.
         keras.callbacks.ModelCheckpoint(
-            str(best_weights_path(run_dir)), monitor="val_loss", save_best_only=True, save_weights_only=True,
+            str(best_weights_path(run_dir)),
+            monitor="val_loss",
+            save_best_only=True,
+            save_weights_only=True,
             initial_value_threshold=state.best_val_loss(),
         ),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience),
@@ -234,7 +254,8 @@ def check_same_run(run_dir: Path, args: argparse.Namespace, defining: Sequence[s
         changed = [k for k in defining if k in previous and previous[k] != getattr(args, k)]
         if changed:
             raise SystemExit(
-                f"{run_dir} holds a run made with different {', '.join('--' + k.replace('_', '-') for k in changed)}; "
+                f"{run_dir} holds a run made with different "
+                f"{', '.join('--' + k.replace('_', '-') for k in changed)}; "
                 "use the same flags to resume it, or a new --run-dir"
             )
     path.write_text(json.dumps(vars(args), indent=2), encoding="utf-8")
@@ -317,7 +338,10 @@ def require_nonempty(parts: Sequence, hint: str) -> None:
 
 
 def fit_or_load(
-    model: keras.Model, args: argparse.Namespace, run_dir: Path, state: RunState,
+    model: keras.Model,
+    args: argparse.Namespace,
+    run_dir: Path,
+    state: RunState,
     datasets: Callable[[], tuple[tf.data.Dataset, tf.data.Dataset]],
 ) -> None:
     """Trains (resuming if interrupted) and leaves the best weights in `model`; a finished run
@@ -329,7 +353,11 @@ def fit_or_load(
         return
     train_ds, val_ds = datasets()
     model.fit(
-        train_ds, validation_data=val_ds, epochs=args.epochs, verbose=args.verbose, shuffle=False,
+        train_ds,
+        validation_data=val_ds,
+        epochs=args.epochs,
+        verbose=args.verbose,
+        shuffle=False,
         callbacks=fit_callbacks(args, run_dir, state),
     )
     if best_weights_path(run_dir).exists():  # the best epoch across all restarts
@@ -351,14 +379,19 @@ def float32_copy(model: keras.Model, example_inputs) -> keras.Model:
 def training_card(args: argparse.Namespace, state: RunState, policy: str) -> dict:
     """The model card's `training` section: how to reproduce the run and what it cost."""
     return {
-        "command": command_line(), "train_seconds": round(state["train_seconds"] or 0.0),
-        "epochs": state["epochs_done"], "precision_policy": policy, "strategy": args.strategy,
-        "machine": machine_description(), "final_val_loss": (state["history"] or [{}])[-1].get("val_loss"),
+        "command": command_line(),
+        "train_seconds": round(state["train_seconds"] or 0.0),
+        "epochs": state["epochs_done"],
+        "precision_policy": policy,
+        "strategy": args.strategy,
+        "machine": machine_description(),
+        "final_val_loss": (state["history"] or [{}])[-1].get("val_loss"),
     }
 
 
-def export_with_card(export_dir: Path, save: Callable[[Path], None], card: Callable[[Path], dict],
-                     signatures: str) -> dict:
+def export_with_card(
+    export_dir: Path, save: Callable[[Path], None], card: Callable[[Path], dict], signatures: str
+) -> dict:
     """Saves a SavedModel with `save`, describes it with `card` (which may evaluate the saved
     model) and writes the model card next to it, all inside `safe_export`; returns the card."""
     export_dir = Path(export_dir)

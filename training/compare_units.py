@@ -17,20 +17,22 @@ import json
 import time
 from collections.abc import Sequence
 
-from training import common
-
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from seq2seq_app.data import sentiment as data  # noqa: E402
-from seq2seq_app.models.sentiment_classifier import SentimentClassifier  # noqa: E402
-from seq2seq_app.review_tokenizer import UNITS, ReviewTokenizer, split_units  # noqa: E402
-from seq2seq_app.vocabulary import Vocabulary  # noqa: E402
+from seq2seq_app.core.vocabulary import Vocabulary  # noqa: E402
+from seq2seq_app.sentiment import data as data  # noqa: E402
+from seq2seq_app.sentiment.review_tokenizer import UNITS, ReviewTokenizer, split_units  # noqa: E402
+from seq2seq_app.sentiment.sentiment_classifier import SentimentClassifier  # noqa: E402
+from training import common
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m training.compare_units", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m training.compare_units",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--tsv", default="../shared/data/nsmc/ratings_train.txt")
     parser.add_argument("--unit", choices=UNITS, default="char")
     parser.add_argument("--vocab-size", type=int, default=4000)
@@ -47,16 +49,33 @@ def main(argv: Sequence[str] | None = None) -> None:
     vocab = Vocabulary.build(decoded[0], args.vocab_size, 2)
     bigram_vocab = Vocabulary.build(decoded[1], args.bigram_vocab_size, 2) if args.bigram_vocab_size else None
     tokenizer = ReviewTokenizer(vocab, bigram_vocab, args.unit, 200)
-    model = SentimentClassifier(len(vocab), len(bigram_vocab) if bigram_vocab else 0, 128, 256, "gru", 1,
-                                args.bidirectional, 0.3)
-    model.compile(keras.optimizers.Adam(1e-3, clipnorm=5.0), keras.losses.BinaryCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.BinaryAccuracy(threshold=0.0)])
+    model = SentimentClassifier(
+        len(vocab), len(bigram_vocab) if bigram_vocab else 0, 128, 256, "gru", 1, args.bidirectional, 0.3
+    )
+    model.compile(
+        keras.optimizers.Adam(1e-3, clipnorm=5.0),
+        keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=[keras.metrics.BinaryAccuracy(threshold=0.0)],
+    )
     start = time.time()
-    history = model.fit(data.make_dataset(train, tokenizer, 128, True, 0), epochs=args.epochs, verbose=2,
-                        validation_data=data.make_dataset(val, tokenizer, 256, False))
-    print(json.dumps({"unit": args.unit, "bigrams": args.bigram_vocab_size, "bidirectional": args.bidirectional,
-                      "val_accuracy": history.history["val_binary_accuracy"], "seconds": round(time.time() - start),
-                      "parameters": model.count_params()}))
+    history = model.fit(
+        data.make_dataset(train, tokenizer, 128, True, 0),
+        epochs=args.epochs,
+        verbose=2,
+        validation_data=data.make_dataset(val, tokenizer, 256, False),
+    )
+    print(
+        json.dumps(
+            {
+                "unit": args.unit,
+                "bigrams": args.bigram_vocab_size,
+                "bidirectional": args.bidirectional,
+                "val_accuracy": history.history["val_binary_accuracy"],
+                "seconds": round(time.time() - start),
+                "parameters": model.count_params(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

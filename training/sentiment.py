@@ -12,52 +12,82 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from training import common
-
 import keras  # noqa: E402  (common sets TF's log level first)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from seq2seq_app.data import sentiment as data  # noqa: E402
-from seq2seq_app.models.sentiment_classifier import SentimentClassifier  # noqa: E402
-from seq2seq_app.review_tokenizer import UNITS, ReviewTokenizer  # noqa: E402
-from seq2seq_app.vocabulary import Vocabulary  # noqa: E402
+from seq2seq_app.core.vocabulary import Vocabulary  # noqa: E402
+from seq2seq_app.sentiment import data as data  # noqa: E402
+from seq2seq_app.sentiment.review_tokenizer import UNITS, ReviewTokenizer  # noqa: E402
+from seq2seq_app.sentiment.sentiment_classifier import SentimentClassifier  # noqa: E402
+from training import common
 
 # Flags that define a run's data, vocabularies and architecture: resuming with other values
 # would load weights or vocabularies that do not fit.
 RUN_DEFINING_FLAGS = (
-    "tsv", "text_column", "label_column", "tfds", "tfds_text_key", "unit", "vocab_size", "bigram_vocab_size",
-    "min_count", "max_tokens", "cell", "embedding_dim", "units", "layers", "bidirectional",
-    "validation_fraction", "test_fraction", "seed",
+    "tsv",
+    "text_column",
+    "label_column",
+    "tfds",
+    "tfds_text_key",
+    "unit",
+    "vocab_size",
+    "bigram_vocab_size",
+    "min_count",
+    "max_tokens",
+    "cell",
+    "embedding_dim",
+    "units",
+    "layers",
+    "bidirectional",
+    "validation_fraction",
+    "test_fraction",
+    "seed",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.sentiment", description=__doc__,
+        prog="python -m training.sentiment",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = parser.add_argument_group("data (choose one source)")
     src.add_argument("--tsv", help="tab-separated file with a header row, e.g. NSMC's ratings_train.txt")
     src.add_argument("--text-column", default="document", help="header name of the review column")
-    src.add_argument("--label-column", default="label", help="header name of the 0/1 label column (1 = positive)")
-    src.add_argument("--tfds", help="TFDS dataset: imdb_reviews (downloads) or nsmc (downloads, or --tfds-manual-dir)")
+    src.add_argument(
+        "--label-column", default="label", help="header name of the 0/1 label column (1 = positive)"
+    )
+    src.add_argument(
+        "--tfds", help="TFDS dataset: imdb_reviews (downloads) or nsmc (downloads, or --tfds-manual-dir)"
+    )
     src.add_argument("--tfds-text-key", help="text feature (default: document for nsmc, text otherwise)")
     src.add_argument("--tfds-data-dir")
-    src.add_argument("--tfds-manual-dir", help="folder with NSMC's ratings_*.txt, to build the nsmc dataset offline")
+    src.add_argument(
+        "--tfds-manual-dir", help="folder with NSMC's ratings_*.txt, to build the nsmc dataset offline"
+    )
     src.add_argument("--data-name", default="reviews", help="for the model card, e.g. NSMC")
     src.add_argument("--data-credit", default="", help="data source and licence, for the model card")
     m = parser.add_argument_group("model")
-    m.add_argument("--unit", choices=UNITS, default="char", help="text unit (char suits Korean, word English)")
+    m.add_argument(
+        "--unit", choices=UNITS, default="char", help="text unit (char suits Korean, word English)"
+    )
     m.add_argument("--vocab-size", type=common.positive_int, default=4000)
     m.add_argument("--bigram-vocab-size", type=int, default=30000, help="0 turns bigram features off")
     m.add_argument("--min-count", type=int, default=2, help="rarer units and bigrams are unknown")
-    m.add_argument("--max-tokens", type=common.positive_int, default=200, help="longer reviews keep their first units")
+    m.add_argument(
+        "--max-tokens", type=common.positive_int, default=200, help="longer reviews keep their first units"
+    )
     common.add_recurrent_flags(m, cell="gru", embedding_dim=128, units=256, dropout=0.3)
     m.add_argument("--layers", type=common.positive_int, default=1)
-    m.add_argument("--bidirectional", action="store_true",
-                   help="read both directions (word-by-word scores then re-read every prefix: slower)")
-    m.add_argument("--batch-size", type=common.positive_int, default=128, help="reviews per batch (per device)")
+    m.add_argument(
+        "--bidirectional",
+        action="store_true",
+        help="read both directions (word-by-word scores then re-read every prefix: slower)",
+    )
+    m.add_argument(
+        "--batch-size", type=common.positive_int, default=128, help="reviews per batch (per device)"
+    )
     common.add_common_flags(parser, run_dir="runs/sentiment", export_dir="saved_models/sentiment")
     return parser
 
@@ -68,9 +98,13 @@ def load_reviews(args: argparse.Namespace) -> data.LabeledReviews:
     try:
         if args.tsv:
             return data.read_labeled_tsv(args.tsv, args.text_column, args.label_column)
-        return data.read_tfds(args.tfds, "train", _tfds_text_key(args), args.tfds_data_dir, args.tfds_manual_dir)
+        return data.read_tfds(
+            args.tfds, "train", _tfds_text_key(args), args.tfds_data_dir, args.tfds_manual_dir
+        )
     except KeyError as e:
-        raise SystemExit(f"the TFDS dataset has no feature {e}; pass the review's feature with --tfds-text-key") from e
+        raise SystemExit(
+            f"the TFDS dataset has no feature {e}; pass the review's feature with --tfds-text-key"
+        ) from e
     except (OSError, ValueError) as e:
         raise SystemExit(f"cannot read the training data: {e}") from e
 
@@ -95,7 +129,9 @@ def prepare(args: argparse.Namespace, run_dir: Path):
         vocab = Vocabulary.load(vocab_path)
         bigram_vocab = Vocabulary.load(bigram_path) if bigram_path.exists() else None
     else:
-        units, bigrams = ReviewTokenizer(Vocabulary([]), None, args.unit, args.max_tokens).split(tf.constant(train.texts))
+        units, bigrams = ReviewTokenizer(Vocabulary([]), None, args.unit, args.max_tokens).split(
+            tf.constant(train.texts)
+        )
         vocab = Vocabulary.build(_decoded(units), args.vocab_size, args.min_count)
         vocab.save(vocab_path)
         bigram_vocab = None
@@ -104,9 +140,14 @@ def prepare(args: argparse.Namespace, run_dir: Path):
             bigram_vocab.save(bigram_path)
     tokenizer = ReviewTokenizer(vocab, bigram_vocab, args.unit, args.max_tokens)
     stats = {
-        "reviews_read": len(reviews), "malformed_rows": reviews.malformed, "train_reviews": len(train),
-        "validation_reviews": len(val), "test_reviews": len(test), "positive_fraction": round(float(np.mean(reviews.labels)), 3),
-        "vocab": len(vocab), "bigram_vocab": len(bigram_vocab) if bigram_vocab else 0,
+        "reviews_read": len(reviews),
+        "malformed_rows": reviews.malformed,
+        "train_reviews": len(train),
+        "validation_reviews": len(val),
+        "test_reviews": len(test),
+        "positive_fraction": round(float(np.mean(reviews.labels)), 3),
+        "vocab": len(vocab),
+        "bigram_vocab": len(bigram_vocab) if bigram_vocab else 0,
     }
     return (train, val, test), tokenizer, stats
 
@@ -120,8 +161,13 @@ def build_model(args: argparse.Namespace, tokenizer: ReviewTokenizer) -> Sentime
     model = SentimentClassifier(
         vocab_size=len(tokenizer.vocab),
         bigram_vocab_size=len(tokenizer.bigram_vocab) if tokenizer.bigram_vocab else 0,
-        embedding_dim=args.embedding_dim, units=args.units, cell=args.cell, num_layers=args.layers,
-        bidirectional=args.bidirectional, dropout=args.dropout, name="sentiment_classifier",
+        embedding_dim=args.embedding_dim,
+        units=args.units,
+        cell=args.cell,
+        num_layers=args.layers,
+        bidirectional=args.bidirectional,
+        dropout=args.dropout,
+        name="sentiment_classifier",
     )
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0),
@@ -155,42 +201,70 @@ def run(args: argparse.Namespace) -> dict:
 
     def datasets():
         batch = args.batch_size * strategy.num_replicas_in_sync
-        return (data.make_dataset(train, tokenizer, batch, shuffle=True, seed=args.seed),
-                data.make_dataset(val, tokenizer, batch, shuffle=False))
+        return (
+            data.make_dataset(train, tokenizer, batch, shuffle=True, seed=args.seed),
+            data.make_dataset(val, tokenizer, batch, shuffle=False),
+        )
 
     common.fit_or_load(model, args, run_dir, state, datasets)
     export_model = common.float32_copy(model, example_inputs(tokenizer))
     # Imported here, so a finished run can be re-exported by newer export code.
-    from seq2seq_app.sentiment_api import LoadedSentimentClassifier
-    from seq2seq_app.sentiment_export import SentimentExport
+    from seq2seq_app.sentiment.sentiment_api import LoadedSentimentClassifier
+    from seq2seq_app.sentiment.sentiment_export import SentimentExport
 
     def describe(path: Path) -> dict:
         direction = "bidirectional" if args.bidirectional else "unidirectional"
         return {
             "title": f"{args.data_name} sentiment ({direction} {args.cell.upper()}, {args.unit} units"
-                     f"{' + bigrams' if tokenizer.bigram_vocab else ''})",
-            "description": "Many-to-one recurrent classifier: the probability that a review is positive, and the "
-                           "score of the review after each unit as it is read. Loads with `tensorflow` alone.",
+            f"{' + bigrams' if tokenizer.bigram_vocab else ''})",
+            "description": "Many-to-one recurrent classifier: the probability that a review is positive, "
+            "and the "
+            "score of the review after each unit as it is read. Loads with `tensorflow` alone.",
             "task": "sentiment",
-            "data": {"source": args.tsv or args.tfds, "credit": args.data_credit,
-                     "text_column": args.text_column if args.tsv else _tfds_text_key(args),
-                     "label_column": args.label_column,
-                     "validation_fraction": args.validation_fraction, "test_fraction": args.test_fraction,
-                     "split_seed": args.seed, **stats},
-            "metrics": {"test_split": f"{stats['test_reviews']} reviews carved from the training file "
-                                      f"(seed {args.seed}, texts unseen in training)",
-                        "test": evaluate(LoadedSentimentClassifier(path), test),
-                        "best_val_accuracy": round(100 * max(
-                            (h.get("val_accuracy", 0.0) for h in state["history"] or [{}]), default=0.0), 2)},
+            "data": {
+                "source": args.tsv or args.tfds,
+                "credit": args.data_credit,
+                "text_column": args.text_column if args.tsv else _tfds_text_key(args),
+                "label_column": args.label_column,
+                "validation_fraction": args.validation_fraction,
+                "test_fraction": args.test_fraction,
+                "split_seed": args.seed,
+                **stats,
+            },
+            "metrics": {
+                "test_split": f"{stats['test_reviews']} reviews carved from the training file "
+                f"(seed {args.seed}, texts unseen in training)",
+                "test": evaluate(LoadedSentimentClassifier(path), test),
+                "best_val_accuracy": round(
+                    100 * max((h.get("val_accuracy", 0.0) for h in state["history"] or [{}]), default=0.0), 2
+                ),
+            },
             "training": common.training_card(args, state, policy),
-            "hyperparameters": {k: getattr(args, k) for k in (
-                "unit", "vocab_size", "bigram_vocab_size", "min_count", "max_tokens", "cell", "embedding_dim",
-                "units", "layers", "bidirectional", "dropout", "batch_size", "learning_rate")}
-                | {"parameters": export_model.count_params()},
+            "hyperparameters": {
+                k: getattr(args, k)
+                for k in (
+                    "unit",
+                    "vocab_size",
+                    "bigram_vocab_size",
+                    "min_count",
+                    "max_tokens",
+                    "cell",
+                    "embedding_dim",
+                    "units",
+                    "layers",
+                    "bidirectional",
+                    "dropout",
+                    "batch_size",
+                    "learning_rate",
+                )
+            }
+            | {"parameters": export_model.count_params()},
         }
 
     return common.export_with_card(
-        Path(args.export_dir), SentimentExport(export_model, tokenizer).save, describe,
+        Path(args.export_dir),
+        SentimentExport(export_model, tokenizer).save,
+        describe,
         "classify",
     )
 

@@ -12,30 +12,46 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from training import common
-
 import keras  # noqa: E402  (common sets TF's log level first)
 import numpy as np  # noqa: E402
 
-from seq2seq_app import metrics  # noqa: E402
-from seq2seq_app.data import translation as data  # noqa: E402
-from seq2seq_app.models.translator import Translator  # noqa: E402
-from seq2seq_app.vocabulary import Vocabulary  # noqa: E402
-
+from seq2seq_app.core import metrics  # noqa: E402
+from seq2seq_app.core.vocabulary import Vocabulary  # noqa: E402
+from seq2seq_app.translation import data as data  # noqa: E402
+from seq2seq_app.translation.translator import Translator  # noqa: E402
+from training import common
 
 # Flags that define a run's data, vocabularies and architecture: resuming with other values
 # would load weights or vocabularies that do not fit.
 RUN_DEFINING_FLAGS = (
-    "pairs", "source_column", "target_column", "source_file", "target_file", "tfds", "tfds_source_key",
-    "tfds_target_key", "cell", "embedding_dim", "units", "encoder_layers", "decoder_layers", "attention",
-    "source_vocab_size", "target_vocab_size", "min_count", "max_length", "validation_fraction",
-    "test_fraction", "seed",
+    "pairs",
+    "source_column",
+    "target_column",
+    "source_file",
+    "target_file",
+    "tfds",
+    "tfds_source_key",
+    "tfds_target_key",
+    "cell",
+    "embedding_dim",
+    "units",
+    "encoder_layers",
+    "decoder_layers",
+    "attention",
+    "source_vocab_size",
+    "target_vocab_size",
+    "min_count",
+    "max_length",
+    "validation_fraction",
+    "test_fraction",
+    "seed",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.translate", description=__doc__,
+        prog="python -m training.translate",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = parser.add_argument_group("data (choose one source)")
@@ -57,10 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_decoder_flags(m)
     m.add_argument("--source-vocab-size", type=common.positive_int, default=16000)
     m.add_argument("--target-vocab-size", type=common.positive_int, default=10000)
-    m.add_argument("--min-count", type=int, default=2, help="rarer words are unknown (copied from the source)")
-    m.add_argument("--max-length", type=common.positive_int, default=50, help="longest training pair in tokens")
+    m.add_argument(
+        "--min-count", type=int, default=2, help="rarer words are unknown (copied from the source)"
+    )
+    m.add_argument(
+        "--max-length", type=common.positive_int, default=50, help="longest training pair in tokens"
+    )
     m.add_argument("--tokens-per-batch", type=common.positive_int, default=4096)
-    m.add_argument("--max-output-length", type=common.positive_int, default=100, help="decoding cap in the export")
+    m.add_argument(
+        "--max-output-length", type=common.positive_int, default=100, help="decoding cap in the export"
+    )
     common.add_common_flags(parser, run_dir="runs/translate", export_dir="saved_models/translate")
     return parser
 
@@ -72,7 +94,9 @@ def load_corpus(args: argparse.Namespace) -> data.ParallelCorpus:
     if args.pairs:
         return data.read_pair_file(args.pairs, args.source_column, args.target_column)
     if args.tfds:
-        return data.read_tfds(args.tfds, "train", args.tfds_source_key, args.tfds_target_key, args.tfds_data_dir)
+        return data.read_tfds(
+            args.tfds, "train", args.tfds_source_key, args.tfds_target_key, args.tfds_data_dir
+        )
     if not (args.source_file and args.target_file):
         raise SystemExit("--source-file and --target-file go together")
     return data.read_aligned_files(args.source_file, args.target_file)
@@ -98,8 +122,11 @@ def prepare(args: argparse.Namespace, run_dir: Path):
         tgt_vocab = Vocabulary.build(tgt_tokens, args.target_vocab_size, args.min_count)
         src_vocab.save(src_path)
         tgt_vocab.save(tgt_path)
+
     def encode(name: str, source_tokens, target_tokens):
-        s_ids, t_ids, dropped = data.encode_pairs(source_tokens, target_tokens, src_vocab, tgt_vocab, args.max_length)
+        s_ids, t_ids, dropped = data.encode_pairs(
+            source_tokens, target_tokens, src_vocab, tgt_vocab, args.max_length
+        )
         print(f"{name}: {len(s_ids)} pairs ({dropped} longer than {args.max_length} tokens left out)")
         return s_ids, t_ids
 
@@ -112,9 +139,13 @@ def prepare(args: argparse.Namespace, run_dir: Path):
         ),
     }
     stats = {
-        "pairs_read": len(corpus), "malformed_lines": corpus.malformed,
-        "train_pairs": len(splits["train"][0]), "validation_pairs": len(splits["validation"][0]),
-        "test_pairs": len(test), "source_vocab": len(src_vocab), "target_vocab": len(tgt_vocab),
+        "pairs_read": len(corpus),
+        "malformed_lines": corpus.malformed,
+        "train_pairs": len(splits["train"][0]),
+        "validation_pairs": len(splits["validation"][0]),
+        "test_pairs": len(test),
+        "source_vocab": len(src_vocab),
+        "target_vocab": len(tgt_vocab),
         "train_target_tokens": int(sum(len(t) - 1 for t in splits["train"][1])),
     }
     return splits, test, src_vocab, tgt_vocab, stats
@@ -122,10 +153,16 @@ def prepare(args: argparse.Namespace, run_dir: Path):
 
 def build_model(args: argparse.Namespace, src_vocab: Vocabulary, tgt_vocab: Vocabulary) -> Translator:
     model = Translator(
-        source_vocab_size=len(src_vocab), target_vocab_size=len(tgt_vocab),
-        embedding_dim=args.embedding_dim, units=args.units, cell=args.cell,
-        encoder_layers=args.encoder_layers, decoder_layers=args.decoder_layers,
-        attention=args.attention, dropout=args.dropout, name="translator",
+        source_vocab_size=len(src_vocab),
+        target_vocab_size=len(tgt_vocab),
+        embedding_dim=args.embedding_dim,
+        units=args.units,
+        cell=args.cell,
+        encoder_layers=args.encoder_layers,
+        decoder_layers=args.decoder_layers,
+        attention=args.attention,
+        dropout=args.dropout,
+        name="translator",
     )
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0),
@@ -161,37 +198,65 @@ def run(args: argparse.Namespace) -> dict:
 
     def datasets():
         tokens = args.tokens_per_batch * strategy.num_replicas_in_sync
-        return (data.make_dataset(*splits["train"], tokens, args.max_length, shuffle=True, seed=args.seed),
-                data.make_dataset(*splits["validation"], tokens, args.max_length, shuffle=False))
+        return (
+            data.make_dataset(*splits["train"], tokens, args.max_length, shuffle=True, seed=args.seed),
+            data.make_dataset(*splits["validation"], tokens, args.max_length, shuffle=False),
+        )
 
     common.fit_or_load(model, args, run_dir, state, datasets)
     dummy = np.ones((1, 2), np.int32)
     export_model = common.float32_copy(model, {"source": dummy, "target_in": dummy})
     # Imported here, so a finished run can be re-exported by newer export code.
-    from seq2seq_app.translator_export import TranslatorExport
-    from seq2seq_app.translator_api import LoadedTranslator
+    from seq2seq_app.translation.translator_api import LoadedTranslator
+    from seq2seq_app.translation.translator_export import TranslatorExport
 
     def describe(path: Path) -> dict:
         results = evaluate(LoadedTranslator(path), test)
         return {
-            "title": f"{args.source_name} → {args.target_name} translator ({args.cell.upper()} encoder–decoder with {args.attention} attention)",
+            "title": f"{args.source_name} → {args.target_name} translator "
+            f"({args.cell.upper()} encoder–decoder with {args.attention} attention)",
             "description": "Bidirectional recurrent encoder, attention decoder, word-level vocabularies with "
-                           "unknown words copied from the source. Loads with `tensorflow` alone.",
+            "unknown words copied from the source. Loads with `tensorflow` alone.",
             "task": "translate",
-            "data": {"source": args.pairs or args.tfds or f"{args.source_file} + {args.target_file}",
-                     "credit": args.data_credit, "validation_fraction": args.validation_fraction,
-                     "test_fraction": args.test_fraction, "split_seed": args.seed, **stats},
-            "metrics": {"test_split": f"{stats['test_pairs']} pairs carved from the training file "
-                                      f"(seed {args.seed}, source sentences unseen in training)", **results},
+            "data": {
+                "source": args.pairs or args.tfds or f"{args.source_file} + {args.target_file}",
+                "credit": args.data_credit,
+                "validation_fraction": args.validation_fraction,
+                "test_fraction": args.test_fraction,
+                "split_seed": args.seed,
+                **stats,
+            },
+            "metrics": {
+                "test_split": f"{stats['test_pairs']} pairs carved from the training file "
+                f"(seed {args.seed}, source sentences unseen in training)",
+                **results,
+            },
             "training": common.training_card(args, state, policy),
-            "hyperparameters": {k: getattr(args, k) for k in (
-                "cell", "embedding_dim", "units", "encoder_layers", "decoder_layers", "attention", "dropout",
-                "source_vocab_size", "target_vocab_size", "min_count", "max_length", "tokens_per_batch",
-                "learning_rate")} | {"parameters": export_model.count_params()},
+            "hyperparameters": {
+                k: getattr(args, k)
+                for k in (
+                    "cell",
+                    "embedding_dim",
+                    "units",
+                    "encoder_layers",
+                    "decoder_layers",
+                    "attention",
+                    "dropout",
+                    "source_vocab_size",
+                    "target_vocab_size",
+                    "min_count",
+                    "max_length",
+                    "tokens_per_batch",
+                    "learning_rate",
+                )
+            }
+            | {"parameters": export_model.count_params()},
         }
 
     return common.export_with_card(
-        Path(args.export_dir), TranslatorExport(export_model, src_vocab, tgt_vocab, args.max_output_length).save, describe,
+        Path(args.export_dir),
+        TranslatorExport(export_model, src_vocab, tgt_vocab, args.max_output_length).save,
+        describe,
         "translate, translate_beam, translate_sample",
     )
 

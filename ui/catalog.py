@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from seq2seq_app.captioner_api import LoadedCaptioner
-from seq2seq_app.loaded_model import LoadedModel
-from seq2seq_app.sentiment_api import LoadedSentimentClassifier
-from seq2seq_app.translator_api import LoadedTranslator
+from seq2seq_app.captioning.captioner_api import LoadedCaptioner
+from seq2seq_app.core.loaded_model import LoadedModel
+from seq2seq_app.sentiment.sentiment_api import LoadedSentimentClassifier
+from seq2seq_app.translation.translator_api import LoadedTranslator
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from seq2seq_app.captioner_api import LoadedCaptioner
-from seq2seq_app.images import MAX_PIXELS
-from seq2seq_app.sentiment_api import LoadedSentimentClassifier
-from seq2seq_app.translator_api import LoadedTranslator
+from seq2seq_app.captioning.captioner_api import LoadedCaptioner
+from seq2seq_app.core.images import MAX_PIXELS
+from seq2seq_app.sentiment.sentiment_api import LoadedSentimentClassifier
+from seq2seq_app.translation.translator_api import LoadedTranslator
 from ui import catalog, views
 
 MAX_TEXT_CHARS = 2000
@@ -106,8 +106,6 @@ def classify(
         }
     )
     return verdict, views.token_moves(result["tokens"], moves), trajectory
-
-
 
 
 def read_image(source: bytes | str | Path | None) -> bytes:

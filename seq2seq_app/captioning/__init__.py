@@ -1,0 +1,1 @@
+"""One-to-many: image captioning, a CNN encoder feeding an attention LSTM decoder."""

@@ -1,0 +1,259 @@
+"""Greedy, sampling and beam search over a step function, as graph code (core TF ops only).
+
+Written by hand because no maintained library offers, for Keras 3, a beam search with a length
+penalty and n-best output that runs inside an exported SavedModel with a runtime beam size
+(keras-hub's samplers return one sequence for causal LMs with a fixed-length buffer).
+
+Every search takes the model only as `step_fn(tokens, state) -> (logits, attention, state)`:
+`tokens` int32 [n], `logits` float32 [n, vocab], `attention` float32 [n, memory_length], and
+`state` any nest of tensors whose first dimension is n. So the same searches can drive any
+recurrent decoder, not only the translator's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import tensorflow as tf
+
+StepFn = Callable[[tf.Tensor, object], tuple[tf.Tensor, tf.Tensor, object]]
+NEG_INF = -1e9
+
+
+def _logit_bias(vocab_size: tf.Tensor, banned_ids: Sequence[int]) -> tf.Tensor:
+    """[vocab] vector that removes `banned_ids` (padding, start) from every choice."""
+    if not banned_ids:
+        return tf.zeros([vocab_size])
+    return tf.reduce_sum(tf.one_hot(list(banned_ids), vocab_size, on_value=NEG_INF, off_value=0.0), 0)
+
+
+def _token_loop(
+    step_fn: StepFn, state, start_tokens, max_lengths, end_id, pad_id, banned_ids, select
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Runs `select(logits) -> tokens` until every sequence ends or reaches its own max length.
+
+    Returns tokens [batch, time] (padding after the end) and attention [batch, time, memory].
+    """
+    batch = tf.shape(start_tokens)[0]
+
+    def body(t, tokens, finished, state, token_ta, attention_ta):
+        logits, attention, state = step_fn(tokens, state)
+        logits = logits + _logit_bias(tf.shape(logits)[1], banned_ids)
+        tokens = tf.where(finished, pad_id, tf.cast(select(logits), tf.int32))
+        attention = tf.where(finished[:, None], 0.0, attention)
+        finished = finished | tf.equal(tokens, end_id) | (t + 1 >= max_lengths)
+        return t + 1, tokens, finished, state, token_ta.write(t, tokens), attention_ta.write(t, attention)
+
+    _, _, _, _, token_ta, attention_ta = tf.while_loop(
+        lambda t, tokens, finished, *_: tf.logical_not(tf.reduce_all(finished)),
+        body,
+        (
+            tf.constant(0),
+            tf.cast(start_tokens, tf.int32),
+            max_lengths <= 0,
+            state,
+            tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
+            tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False),
+        ),
+    )
+    # Time-major → batch-major; a batch whose sequences were all empty ran no step at all.
+    return tf.cond(
+        token_ta.size() > 0,
+        lambda: (tf.transpose(token_ta.stack()), tf.transpose(attention_ta.stack(), [1, 0, 2])),
+        lambda: (tf.zeros([batch, 0], tf.int32), tf.zeros([batch, 0, 0])),
+    )
+
+
+def greedy_search(
+    step_fn: StepFn,
+    state,
+    start_tokens,
+    max_lengths,
+    end_id: int,
+    pad_id: int = 0,
+    banned_ids: Sequence[int] = (),
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Picks the most likely token at every step.
+
+    Args:
+        step_fn: the model's one-step function (see module docstring).
+        state: initial decoding state, first dimension batch.
+        start_tokens: int32 [batch] first input tokens.
+        max_lengths: int32 [batch], each sequence's own step limit (so batching a sentence with
+            others never changes its output).
+        end_id: the token that ends a sequence (included in the output).
+        pad_id: written after a sequence ends.
+        banned_ids: tokens never produced.
+
+    Returns:
+        tokens: int32 [batch, time]; attention: float32 [batch, time, memory].
+
+    Example:
+    >>> tokens, attention = greedy_search(model.decode_step, state, starts, limits, 3)  # doctest: +SKIP
+    """
+    return _token_loop(
+        step_fn,
+        state,
+        start_tokens,
+        max_lengths,
+        end_id,
+        pad_id,
+        banned_ids,
+        lambda logits: tf.argmax(logits, axis=-1),
+    )
+
+
+def sample_search(
+    step_fn: StepFn,
+    state,
+    start_tokens,
+    max_lengths,
+    temperature,
+    end_id: int,
+    pad_id: int = 0,
+    banned_ids: Sequence[int] = (),
+    seed: int | None = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Samples each token from softmax(logits / temperature); temperature ≤ 0 means greedy.
+
+    Args and returns as `greedy_search`, plus `temperature` (float32 scalar) and `seed`.
+    """
+    temperature = tf.cast(temperature, tf.float32)
+
+    def select(logits):
+        return tf.cond(
+            temperature > 0.0,
+            lambda: tf.random.categorical(logits / temperature, 1, seed=seed)[:, 0],
+            lambda: tf.argmax(logits, axis=-1),
+        )
+
+    return _token_loop(step_fn, state, start_tokens, max_lengths, end_id, pad_id, banned_ids, select)
+
+
+def length_penalty_factor(lengths, alpha) -> tf.Tensor:
+    """GNMT length penalty ((5 + length) / 6) ** alpha (Wu et al., 2016); alpha 0 disables it."""
+    return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, tf.cast(alpha, tf.float32))
+
+
+def beam_search(
+    step_fn: StepFn,
+    state,
+    start_tokens,
+    max_lengths,
+    beam_size,
+    length_penalty,
+    end_id: int,
+    pad_id: int = 0,
+    banned_ids: Sequence[int] = (),
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Keeps the `beam_size` best partial sequences; returns all of them, best first.
+
+    Finished hypotheses stay in the beam (extended by padding at no cost), and the final ranking
+    divides each total log-probability by `length_penalty_factor(length, length_penalty)`.
+    With `beam_size` 1 this is exactly `greedy_search`.
+
+    Args:
+        step_fn, state, start_tokens, max_lengths, end_id, pad_id, banned_ids: as `greedy_search`.
+        beam_size: int32 scalar, may be a runtime tensor.
+        length_penalty: float32 scalar alpha; larger favours longer outputs.
+
+    Returns:
+        tokens: int32 [batch, beam, time], candidates best first.
+        scores: float32 [batch, beam], length-normalised log-probabilities.
+        attention: float32 [batch, beam, time, memory].
+    """
+    k = tf.cast(beam_size, tf.int32)
+    batch = tf.shape(start_tokens)[0]
+    state = tf.nest.map_structure(lambda x: tf.repeat(x, k, axis=0), state)
+    # Only the first beam is live at the start, so the k beams do not all pick the same token.
+    log_probs = tf.tile(tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], 0)[None], [batch, 1])
+    limits = tf.reshape(tf.repeat(max_lengths, k), [batch, k])
+    finished = limits <= 0
+    lengths = tf.zeros([batch, k], tf.int32)
+    offsets = (tf.range(batch) * k)[:, None]
+
+    def body(t, tokens, log_probs, finished, lengths, state, token_ta, parent_ta, attention_ta):
+        logits, attention, state = step_fn(tokens, state)
+        vocab = tf.shape(logits)[1]
+        step = tf.nn.log_softmax(logits + _logit_bias(vocab, banned_ids))
+        step = tf.reshape(step, [batch, k, vocab])
+        pad_only = tf.one_hot(pad_id, vocab, on_value=0.0, off_value=NEG_INF)
+        step = tf.where(finished[:, :, None], pad_only, step)
+        top, index = tf.math.top_k(tf.reshape(log_probs[:, :, None] + step, [batch, -1]), k)
+        parents, new_tokens = index // vocab, index % vocab
+        was_finished = tf.gather(finished, parents, batch_dims=1)
+        lengths = tf.gather(lengths, parents, batch_dims=1) + tf.cast(~was_finished, tf.int32)
+        new_tokens = tf.where(was_finished, pad_id, new_tokens)
+        finished = was_finished | tf.equal(new_tokens, end_id) | (t + 1 >= limits)
+        attention = tf.gather(tf.reshape(attention, [batch, k, -1]), parents, batch_dims=1)
+        attention = tf.where(was_finished[:, :, None], 0.0, attention)
+        flat_parents = tf.reshape(parents + offsets, [-1])
+        state = tf.nest.map_structure(lambda x: tf.gather(x, flat_parents), state)
+        return (
+            t + 1,
+            tf.reshape(new_tokens, [-1]),
+            top,
+            finished,
+            lengths,
+            state,
+            token_ta.write(t, new_tokens),
+            parent_ta.write(t, parents),
+            attention_ta.write(t, attention),
+        )
+
+    _, _, log_probs, _, lengths, _, token_ta, parent_ta, attention_ta = tf.while_loop(
+        lambda t, tokens, log_probs, finished, *_: tf.logical_not(tf.reduce_all(finished)),
+        body,
+        (
+            tf.constant(0),
+            tf.repeat(tf.cast(start_tokens, tf.int32), k),
+            log_probs,
+            finished,
+            lengths,
+            state,
+            tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None, None]),
+            tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None, None]),
+            tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False),
+        ),
+    )
+    scores = log_probs / length_penalty_factor(tf.maximum(lengths, 1), length_penalty)
+    scores, order = tf.math.top_k(scores, k)
+    tokens, attention = _backtrack(token_ta, parent_ta, attention_ta, order, batch, k)
+    return tokens, scores, attention
+
+
+def _backtrack(token_ta, parent_ta, attention_ta, order, batch, k):
+    """Follows parent pointers from the final beams back to step 0."""
+    steps = token_ta.size()
+
+    def body(t, beam, token_out, attention_out):
+        t = t - 1
+        token_out = token_out.write(t, tf.gather(token_ta.read(t), beam, batch_dims=1))
+        attention_out = attention_out.write(t, tf.gather(attention_ta.read(t), beam, batch_dims=1))
+        return t, tf.gather(parent_ta.read(t), beam, batch_dims=1), token_out, attention_out
+
+    _, _, token_out, attention_out = tf.while_loop(
+        lambda t, *_: t > 0,
+        body,
+        (
+            steps,
+            order,
+            tf.TensorArray(tf.int32, size=steps, element_shape=[None, None]),
+            tf.TensorArray(tf.float32, size=steps, infer_shape=False),
+        ),
+    )
+    return tf.cond(
+        steps > 0,
+        lambda: (
+            tf.transpose(token_out.stack(), [1, 2, 0]),
+            tf.transpose(attention_out.stack(), [1, 2, 0, 3]),
+        ),
+        lambda: (tf.zeros([batch, k, 0], tf.int32), tf.zeros([batch, k, 0, 0])),
+    )
+
+
+def fit_memory_columns(attention: tf.Tensor, width) -> tf.Tensor:
+    """Attention [batch, time, memory] with exactly `width` memory columns: a batch that decoded
+    no step comes back with none, and callers want the memory's own width."""
+    attention = attention[..., :width]
+    return tf.pad(attention, [[0, 0], [0, 0], [0, width - tf.shape(attention)[2]]])

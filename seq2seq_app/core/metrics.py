@@ -1,0 +1,59 @@
+"""Training metrics for padded sequences and thin wrappers over sacrebleu."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import sacrebleu
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="seq2seq_app")
+def masked_accuracy(y_true, y_pred):
+    """Token accuracy over non-padding (id != 0) positions."""
+    mask = ops.cast(ops.not_equal(y_true, 0), "float32")
+    hits = ops.cast(
+        ops.equal(ops.cast(y_true, "int32"), ops.cast(ops.argmax(y_pred, -1), "int32")), "float32"
+    )
+    return ops.sum(hits * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
+def corpus_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
+    """sacrebleu BLEU and chrF on detokenised, cased text.
+
+    Args:
+        hypotheses: one output per segment.
+        references: one or more reference streams, each aligned with `hypotheses`.
+    """
+    refs = [list(r) for r in references]
+    bleu, chrf = sacrebleu.BLEU(), sacrebleu.CHRF()
+    return {
+        "bleu": round(bleu.corpus_score(list(hypotheses), refs).score, 2),
+        "chrf": round(chrf.corpus_score(list(hypotheses), refs).score, 2),
+        "bleu_signature": str(bleu.get_signature()),
+    }
+
+
+def caption_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float | str]:
+    """Corpus BLEU-1…4 of captions against every reference of each image (sacrebleu, lowercased).
+
+    Args:
+        hypotheses: one caption per image.
+        references: the reference captions of each image (any number per image).
+
+    Example:
+    >>> caption_bleu(["a dog runs ."], [["a dog runs .", "the dog is running"]])["bleu4"]
+    100.0
+    """
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} captions but {len(references)} reference lists")
+    width = max((len(r) for r in references), default=0)
+    # sacrebleu wants reference streams; images with fewer references leave gaps as None.
+    streams = [[refs[i] if i < len(refs) else None for refs in references] for i in range(width)]
+    scores: dict[str, float | str] = {}
+    for n in range(1, 5):
+        bleu = sacrebleu.BLEU(max_ngram_order=n, lowercase=True)
+        scores[f"bleu{n}"] = round(bleu.corpus_score(list(hypotheses), streams).score, 2)
+    scores["bleu_signature"] = str(bleu.get_signature())
+    return scores

@@ -1,0 +1,147 @@
+"""Text processing that runs inside exported graphs, built from core TensorFlow ops only.
+
+The exported SavedModels must load with nothing but `tensorflow` installed, so this module avoids
+tensorflow-text: standardisation, tokenisation and detokenisation are `tf.strings` regular
+expressions (RE2, Unicode-aware) and vocabularies are `tf.lookup` tables.
+
+Text unit: words, with punctuation as separate tokens and numbers kept whole. Why: on the
+Tatoeba Spanish→English training file, words seen at least twice cover 98.7% of Spanish and
+99.4% of English running tokens, so a word vocabulary of ~15k/9k loses little; words keep the
+decoder to ~8 steps a sentence where characters need ~35, which is what lets greedy decoding
+answer in a few milliseconds on a CPU; and the rare unknown word (a name, a number) is copied
+from the source through the attention weights instead of being printed as `[UNK]`. Subwords
+would need tensorflow-text's WordPiece or SentencePiece ops in the exported graph, which a
+program with only `tensorflow` cannot load.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+import tensorflow as tf
+
+# A token is a number (with inner separators: 3.14, 10,000, 12:30), a word (letters, marks and
+# digits with inner apostrophes or hyphens: don't, l'homme, well-known), or any other single
+# non-space character (punctuation, symbols, emoji).
+_TOKEN = r"(\p{N}+(?:[.,:]\p{N}+)*|[\p{L}\p{M}\p{N}]+(?:['\-][\p{L}\p{M}\p{N}]+)*|[^\s])"
+
+_COMBINING = "\u0300\u0301\u0302\u0303\u0308\u0327\u030c"
+
+
+def _compositions() -> list[tuple[str, str]]:
+    """Pairs (letter + combining mark, precomposed letter) for Latin letters.
+
+    Text typed on some systems arrives decomposed (NFD: `e` + U+0301); the training data is
+    composed (NFC: `é`). Core TF has no Unicode normaliser, so the common Latin compositions
+    are rewritten with regular expressions.
+    """
+    pairs = []
+    for base in "aeiouycnszAEIOUYCNSZ":
+        for mark in _COMBINING:
+            composed = unicodedata.normalize("NFC", base + mark)
+            if len(composed) == 1:
+                pairs.append((base + mark, composed))
+    return pairs
+
+
+_COMPOSITIONS = _compositions()
+_PUNCT_TRANSLATION = [
+    ("[\u2018\u2019\u02bc\u00b4`]", "'"),  # typographic apostrophes
+    ("[\u201c\u201d\u00ab\u00bb\u201e]", '"'),  # typographic double quotes
+    ("\u2026", "..."),
+    ("[\u2013\u2014]", " - "),
+    (r"[\p{Zs}\s]+", " "),  # any Unicode space, tab or newline
+]
+
+
+def _compose_marks(text: tf.Tensor) -> tf.Tensor:
+    for decomposed, composed in _COMPOSITIONS:
+        text = tf.strings.regex_replace(text, decomposed, composed)
+    return text
+
+
+def standardize(text: tf.Tensor, lowercase: bool = True) -> tf.Tensor:
+    """Cleans a batch of strings: valid UTF-8, composed accents, plain quotes, single spaces.
+
+    Args:
+        text: string tensor of any shape.
+        lowercase: lowercase every letter (Unicode-aware); keeps accents and Hangul.
+
+    Example:
+    >>> standardize(tf.constant(["  ¿Dónde\u00a0ESTÁ?"])).numpy()[0].decode()
+    '¿dónde está?'
+    """
+    text = tf.convert_to_tensor(text, tf.string)
+    # Invalid bytes become U+FFFD instead of failing every later op.
+    text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
+    has_marks = tf.reduce_any(tf.strings.regex_full_match(text, r"(?s).*\p{M}.*"))
+    text = tf.cond(has_marks, lambda: _compose_marks(text), lambda: text)
+    for pattern, replacement in _PUNCT_TRANSLATION:
+        text = tf.strings.regex_replace(text, pattern, replacement)
+    text = tf.strings.strip(text)
+    if lowercase:
+        text = tf.strings.lower(text, encoding="utf-8")
+    return text
+
+
+def tokenize(text: tf.Tensor, lowercase: bool = True) -> tf.RaggedTensor:
+    """Standardises and splits a batch of strings into word and punctuation tokens.
+
+    Args:
+        text: string tensor of shape [batch].
+        lowercase: passed to `standardize`.
+
+    Returns:
+        A `tf.RaggedTensor` of tokens, shape [batch, (tokens)].
+
+    Example:
+    >>> tokenize(tf.constant(["¿Qué hora es?"])).to_list()
+    [[b'\xc2\xbf', b'qu\xc3\xa9', b'hora', b'es', b'?']]
+    """
+    tokens = tf.strings.split(tf.strings.regex_replace(standardize(text, lowercase=False), _TOKEN, r" \1 "))
+    if lowercase:  # after splitting, so cased and lowercased tokens always align one to one
+        tokens = lowercase_tokens(tokens)
+    return tokens
+
+
+def lowercase_tokens(tokens: tf.RaggedTensor) -> tf.RaggedTensor:
+    """Unicode-aware lowercasing of every token of a ragged batch."""
+    return tokens.with_flat_values(tf.strings.lower(tokens.flat_values, encoding="utf-8"))
+
+
+# Detokenisation rules for Latin-script output: no space before closing punctuation, none after
+# opening punctuation, quotes hug what they quote.
+_DETOKENIZE_RULES = [
+    (r" ([.,!?;:%)\]}])", r"\1"),
+    (r"([(\[{¿¡$]) ", r"\1"),
+    (r'" ([^"]*?) "', r'"\1"'),
+]
+
+
+def detokenize(tokens: tf.RaggedTensor) -> tf.Tensor:
+    """Joins tokens into text as a person writes it, with a capital first letter.
+
+    Args:
+        tokens: `tf.RaggedTensor` of strings, shape [batch, (tokens)].
+
+    Returns:
+        A string tensor of shape [batch].
+
+    Example:
+    >>> detokenize(tf.ragged.constant([["where", "is", "Tom's", "car", "?"]])).numpy()
+    array([b"Where is Tom's car?"], dtype=object)
+    """
+    text = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
+    for pattern, replacement in _DETOKENIZE_RULES:
+        text = tf.strings.regex_replace(text, pattern, replacement)
+    return capitalize_first(text)
+
+
+def capitalize_first(text: tf.Tensor) -> tf.Tensor:
+    """Uppercases the first letter of each string (after any opening "¿", "¡" or quote)."""
+    prefix = tf.strings.regex_replace(text, r"(?s)^([^\p{L}\p{N}]*).*$", r"\1")
+    start = tf.strings.length(prefix, unit="UTF8_CHAR")
+    length = tf.strings.length(text, unit="UTF8_CHAR")
+    first = tf.strings.substr(text, start, tf.minimum(length - start, 1), unit="UTF8_CHAR")
+    rest = tf.strings.substr(text, tf.minimum(start + 1, length), length, unit="UTF8_CHAR")
+    return prefix + tf.strings.upper(first, encoding="utf-8") + rest

@@ -1,0 +1,1 @@
+"""Many-to-one: sentiment scored as each token of a review arrives."""

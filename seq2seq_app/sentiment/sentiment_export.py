@@ -1,0 +1,98 @@
+"""The sentiment classifier as a string-in SavedModel (core TensorFlow ops only).
+
+Signature (the contract other programs rely on; see the README):
+    classify(text: string[b]) -> score: float32[b] (probability the review is positive),
+        label: string[b] ("positive", "negative", or "empty" for a review with no characters),
+        tokens: string[b, n] (the units the model read, "" at padding),
+        token_scores: float32[b, n] (the score of the review up to and including each token,
+        0 at padding; the last real entry equals `score`)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tensorflow as tf
+
+from seq2seq_app.sentiment.review_tokenizer import ReviewTokenizer
+from seq2seq_app.sentiment.sentiment_classifier import SentimentClassifier
+
+EMPTY_SCORE = 0.5  # what a review with nothing to read gets: no evidence either way
+CHUNK = 32  # reviews scored together after sorting by length
+
+
+class SentimentExport(tf.Module):
+    """Wraps a trained `SentimentClassifier` and its tokenizer with a text-level `classify`.
+
+    Args:
+        model: a built `SentimentClassifier`.
+        tokenizer: the `ReviewTokenizer` the model was trained with.
+
+    Example:
+    >>> SentimentExport(model, tokenizer).save("saved_models/sentiment_nsmc")  # doctest: +SKIP
+    """
+
+    def __init__(self, model: SentimentClassifier, tokenizer: ReviewTokenizer):
+        super().__init__()
+        # Raw variables only, the model through a bound method: see TranslatorExport.
+        self.model_variables = [v.value for v in model.weights]
+        self._token_logits = model.token_logits
+        # A bidirectional model re-reads every prefix: a chunk costs rows × length² states, so
+        # it scores one review at a time to keep memory bounded (400 tokens: ~330 MB).
+        self.chunk = 1 if model.bidirectional else CHUNK
+        self.tokenizer = tokenizer
+        self.tables = [v.table for v in (tokenizer.vocab, tokenizer.bigram_vocab) if v is not None]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def classify(self, text):
+        n = tf.shape(text)[0]
+        # An empty batch scores one empty string instead (recurrent layers cannot run on zero
+        # rows), sliced off below.
+        texts = tf.cond(n > 0, lambda: text, lambda: tf.constant([""]))
+        inputs, units = self.tokenizer(texts)
+        # At least one column, so a batch of empty reviews still runs (and scores EMPTY_SCORE).
+        width = tf.maximum(tf.shape(units)[1], 1)
+        inputs = {k: _pad_columns(v, width, 0) for k, v in inputs.items()}
+        units = _pad_columns(units, width, "")
+        real = tf.not_equal(inputs["tokens"], 0)
+        lengths = tf.reduce_sum(tf.cast(real, tf.int32), axis=1)
+        token_scores = tf.where(real, tf.sigmoid(self._logits_by_length(inputs, lengths)), 0.0)
+        last = tf.gather(token_scores, tf.maximum(lengths - 1, 0), batch_dims=1)
+        score = tf.where(lengths > 0, last, EMPTY_SCORE)
+        label = tf.where(lengths == 0, "empty", tf.where(score >= 0.5, "positive", "negative"))
+        outputs = {"score": score, "label": label, "tokens": units, "token_scores": token_scores}
+        return {k: v[:n] for k, v in outputs.items()}
+
+    def _logits_by_length(self, inputs, lengths):
+        """`token_logits` computed on chunks of reviews of similar length.
+
+        A batch of reviews is as long as its longest one (NSMC: 140 characters against a
+        median of 22), and the recurrent layer steps through every column for every row;
+        sorting by length and trimming each chunk to its own longest review skips most of
+        that padding. Results are put back in the caller's order.
+        """
+        batch, width = tf.shape(lengths)[0], tf.shape(inputs["tokens"])[1]
+        order = tf.argsort(lengths)
+        ordered = {k: tf.gather(v, order) for k, v in inputs.items()}
+        ordered_lengths = tf.gather(lengths, order)
+        chunks = (batch + self.chunk - 1) // self.chunk
+
+        def body(i, results):
+            start, end = i * self.chunk, tf.minimum((i + 1) * self.chunk, batch)
+            longest = tf.maximum(ordered_lengths[end - 1], 1)
+            logits = self._token_logits({k: v[start:end, :longest] for k, v in ordered.items()})
+            return i + 1, results.write(i, _pad_columns(logits, width, 0.0))
+
+        _, results = tf.while_loop(
+            lambda i, _: i < chunks, body, (0, tf.TensorArray(tf.float32, size=chunks, infer_shape=False))
+        )
+        return tf.scatter_nd(order[:, None], results.concat(), [batch, width])
+
+    def save(self, path: str | Path) -> None:
+        tf.saved_model.save(
+            self, str(path), signatures={"classify": self.classify, "serving_default": self.classify}
+        )
+
+
+def _pad_columns(x, width, value):
+    return tf.pad(x, [[0, 0], [0, width - tf.shape(x)[1]]], constant_values=value)

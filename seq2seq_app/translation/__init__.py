@@ -1,0 +1,1 @@
+"""Many-to-many: Spanish-English translation with a bidirectional encoder and an attention decoder."""

@@ -1,0 +1,81 @@
+"""Python API over an exported translator SavedModel (the same artifact any TF program loads)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from seq2seq_app.core.loaded_model import LoadedModel
+
+
+class LoadedTranslator(LoadedModel):
+    """Translates text with a SavedModel written by `TranslatorExport`.
+
+    Args:
+        path: the SavedModel directory.
+
+    Example:
+    >>> translator = LoadedTranslator("saved_models/translate_spa_en")  # doctest: +SKIP
+    >>> translator.translate("¿Dónde está la biblioteca?")  # doctest: +SKIP
+    'Where is the library?'
+    """
+
+    def __init__(self, path: str | Path):
+        super().__init__(path, "python -m training.translate")
+
+    def translate(
+        self,
+        texts: str | Sequence[str],
+        beam_size: int | None = None,
+        length_penalty: float = 0.6,
+        temperature: float | None = None,
+        batch_size: int = 64,
+    ) -> str | list[str]:
+        """Translates one string (returns a string) or a sequence of strings (returns a list).
+
+        Args:
+            texts: source text(s).
+            beam_size: beam search with this many beams; None for greedy.
+            length_penalty: GNMT alpha for beam search.
+            temperature: sample with this temperature instead (ignored with `beam_size`).
+            batch_size: sentences per call.
+        """
+        self.check_batch_size(batch_size)
+        single = isinstance(texts, (str, bytes))
+        batch = [texts] if single else list(texts)
+        outputs = []
+        for i in range(0, len(batch), batch_size):
+            result = self.run(batch[i : i + batch_size], beam_size, length_penalty, temperature)
+            outputs.extend(t.decode("utf-8") for t in result["translation"])
+        return outputs[0] if single else outputs
+
+    def run(
+        self,
+        texts: Sequence[str],
+        beam_size: int | None = None,
+        length_penalty: float = 0.6,
+        temperature: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """All signature outputs (translation, attention, tokens, and n-best for beam) as numpy."""
+        text = tf.constant(self.check_texts(texts), tf.string)
+        if beam_size is not None:
+            fn = self._module.signatures["translate_beam"]
+            result = fn(
+                text=text,
+                beam_size=tf.constant(int(beam_size), tf.int32),
+                length_penalty=tf.constant(float(length_penalty), tf.float32),
+            )
+        elif temperature is not None:
+            fn = self._module.signatures["translate_sample"]
+            result = fn(text=text, temperature=tf.constant(float(temperature), tf.float32))
+        else:
+            result = self._module.signatures["translate"](text=text)
+        return {k: v.numpy() for k, v in result.items()}
+
+
+def load_translator(path: str | Path = "saved_models/translate_spa_en") -> LoadedTranslator:
+    """Loads a translator SavedModel; see `LoadedTranslator`."""
+    return LoadedTranslator(path)
