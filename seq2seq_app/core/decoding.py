@@ -257,3 +257,58 @@ def fit_memory_columns(attention: tf.Tensor, width) -> tf.Tensor:
     no step comes back with none, and callers want the memory's own width."""
     attention = attention[..., :width]
     return tf.pad(attention, [[0, 0], [0, 0], [0, width - tf.shape(attention)[2]]])
+
+
+def no_repeat_ngrams(step_fn: StepFn, state, ngram_size: int, max_steps) -> tuple[StepFn, object]:
+    """Wraps a step function so no sequence produces the same `ngram_size`-gram twice.
+
+    This is the "no repeat n-gram" constraint of Paulus et al. (2018) and fairseq: once a
+    sequence has written `a b c`, after `a b` the token `c` is banned. It stops the loops of a
+    weak decoder ("and director del and director del …") without touching its other choices.
+    The history of each sequence travels in the decoding state, so beam search reorders it with
+    the rest of the state and every search works unchanged.
+
+    Args:
+        step_fn: the model's one-step function.
+        state: its initial state, first dimension batch.
+        ngram_size: n; 0 or 1 disables the constraint (returns the inputs unchanged).
+        max_steps: int32 scalar, an upper bound on the steps any sequence will take.
+
+    Returns:
+        The wrapped step function and its initial state.
+
+    Example:
+    >>> step, state = no_repeat_ngrams(model.decode_step, state, 3, 100)  # doctest: +SKIP
+    >>> tokens, attention = greedy_search(step, state, starts, limits, 3)  # doctest: +SKIP
+    """
+    if ngram_size < 2:
+        return step_fn, state
+    n = ngram_size
+    batch = tf.shape(tf.nest.flatten(state)[0])[0]
+    width = tf.cast(max_steps, tf.int32) + 1  # the start token, then one token per step
+
+    def step(tokens, wrapped):
+        inner, history, count = wrapped
+        history = tf.where(tf.one_hot(count, width, on_value=True, off_value=False), tokens[:, None], history)
+        count = count + 1
+        logits, attention, inner = step_fn(tokens, inner)
+        logits = tf.where(_repeats(history, count, n, tf.shape(logits)[1]), NEG_INF, logits)
+        return logits, attention, (inner, history, count)
+
+    return step, (state, tf.zeros([batch, width], tf.int32), tf.zeros([batch], tf.int32))
+
+
+def _repeats(history, count, n: int, vocab) -> tf.Tensor:
+    """bool [rows, vocab]: tokens that would complete an n-gram already in `history[:, :count]`."""
+    rows, width = tf.shape(history)[0], tf.shape(history)[1]
+    starts = tf.range(width - n + 1)
+    # windows[r, j] = history[r, j : j + n - 1], the n-1 tokens before candidate j's next token.
+    windows = tf.stack([history[:, i : width - n + 1 + i] for i in range(n - 1)], axis=-1)
+    following = history[:, n - 1 :]
+    tail = tf.gather(history, tf.maximum(count[:, None] - (n - 1) + tf.range(n - 1), 0), batch_dims=1)
+    match = tf.reduce_all(tf.equal(windows, tail[:, None, :]), axis=-1)
+    match &= (starts[None, :] + n - 1 < count[:, None]) & (count[:, None] >= n - 1)
+    where = tf.where(match)
+    banned = tf.stack([where[:, 0], tf.cast(tf.gather_nd(following, where), tf.int64)], axis=1)
+    hits = tf.scatter_nd(banned, tf.ones([tf.shape(banned)[0]], tf.int32), tf.cast([rows, vocab], tf.int64))
+    return hits > 0
