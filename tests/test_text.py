@@ -78,3 +78,23 @@ def test_vocabulary_build_is_deterministic_and_reserves_ids(tmp_path):
 def test_vocabulary_min_count_drops_rare_tokens():
     vocab = Vocabulary.build([["x", "x", "y"]], min_count=2)
     assert "y" not in vocab.tokens and "x" in vocab.tokens
+
+
+def test_split_sentences_keeps_abbreviations_numbers_and_quotes_together():
+    paragraph = (
+        'El Dr. García dijo: "Llegamos a las 8:30." Luego se fue.\n¡Qué día! ¿Vienes mañana? '
+        "Costó 3.5 millones... y nadie protestó. J. K. Rowling escribió 7 libros."
+    )
+    got = [
+        s.decode() for s in text.split_sentences(tf.constant([paragraph, "", "  ", "sin punto"]))[0].numpy()
+    ]
+    assert got == [
+        'El Dr. García dijo: "Llegamos a las 8:30."',
+        "Luego se fue.",
+        "¡Qué día!",
+        "¿Vienes mañana?",
+        "Costó 3.5 millones... y nadie protestó.",
+        "J. K. Rowling escribió 7 libros.",
+    ]
+    rows = text.split_sentences(tf.constant([paragraph, "", "  ", "sin punto"])).to_list()
+    assert rows[1:] == [[], [], [b"sin punto"]]

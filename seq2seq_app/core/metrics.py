@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 
 import keras
@@ -57,3 +58,28 @@ def caption_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]])
         scores[f"bleu{n}"] = round(bleu.corpus_score(list(hypotheses), streams).score, 2)
     scores["bleu_signature"] = str(bleu.get_signature())
     return scores
+
+
+def _trigram_counts(text: str) -> dict[tuple[str, ...], int]:
+    words = text.lower().split()
+    return collections.Counter(tuple(words[i : i + 3]) for i in range(len(words) - 2))
+
+
+def loops(hypothesis: str, reference: str) -> bool:
+    """True if some word 3-gram occurs 3+ times in the output but fewer than 3 times in the reference.
+
+    Example:
+    >>> loops("and director del and director del and director del", "and the director")
+    True
+    >>> loops("no no no no no", "no no no no no")
+    False
+    """
+    reference_counts = _trigram_counts(reference)
+    return any(n >= 3 and reference_counts[g] < 3 for g, n in _trigram_counts(hypothesis).items())
+
+
+def loop_rate(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """Percentage of outputs that loop (see `loops`), against the first reference stream."""
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} outputs but {len(references)} references")
+    return round(100.0 * sum(map(loops, hypotheses, references)) / max(1, len(hypotheses)), 2)

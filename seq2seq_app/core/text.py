@@ -145,3 +145,33 @@ def capitalize_first(text: tf.Tensor) -> tf.Tensor:
     first = tf.strings.substr(text, start, tf.minimum(length - start, 1), unit="UTF8_CHAR")
     rest = tf.strings.substr(text, tf.minimum(start + 1, length), length, unit="UTF8_CHAR")
     return prefix + tf.strings.upper(first, encoding="utf-8") + rest
+
+
+# Sentence ends: . ! ? or … (with any closing quotes or brackets), then space, then what opens a
+# sentence (¿ ¡ quotes, brackets, a capital letter or a digit). Abbreviations and initials keep
+# their full stop: it is swapped for a placeholder while splitting.
+_SENTENCE_END = r"([.!?…]+[\"'»”)\]]*)\s+([¿¡\"'«“(\[]*[\p{Lu}\p{N}])"
+_ABBREVIATION = (
+    r"\b(Sr|Sra|Srta|Dr|Dra|Ud|Uds|Vd|Vds|Lic|Ing|Prof|Mr|Mrs|Ms|St|Jr|vs|etc|núm|pág|art|Av|"
+    r"EE\.UU|[\p{Lu}])\."
+)
+_SPLIT, _KEPT_STOP = "\x1f", "\x1e"
+
+
+def split_sentences(text: tf.Tensor) -> tf.RaggedTensor:
+    """Splits each string of a batch into its sentences, in the graph.
+
+    Args:
+        text: string tensor of shape [batch].
+
+    Returns:
+        A `tf.RaggedTensor` [batch, (sentences)]; an empty or blank string has no sentence.
+
+    Example:
+    >>> split_sentences(tf.constant(["Hola. ¿Qué tal? El Sr. Pérez llegó a las 8.30 a EE.UU."])).to_list()
+    [[b'Hola.', b'\xc2\xbfQu\xc3\xa9 tal?', b'El Sr. P\xc3\xa9rez lleg\xc3\xb3 a las 8.30 a EE.UU.']]
+    """
+    text = tf.strings.regex_replace(tf.convert_to_tensor(text, tf.string), _ABBREVIATION, r"\1" + _KEPT_STOP)
+    text = tf.strings.regex_replace(text, _SENTENCE_END, r"\1" + _SPLIT + r"\2")
+    sentences = tf.strings.strip(tf.strings.split(tf.strings.regex_replace(text, _KEPT_STOP, "."), _SPLIT))
+    return tf.ragged.boolean_mask(sentences, tf.strings.length(sentences) > 0)
