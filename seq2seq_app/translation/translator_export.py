@@ -33,6 +33,8 @@ class TranslatorExport(tf.Module):
         target_vocab: vocabulary of target tokens.
         max_output_length: hard cap on output tokens.
         max_source_tokens: longer inputs are truncated to this many tokens.
+        no_repeat_ngram_size: no output repeats an n-gram of this many tokens (0 turns it off);
+            3 removed every loop from news sentences at no cost in BLEU (see docs/translation.md).
 
     Example:
     >>> TranslatorExport(model, src_vocab, tgt_vocab).save("saved_models/translate_spa_en")  # doctest: +SKIP
@@ -45,6 +47,7 @@ class TranslatorExport(tf.Module):
         target_vocab: Vocabulary,
         max_output_length: int = 100,
         max_source_tokens: int = 100,
+        no_repeat_ngram_size: int = 3,
     ):
         super().__init__()
         # The model's TF variables are tracked directly and the Keras model is held only through
@@ -52,11 +55,17 @@ class TranslatorExport(tf.Module):
         # does not follow every Keras container (nested lists of layers).
         self.model_variables = [v.value for v in model.weights]
         self._encode = model.encode
-        self._step = model.decode_step
+        self._model_step = model.decode_step
         self.source_table = source_vocab.table
         self.target_tokens = tf.constant(target_vocab.tokens)
+        # Both vocabularies travel in the SavedModel, so it can be re-exported on its own.
+        self.source_vocabulary = tf.Variable(source_vocab.tokens, trainable=False, name="source_vocabulary")
+        self.target_vocabulary = tf.Variable(target_vocab.tokens, trainable=False, name="target_vocabulary")
         self.max_output_length = max_output_length
         self.max_source_tokens = max_source_tokens
+        self.no_repeat_ngram_size = no_repeat_ngram_size
+        # Saved too, so a re-export knows how this one decoded.
+        self.decoding_no_repeat_ngram_size = tf.Variable(no_repeat_ngram_size, trainable=False)
 
     def _encode_text(self, texts):
         cased = text.tokenize(texts, lowercase=False)[:, : self.max_source_tokens]
@@ -75,9 +84,11 @@ class TranslatorExport(tf.Module):
         # rows); `_outputs` slices the results back to the caller's batch.
         texts = tf.cond(tf.size(texts) > 0, lambda: texts, lambda: tf.constant([""]))
         ids, raw, max_lengths = self._encode_text(texts)
-        state = self._encode(ids)
+        step, state = decoding.no_repeat_ngrams(
+            self._model_step, self._encode(ids), self.no_repeat_ngram_size, tf.reduce_max(max_lengths)
+        )
         starts = tf.fill([tf.shape(ids)[0]], START_ID)
-        return ids, raw, max_lengths, state, starts
+        return raw, max_lengths, step, state, starts
 
     def _to_text(self, ids, attention, source_raw):
         """Ids [b, t] → (text [b], tokens [b, t]); unknown words copied from the source."""
@@ -104,9 +115,9 @@ class TranslatorExport(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def translate(self, text):
-        _, raw, max_lengths, state, starts = self._search_inputs(text)
+        raw, max_lengths, step, state, starts = self._search_inputs(text)
         ids, attention = decoding.greedy_search(
-            self._step, state, starts, max_lengths, END_ID, PAD_ID, (PAD_ID, START_ID)
+            step, state, starts, max_lengths, END_ID, PAD_ID, (PAD_ID, START_ID)
         )
         return self._outputs(text, ids, attention, raw)
 
@@ -117,9 +128,9 @@ class TranslatorExport(tf.Module):
         ]
     )
     def translate_sample(self, text, temperature):
-        _, raw, max_lengths, state, starts = self._search_inputs(text)
+        raw, max_lengths, step, state, starts = self._search_inputs(text)
         ids, attention = decoding.sample_search(
-            self._step, state, starts, max_lengths, temperature, END_ID, PAD_ID, (PAD_ID, START_ID)
+            step, state, starts, max_lengths, temperature, END_ID, PAD_ID, (PAD_ID, START_ID)
         )
         return self._outputs(text, ids, attention, raw)
 
@@ -132,9 +143,9 @@ class TranslatorExport(tf.Module):
     )
     def translate_beam(self, text, beam_size, length_penalty):
         beam_size = tf.clip_by_value(beam_size, 1, MAX_BEAM)
-        _, raw, max_lengths, state, starts = self._search_inputs(text)
+        raw, max_lengths, step, state, starts = self._search_inputs(text)
         ids, scores, attention = decoding.beam_search(
-            self._step,
+            step,
             state,
             starts,
             max_lengths,

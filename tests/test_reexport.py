@@ -1,0 +1,40 @@
+import json
+import shlex
+import shutil
+
+import pytest
+import tensorflow as tf
+
+from tests.conftest import TINY_FLAGS
+from training import reexport
+
+
+def _with_command(export, tmp_path, toy_corpus):
+    """A copy of the fixture's export whose card names the command that trained it."""
+    copy = tmp_path / "translator"
+    shutil.copytree(export, copy)
+    card = json.loads((copy / "model_card.json").read_text(encoding="utf-8"))
+    flags = ["--pairs", str(toy_corpus), "--run-dir", "unused", "--export-dir", str(copy), *TINY_FLAGS]
+    card["training"]["command"] = shlex.join(["python", "-m", "training.translate", *flags])
+    (copy / "model_card.json").write_text(json.dumps(card), encoding="utf-8")
+    return copy
+
+
+def test_reexport_reproduces_the_model_and_carries_its_vocabularies(trained_export, toy_corpus, tmp_path):
+    path = _with_command(trained_export[0], tmp_path, toy_corpus)
+    sentences = tf.constant(["El gato come pan .", "¿ María ve el perro ?", ""])
+    before = tf.saved_model.load(str(path)).signatures["translate"](text=sentences)["translation"].numpy()
+    card = reexport.reexport(path, no_repeat_ngram_size=3, news=None)
+    assert card["export"]["decoding"] == {"no_repeat_ngram_size": 3}
+    loaded = tf.saved_model.load(str(path))
+    assert loaded.signatures["translate"](text=sentences)["translation"].numpy().tolist() == before.tolist()
+    assert len(loaded.source_vocabulary.numpy()) == card["data"]["source_vocab"]
+    reexport.reexport(path, no_repeat_ngram_size=0, news=None)  # from the carried vocabularies this time
+    assert not path.with_name(path.name + ".partial").exists()
+
+
+def test_reexport_refuses_what_is_not_a_translator(sentiment_export, tmp_path):
+    copy = tmp_path / "sentiment"
+    shutil.copytree(sentiment_export[0], copy)
+    with pytest.raises(SystemExit, match="not a translator"):
+        reexport.main([str(copy)])

@@ -1,0 +1,144 @@
+"""`python -m training.reexport DIR`: a shipped translator re-exported through today's export code.
+
+The decoding and text handling live in the export, not in the weights, so a trained model gains
+export fixes (e.g. the repeated n-gram ban) without retraining. The weights come from the
+SavedModel itself (`model_variables`, in the order the export saved them); the vocabularies from
+the SavedModel when it carries them, otherwise they are rebuilt from the training data its card
+names, exactly as the training command built them, and checked: the source vocabulary against
+the SavedModel's lookup table, the target one by decoding test sentences as the old export did
+and requiring the old SavedModel's outputs word for word. The old folder is replaced only when
+the new export is complete (`safe_export`).
+
+Example:
+    python -m training.reexport saved_models/translate_spa_en \\
+        --news ../shared/data/translation/spa-eng/news/newstest2012
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import tempfile
+from pathlib import Path
+
+CHECK_SENTENCES = 300
+
+
+def _vocabularies(loaded, card: dict):
+    """(source, target, translate args, test split); vocabularies rebuilt if the model lacks them."""
+    import numpy as np
+    import tensorflow as tf
+
+    from seq2seq_app.core.vocabulary import Vocabulary
+    from training import translate
+
+    words = shlex.split(card["training"]["command"])
+    args = translate.build_parser().parse_args(words[words.index("training.translate") + 1 :])
+    with tempfile.TemporaryDirectory() as run_dir:
+        _, test, src, tgt, _ = translate.prepare(args, Path(run_dir))
+    if hasattr(loaded, "source_vocabulary"):
+        src = Vocabulary(t.decode() for t in loaded.source_vocabulary.numpy())
+        tgt = Vocabulary(t.decode() for t in loaded.target_vocabulary.numpy())
+    found = tf.raw_ops.LookupTableFindV2(
+        table_handle=loaded.source_table.resource_handle,
+        keys=tf.constant(src.tokens),
+        default_value=tf.constant(-1, tf.int64),
+    ).numpy()
+    if not (found == np.arange(len(src))).all():
+        raise SystemExit("the rebuilt source vocabulary does not match the SavedModel's table")
+    return src, tgt, args, test
+
+
+def _model(loaded, args, src, tgt):
+    from training import translate
+
+    model = translate.build_model(args, src, tgt)
+    if len(model.weights) != len(loaded.model_variables):
+        raise SystemExit(f"{len(model.weights)} model weights but {len(loaded.model_variables)} saved")
+    for weight, saved in zip(model.weights, loaded.model_variables):
+        if tuple(weight.shape) != tuple(saved.shape):
+            raise SystemExit(f"{weight.path}: shape {weight.shape} but saved {saved.shape}")
+        weight.assign(saved)
+    return model
+
+
+def _translate(function, sentences: list[str]) -> list[str]:
+    import tensorflow as tf
+
+    out: list[str] = []
+    for i in range(0, len(sentences), 64):
+        out += [t.decode() for t in function(text=tf.constant(sentences[i : i + 64]))["translation"].numpy()]
+    return out
+
+
+def reexport(export_dir: Path, no_repeat_ngram_size: int, news: str | None) -> dict:
+    import tensorflow as tf
+
+    from seq2seq_app.core import metrics
+    from seq2seq_app.translation.translator_api import LoadedTranslator
+    from seq2seq_app.translation.translator_export import TranslatorExport
+    from training import common, translate
+
+    card = json.loads((export_dir / "model_card.json").read_text(encoding="utf-8"))
+    if card.get("task") != "translate":
+        raise SystemExit(f"{export_dir} is not a translator (task {card.get('task')!r})")
+    loaded = tf.saved_model.load(str(export_dir))
+    src, tgt, args, test = _vocabularies(loaded, card)
+    model = _model(loaded, args, src, tgt)
+    check = list(test.sources[:CHECK_SENTENCES])
+    # Exports older than the n-gram ban carry no setting and decoded without it.
+    old_ngram = getattr(loaded, "decoding_no_repeat_ngram_size", None)
+    old_ngram = int(old_ngram.numpy()) if old_ngram is not None else 0
+    same = TranslatorExport(model, src, tgt, args.max_output_length, no_repeat_ngram_size=old_ngram)
+    if _translate(same.translate, check) != _translate(loaded.signatures["translate"], check):
+        raise SystemExit("the rebuilt model does not reproduce the SavedModel's translations")
+    print(f"rebuilt model reproduces the SavedModel on {len(check)} test sentences")
+    export = TranslatorExport(
+        model, src, tgt, args.max_output_length, no_repeat_ngram_size=no_repeat_ngram_size
+    )
+
+    def write(path: Path) -> None:
+        export.save(path)
+        new = LoadedTranslator(path)
+        card["metrics"].update(translate.evaluate(new, test))
+        if news:
+            sources = Path(news + ".es").read_text(encoding="utf-8").splitlines()
+            references = Path(news + ".en").read_text(encoding="utf-8").splitlines()
+            hyps = new.translate(sources, batch_size=64)
+            scores = metrics.corpus_scores(hyps, [references])
+            scores["loop_rate"] = metrics.loop_rate(hyps, references)
+            card["metrics"][f"news:{Path(news).name}"] = scores
+            print(f"{Path(news).name}: {scores}")
+        card["export"] = {
+            "size_mb": round(common.directory_megabytes(path), 1),
+            "signatures": card.get("export", {}).get("signatures", ""),
+            "decoding": {"no_repeat_ngram_size": no_repeat_ngram_size},
+            "reexported": {"command": common.command_line(), "date": datetime.date.today().isoformat()},
+        }
+        common.write_model_card(path, card)
+
+    common.safe_export(export_dir, write)
+    return card
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training.reexport", description=__doc__.split("\n")[0])
+    parser.add_argument("export_dir", help="a translator SavedModel folder with its model_card.json")
+    parser.add_argument("--no-repeat-ngram-size", type=int, default=3, help="0 turns the ban off")
+    parser.add_argument("--news", help="aligned .es/.en prefix to report BLEU, chrF and loop rate on")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    if args.no_repeat_ngram_size < 0:
+        raise SystemExit("--no-repeat-ngram-size must be ≥ 0")
+    reexport(Path(args.export_dir), args.no_repeat_ngram_size, args.news)
+
+
+if __name__ == "__main__":
+    main()
