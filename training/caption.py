@@ -208,11 +208,8 @@ def evaluate(captioner, test: data.CaptionedImages, beam_size: int = 3) -> dict:
     return results
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Everything `main` does, callable from Python and tests; returns the model card."""
-    run_dir = Path(args.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(args.seed)
+def prepare(args: argparse.Namespace, run_dir: Path, worker: common.Worker):
+    """Reads and splits the images; builds (or, when resuming, reloads) the vocabulary."""
     train, val, test = load_splits(args)
     print(
         f"images: {len(train)} train, {len(val)} validation, {len(test)} test; skipped "
@@ -220,7 +217,7 @@ def run(args: argparse.Namespace) -> dict:
         f"{train.malformed + val.malformed + test.malformed} malformed caption lines"
     )
     common.require_nonempty((train, val, test), "add images or adjust the split flags")
-    common.check_same_run(run_dir, args, RUN_DEFINING_FLAGS)
+    common.check_same_run(run_dir, args, RUN_DEFINING_FLAGS, record=worker.is_chief)
     vocab_path = run_dir / "vocab.txt"
     if vocab_path.exists():
         vocab = Vocabulary.load(vocab_path)
@@ -231,6 +228,14 @@ def run(args: argparse.Namespace) -> dict:
             args.min_count,
         )
         vocab.save(vocab_path)
+    return train, val, test, vocab
+
+
+def extract_features(args: argparse.Namespace, run_dir: Path, train, val):
+    """The frozen backbone and its cached region features of the training and validation images.
+
+    Outside the strategy's scope: the backbone is not trained, so it is neither replicated nor
+    synchronised, and each worker runs it on its own host."""
     keras.mixed_precision.set_global_policy("float32")  # the backbone runs in float32
     try:
         backbone = make_backbone(args.backbone, backbone_weights(args), args.image_size)
@@ -244,10 +249,19 @@ def run(args: argparse.Namespace) -> dict:
         features["train"] = np.concatenate(
             [features["train"], cached_regions(args, run_dir, backbone, "train", train, True)]
         )
+    common.configure_precision(args.mixed_precision)  # back to the run's policy for the decoder
+    return backbone, features
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Everything `main` does, callable from Python and tests; returns the model card."""
+    run_dir, policy, strategy, worker = common.start_run(args)
+    with worker.chief_first():
+        with strategy.scope():
+            train, val, test, vocab = prepare(args, run_dir, worker)
+        backbone, features = extract_features(args, run_dir, train, val)
     regions, feature_dim = features["train"].shape[1:]
-    policy = common.configure_precision(args.mixed_precision)
-    strategy = common.make_strategy(args.strategy)
-    state = common.RunState(run_dir)
+    state = common.RunState(run_dir, worker.write_dir(run_dir))
     with strategy.scope():
         model = build_model(args, vocab, regions, feature_dim)
 
@@ -270,7 +284,10 @@ def run(args: argparse.Namespace) -> dict:
             ),
         )
 
-    common.fit_or_load(model, args, run_dir, state, datasets)
+    common.fit_or_load(model, args, run_dir, state, datasets, worker)
+    if not worker.is_chief:
+        worker.cleanup()
+        return {}
     export_model = common.float32_copy(model, example_inputs(regions, feature_dim))
     # Imported here, so a finished run can be re-exported by newer export code.
     from seq2seq_app.captioning.captioner_api import LoadedCaptioner

@@ -157,6 +157,18 @@ def example_inputs(tokenizer: ReviewTokenizer) -> dict[str, np.ndarray]:
     return {"tokens": ids, "bigrams": ids} if tokenizer.bigram_vocab is not None else {"tokens": ids}
 
 
+def per_review_cross_entropy(labels, logits):
+    """Binary cross-entropy of each review ([batch] labels and logits in, [batch] losses out).
+
+    `keras.losses.BinaryCrossentropy` averages a rank-1 batch to one number itself, and Keras then
+    skips dividing it by the number of replicas: under `mirrored` or `multi_worker` the reported
+    loss and the summed gradients would be N times too large.
+    """
+    return keras.losses.binary_crossentropy(
+        keras.ops.expand_dims(labels, -1), keras.ops.expand_dims(logits, -1), from_logits=True
+    )
+
+
 def build_model(args: argparse.Namespace, tokenizer: ReviewTokenizer) -> SentimentClassifier:
     model = SentimentClassifier(
         vocab_size=len(tokenizer.vocab),
@@ -171,7 +183,7 @@ def build_model(args: argparse.Namespace, tokenizer: ReviewTokenizer) -> Sentime
     )
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0),
-        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        loss=per_review_cross_entropy,
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)],  # threshold on logits
     )
     model(example_inputs(tokenizer))  # build, so backups and weights can load
@@ -192,10 +204,11 @@ def evaluate(classifier, reviews: data.LabeledReviews) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     """Everything `main` does, callable from Python and tests; returns the model card."""
-    run_dir, policy, strategy = common.start_run(args)
-    (train, val, test), tokenizer, stats = prepare(args, run_dir)
-    common.check_same_run(run_dir, args, RUN_DEFINING_FLAGS)
-    state = common.RunState(run_dir)
+    run_dir, policy, strategy, worker = common.start_run(args)
+    with strategy.scope(), worker.chief_first():
+        (train, val, test), tokenizer, stats = prepare(args, run_dir)
+        common.check_same_run(run_dir, args, RUN_DEFINING_FLAGS, record=worker.is_chief)
+    state = common.RunState(run_dir, worker.write_dir(run_dir))
     with strategy.scope():
         model = build_model(args, tokenizer)
 
@@ -206,7 +219,10 @@ def run(args: argparse.Namespace) -> dict:
             data.make_dataset(val, tokenizer, batch, shuffle=False),
         )
 
-    common.fit_or_load(model, args, run_dir, state, datasets)
+    common.fit_or_load(model, args, run_dir, state, datasets, worker)
+    if not worker.is_chief:
+        worker.cleanup()
+        return {}
     export_model = common.float32_copy(model, example_inputs(tokenizer))
     # Imported here, so a finished run can be re-exported by newer export code.
     from seq2seq_app.sentiment.sentiment_api import LoadedSentimentClassifier

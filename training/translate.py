@@ -189,10 +189,11 @@ def evaluate(translator, test: data.ParallelCorpus, beam_size: int = 4) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     """Everything `main` does, callable from Python and tests; returns the model card."""
-    run_dir, policy, strategy = common.start_run(args)
-    splits, test, src_vocab, tgt_vocab, stats = prepare(args, run_dir)
-    state = common.RunState(run_dir)
-    common.check_same_run(run_dir, args, RUN_DEFINING_FLAGS)
+    run_dir, policy, strategy, worker = common.start_run(args)
+    with strategy.scope(), worker.chief_first():
+        splits, test, src_vocab, tgt_vocab, stats = prepare(args, run_dir)
+        common.check_same_run(run_dir, args, RUN_DEFINING_FLAGS, record=worker.is_chief)
+    state = common.RunState(run_dir, worker.write_dir(run_dir))
     with strategy.scope():
         model = build_model(args, src_vocab, tgt_vocab)
 
@@ -203,7 +204,10 @@ def run(args: argparse.Namespace) -> dict:
             data.make_dataset(*splits["validation"], tokens, args.max_length, shuffle=False),
         )
 
-    common.fit_or_load(model, args, run_dir, state, datasets)
+    common.fit_or_load(model, args, run_dir, state, datasets, worker)
+    if not worker.is_chief:
+        worker.cleanup()
+        return {}
     dummy = np.ones((1, 2), np.int32)
     export_model = common.float32_copy(model, {"source": dummy, "target_in": dummy})
     # Imported here, so a finished run can be re-exported by newer export code.
