@@ -82,7 +82,13 @@ def run_cluster(command: Sequence[str], workers: int, ports: Sequence[int] | Non
         raise ValueError(f"{workers} workers need {workers} ports, got {len(ports)}")
     processes = []
     for i in range(workers):
-        env = {**os.environ, "TF_CONFIG": tf_config(ports, i), "PYTHONUNBUFFERED": "1"}
+        # Quiet unless asked otherwise: N workers' TensorFlow start-up chatter buries the training logs.
+        env = {
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            **os.environ,
+            "TF_CONFIG": tf_config(ports, i),
+            "PYTHONUNBUFFERED": "1",
+        }
         processes.append(
             subprocess.Popen(
                 list(command), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,28 +16,49 @@ from pathlib import Path
 def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """Parses flags, taking defaults from `--config FILE` (JSON) when given; flags win.
 
-    The config's keys are flag names with underscores (`{"units": 320, "cell": "gru"}`).
-    Unknown keys are an error, so a typo cannot silently fall back to a default.
+    The config's keys are flag names with underscores (`{"units": 320, "cell": "gru"}`). Each is
+    handed to argparse as the flag it names, ahead of the command line, so it is checked and
+    converted like a flag typed by hand; unknown keys are an error, so a typo cannot silently
+    fall back to a default.
     """
     parser.add_argument("--config", help="JSON file of flag values (flags given on the command line win)")
+    argv = list(sys.argv[1:] if argv is None else argv)
     first, _ = parser.parse_known_args(argv)
-    if first.config:
-        try:
-            config = json.loads(Path(first.config).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            parser.error(f"cannot read --config {first.config}: {e}")
-        known = {a.dest for a in parser._actions}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            parser.error(f"unknown keys in {first.config}: {', '.join(unknown)}")
-        for action in parser._actions:
-            if action.dest in config and action.choices and config[action.dest] not in action.choices:
-                parser.error(
-                    f"{first.config}: {action.dest} must be one of {list(action.choices)}, "
-                    f"not {config[action.dest]!r}"
-                )
-        parser.set_defaults(**config)
-    return parser.parse_args(argv)
+    if not first.config:
+        return parser.parse_args(argv)
+    try:
+        config = json.loads(Path(first.config).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        parser.error(f"cannot read --config {first.config}: {e}")
+    if not isinstance(config, dict):
+        parser.error(f"--config {first.config} must hold a JSON object of flag values")
+    # Each key must name a flag, even a switch left off with `false`: parse each on its own.
+    unknown = [
+        k for k, v in config.items() if parser.parse_known_args(config_tokens({k: v}) or [_option(k)])[1]
+    ]
+    if unknown:
+        parser.error(f"unknown keys in {first.config}: {', '.join(sorted(unknown))}")
+    return parser.parse_args(config_tokens(config) + argv)  # the last value wins: the command line
+
+
+def config_tokens(config: dict) -> list[str]:
+    """Command-line tokens for a config's values: `true` switches a flag on, `false`/`null` leave it.
+
+    >>> config_tokens({"units": 12, "bidirectional": True, "flip": False})
+    ['--units=12', '--bidirectional']
+    """
+    tokens = []
+    for key, value in config.items():
+        option = _option(key)
+        if value is True:
+            tokens.append(option)
+        elif value is not False and value is not None:
+            tokens.append(f"{option}={value}")
+    return tokens
+
+
+def _option(key: str) -> str:
+    return "--" + key.replace("_", "-")
 
 
 def add_common_flags(parser: argparse.ArgumentParser, run_dir: str, export_dir: str) -> None:
