@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY_FLAGS, toy_pairs, write_pair_file
-from training import common, translate
+from training import translate
+from training.callbacks import StopFile, TrainingClock
+from training.export import safe_export
+from training.flags import parse_with_config
+from training.run_state import RunState
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,7 +43,7 @@ def test_failed_export_keeps_the_previous_model(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        common.safe_export(export_dir, broken)
+        safe_export(export_dir, broken)
     assert (export_dir / "saved_model.pb").read_text() == "old"
 
 
@@ -47,10 +51,10 @@ def test_config_file_sets_flags_and_rejects_typos(tmp_path, capsys):
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
     good.write_text(json.dumps({"units": 12, "cell": "lstm"}))
     bad.write_text(json.dumps({"unitz": 12}))
-    args = common.parse_with_config(translate.build_parser(), ["--config", str(good), "--cell", "gru"])
+    args = parse_with_config(translate.build_parser(), ["--config", str(good), "--cell", "gru"])
     assert args.units == 12 and args.cell == "gru"  # the command line wins over the file
     with pytest.raises(SystemExit):
-        common.parse_with_config(translate.build_parser(), ["--config", str(bad)])
+        parse_with_config(translate.build_parser(), ["--config", str(bad)])
     assert "unitz" in capsys.readouterr().err
 
 
@@ -143,9 +147,7 @@ def test_stop_file_ends_training_after_the_current_epoch(tmp_path):
     model.compile(optimizer="sgd", loss="mse")
     stop = tmp_path / "STOP"
     stop.touch()
-    history = model.fit(
-        np.zeros((4, 2)), np.zeros((4, 1)), epochs=5, verbose=0, callbacks=[common.StopFile(stop)]
-    )
+    history = model.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=5, verbose=0, callbacks=[StopFile(stop)])
     assert len(history.history["loss"]) == 1
     assert not stop.exists()
 
@@ -172,7 +174,7 @@ def test_config_values_outside_choices_are_rejected(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"strategy": "mirorred"}))
     with pytest.raises(SystemExit):
-        common.parse_with_config(translate.build_parser(), ["--config", str(bad)])
+        parse_with_config(translate.build_parser(), ["--config", str(bad)])
     assert "mirorred" in capsys.readouterr().err
 
 
@@ -196,10 +198,10 @@ def test_training_clock_saves_time_between_epochs(tmp_path):
     import keras
     import numpy as np
 
-    state = common.RunState(tmp_path)
+    state = RunState(tmp_path)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
-    clock = common.TrainingClock(state, every=2)
+    clock = TrainingClock(state, every=2)
     model.fit(np.zeros((8, 2)), np.zeros((8, 1)), batch_size=2, epochs=2, verbose=0, callbacks=[clock])
     saved = json.loads((tmp_path / "state.json").read_text())
     assert saved["epochs_done"] == 2 and len(saved["history"]) == 2

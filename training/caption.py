@@ -20,39 +20,19 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import keras  # noqa: E402  (common sets TF's log level first)
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from seq2seq_app.captioning import data as data  # noqa: E402
-from seq2seq_app.captioning.backbones import BACKBONES, GRID, make_backbone  # noqa: E402
-from seq2seq_app.captioning.captioner import Captioner  # noqa: E402
-from seq2seq_app.core import metrics  # noqa: E402
-from seq2seq_app.core.vocabulary import Vocabulary  # noqa: E402
-from seq2seq_app.translation.data import tokenize_all  # noqa: E402
-from training import common
-
-RUN_DEFINING_FLAGS = (
-    "flickr8k",
-    "synthetic",
-    "tfds",
-    "train_split",
-    "eval_split",
-    "backbone",
-    "backbone_weights",
-    "image_size",
-    "flip",
-    "cell",
-    "embedding_dim",
-    "units",
-    "decoder_layers",
-    "attention",
-    "vocab_size",
-    "min_count",
-    "max_length",
-    "validation_fraction",
-    "test_fraction",
-    "seed",
-)
+from seq2seq_app.captioning import data as data
+from seq2seq_app.captioning.backbones import BACKBONES, GRID, make_backbone
+from seq2seq_app.captioning.captioner import Captioner
+from seq2seq_app.core import metrics
+from seq2seq_app.core.vocabulary import Vocabulary
+from seq2seq_app.translation.data import tokenize_all
+from training import flags
+from training.env import quiet_tensorflow
+from training.strategy import configure_precision
+from training.task import Run, Task, compiled, require_nonempty, run_task
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,17 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="a local .h5 file, 'imagenet' (downloads) or 'none' (random)",
     )
     enc.add_argument("--backbone-credit", default="", help="weights source and licence, for the model card")
-    enc.add_argument("--image-size", type=common.positive_int, default=224)
+    enc.add_argument("--image-size", type=flags.positive_int, default=224)
     enc.add_argument("--flip", action="store_true", help="also train on mirrored images (cached once)")
     m = parser.add_argument_group("decoder")
-    common.add_recurrent_flags(m, cell="lstm", embedding_dim=256, units=512, dropout=0.5)
-    common.add_decoder_flags(m)
-    m.add_argument("--vocab-size", type=common.positive_int, default=5000)
+    flags.add_recurrent_flags(m, cell="lstm", embedding_dim=256, units=512, dropout=0.5)
+    flags.add_decoder_flags(m)
+    m.add_argument("--vocab-size", type=flags.positive_int, default=5000)
     m.add_argument("--min-count", type=int, default=3, help="rarer words are left out of the vocabulary")
-    m.add_argument("--max-length", type=common.positive_int, default=30, help="longest caption in words")
-    m.add_argument("--batch-size", type=common.positive_int, default=64)
+    m.add_argument("--max-length", type=flags.positive_int, default=30, help="longest caption in words")
+    m.add_argument("--batch-size", type=flags.positive_int, default=64)
     m.add_argument("--length-penalty", type=float, default=0.6, help="GNMT alpha of the exported beam search")
-    common.add_common_flags(parser, run_dir="runs/caption", export_dir="saved_models/caption")
+    flags.add_common_flags(parser, run_dir="runs/caption", export_dir="saved_models/caption")
     return parser
 
 
@@ -177,13 +157,13 @@ def build_model(args: argparse.Namespace, vocab: Vocabulary, regions: int, featu
         dropout=args.dropout,
         name="captioner",
     )
-    model.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
-        metrics=[metrics.masked_accuracy],
+    return compiled(
+        model,
+        args.learning_rate,
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+        [metrics.masked_accuracy],
+        example_inputs(regions, feature_dim),
     )
-    model(example_inputs(regions, feature_dim))  # build, so backups and weights can load
-    return model
 
 
 def example_inputs(regions: int, feature_dim: int) -> dict[str, np.ndarray]:
@@ -208,19 +188,15 @@ def evaluate(captioner, test: data.CaptionedImages, beam_size: int = 3) -> dict:
     return results
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Everything `main` does, callable from Python and tests; returns the model card."""
-    run_dir = Path(args.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(args.seed)
+def prepare(args: argparse.Namespace, run_dir: Path):
+    """Reads and splits the images; builds (or, when resuming, reloads) the vocabulary."""
     train, val, test = load_splits(args)
     print(
         f"images: {len(train)} train, {len(val)} validation, {len(test)} test; skipped "
         f"{train.unreadable + val.unreadable + test.unreadable} unreadable images and "
         f"{train.malformed + val.malformed + test.malformed} malformed caption lines"
     )
-    common.require_nonempty((train, val, test), "add images or adjust the split flags")
-    common.check_same_run(run_dir, args, RUN_DEFINING_FLAGS)
+    require_nonempty((train, val, test), "add images or adjust the split flags")
     vocab_path = run_dir / "vocab.txt"
     if vocab_path.exists():
         vocab = Vocabulary.load(vocab_path)
@@ -231,6 +207,14 @@ def run(args: argparse.Namespace) -> dict:
             args.min_count,
         )
         vocab.save(vocab_path)
+    return train, val, test, vocab
+
+
+def extract_features(args: argparse.Namespace, run_dir: Path, train, val):
+    """The frozen backbone and its cached region features of the training and validation images.
+
+    Outside the strategy's scope: the backbone is not trained, so it is neither replicated nor
+    synchronised, and each worker runs it on its own host."""
     keras.mixed_precision.set_global_policy("float32")  # the backbone runs in float32
     try:
         backbone = make_backbone(args.backbone, backbone_weights(args), args.image_size)
@@ -244,39 +228,83 @@ def run(args: argparse.Namespace) -> dict:
         features["train"] = np.concatenate(
             [features["train"], cached_regions(args, run_dir, backbone, "train", train, True)]
         )
-    regions, feature_dim = features["train"].shape[1:]
-    policy = common.configure_precision(args.mixed_precision)
-    strategy = common.make_strategy(args.strategy)
-    state = common.RunState(run_dir)
-    with strategy.scope():
-        model = build_model(args, vocab, regions, feature_dim)
+    configure_precision(args.mixed_precision)  # back to the run's policy for the decoder
+    return backbone, features
 
-    def datasets():
-        batch = args.batch_size * strategy.num_replicas_in_sync
+
+class CaptionTask(Task):
+    """The captioner's steps of the training skeleton (see training/task.py)."""
+
+    data_flags = (
+        "flickr8k",
+        "synthetic",
+        "tfds",
+        "train_split",
+        "eval_split",
+        "backbone",
+        "backbone_weights",
+        "image_size",
+        "flip",
+    )
+    architecture_flags = (
+        "cell",
+        "embedding_dim",
+        "units",
+        "decoder_layers",
+        "attention",
+        "vocab_size",
+        "min_count",
+        "max_length",
+    )
+    extra_hyperparameters = ("length_penalty",)
+    signatures = "caption, caption_beam"
+
+    def prepare(self, run: Run) -> None:
+        self.train, self.val, self.test, self.vocab = prepare(self.args, run.run_dir)
+
+    def prepare_unreplicated(self, run: Run) -> None:
+        self.backbone, self.features = extract_features(self.args, run.run_dir, self.train, self.val)
+        self.regions, self.feature_dim = self.features["train"].shape[1:]
+
+    def build_model(self) -> Captioner:
+        return build_model(self.args, self.vocab, self.regions, self.feature_dim)
+
+    def example_inputs(self):
+        return example_inputs(self.regions, self.feature_dim)
+
+    def datasets(self, replicas: int):
+        args, train, vocab = self.args, self.train, self.vocab
+        batch = args.batch_size * replicas
         captions = train.captions + ([data.mirror_captions(c) for c in train.captions] if args.flip else [])
         return (
             data.make_dataset(
-                features["train"],
+                self.features["train"],
                 data.encode_captions(captions, vocab, args.max_length),
                 batch,
                 shuffle=True,
                 seed=args.seed,
             ),
             data.make_dataset(
-                features["validation"],
-                data.encode_captions(val.captions, vocab, args.max_length),
+                self.features["validation"],
+                data.encode_captions(self.val.captions, vocab, args.max_length),
                 batch,
                 shuffle=False,
             ),
         )
 
-    common.fit_or_load(model, args, run_dir, state, datasets)
-    export_model = common.float32_copy(model, example_inputs(regions, feature_dim))
-    # Imported here, so a finished run can be re-exported by newer export code.
-    from seq2seq_app.captioning.captioner_api import LoadedCaptioner
-    from seq2seq_app.captioning.captioner_export import CaptionerExport
+    def exporter(self, model: keras.Model):
+        # Imported here, so a finished run can be re-exported by newer export code.
+        from seq2seq_app.captioning.captioner_export import CaptionerExport
 
-    def describe(path: Path) -> dict:
+        args = self.args
+        return CaptionerExport(
+            self.backbone, model, self.vocab, args.image_size, args.max_length, args.length_penalty
+        ).save
+
+    def describe(self, path: Path, run: Run) -> dict:
+        from seq2seq_app.captioning.captioner_api import LoadedCaptioner
+
+        args, train, val, test = self.args, self.train, self.val, self.test
         return {
             "title": f"{args.data_name} captioner ({args.backbone} regions, {args.cell.upper()} decoder with "
             f"{args.attention} attention)",
@@ -292,7 +320,7 @@ def run(args: argparse.Namespace) -> dict:
                 "train_captions": sum(len(c) for c in train.captions),
                 "unreadable_images": train.unreadable + val.unreadable + test.unreadable,
                 "malformed_caption_lines": train.malformed + val.malformed + test.malformed,
-                "vocab": len(vocab),
+                "vocab": len(self.vocab),
                 "mirrored_training_images": args.flip,
             },
             "backbone": {
@@ -308,42 +336,23 @@ def run(args: argparse.Namespace) -> dict:
                 else f"{len(test)} images carved from the data (seed {args.seed})",
                 **evaluate(LoadedCaptioner(path), test),
             },
-            "training": common.training_card(args, state, policy),
-            "hyperparameters": {
-                k: getattr(args, k)
-                for k in (
-                    "cell",
-                    "embedding_dim",
-                    "units",
-                    "decoder_layers",
-                    "attention",
-                    "dropout",
-                    "vocab_size",
-                    "min_count",
-                    "max_length",
-                    "batch_size",
-                    "learning_rate",
-                    "length_penalty",
-                )
-            }
-            | {
-                "decoder_parameters": export_model.count_params(),
-                "backbone_parameters": backbone.count_params(),
-            },
         }
 
-    return common.export_with_card(
-        Path(args.export_dir),
-        CaptionerExport(
-            backbone, export_model, vocab, args.image_size, args.max_length, args.length_penalty
-        ).save,
-        describe,
-        "caption, caption_beam",
-    )
+    def parameter_counts(self, model: keras.Model) -> dict:
+        return {
+            "decoder_parameters": model.count_params(),
+            "backbone_parameters": self.backbone.count_params(),
+        }
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Everything `main` does, callable from Python and tests; returns the model card."""
+    return run_task(CaptionTask(args))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    run(common.parse_with_config(build_parser(), argv))
+    quiet_tensorflow()
+    run(flags.parse_with_config(build_parser(), argv))
 
 
 if __name__ == "__main__":

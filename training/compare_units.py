@@ -17,14 +17,17 @@ import json
 import time
 from collections.abc import Sequence
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-from seq2seq_app.core.vocabulary import Vocabulary  # noqa: E402
-from seq2seq_app.sentiment import data as data  # noqa: E402
-from seq2seq_app.sentiment.review_tokenizer import UNITS, ReviewTokenizer, split_units  # noqa: E402
-from seq2seq_app.sentiment.sentiment_classifier import SentimentClassifier  # noqa: E402
-from training import common
+from seq2seq_app.core.vocabulary import Vocabulary
+from seq2seq_app.sentiment import data as data
+from seq2seq_app.sentiment.review_tokenizer import UNITS, ReviewTokenizer, split_units
+from seq2seq_app.sentiment.sentiment_classifier import SentimentClassifier
+from training.env import quiet_tensorflow
+from training.sentiment import example_inputs, per_review_cross_entropy
+from training.strategy import configure_precision
+from training.task import compiled
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -40,8 +43,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--bidirectional", action="store_true")
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args(argv)
+    quiet_tensorflow()
     keras.utils.set_random_seed(0)
-    common.configure_precision("auto")
+    configure_precision("auto")
     reviews = data.read_labeled_tsv(args.tsv, "document", "label")
     train, val, _ = data.split_reviews(reviews, 0.05, 0.0, 0)
     units, bigrams = split_units(tf.constant(train.texts), args.unit)
@@ -52,10 +56,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     model = SentimentClassifier(
         len(vocab), len(bigram_vocab) if bigram_vocab else 0, 128, 256, "gru", 1, args.bidirectional, 0.3
     )
-    model.compile(
-        keras.optimizers.Adam(1e-3, clipnorm=5.0),
-        keras.losses.BinaryCrossentropy(from_logits=True),
-        metrics=[keras.metrics.BinaryAccuracy(threshold=0.0)],
+    compiled(
+        model,
+        1e-3,
+        per_review_cross_entropy,
+        [keras.metrics.BinaryAccuracy(threshold=0.0)],
+        example_inputs(tokenizer),
     )
     start = time.time()
     history = model.fit(

@@ -12,38 +12,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import keras  # noqa: E402  (common sets TF's log level first)
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from seq2seq_app.core.vocabulary import Vocabulary  # noqa: E402
-from seq2seq_app.sentiment import data as data  # noqa: E402
-from seq2seq_app.sentiment.review_tokenizer import UNITS, ReviewTokenizer  # noqa: E402
-from seq2seq_app.sentiment.sentiment_classifier import SentimentClassifier  # noqa: E402
-from training import common
-
-# Flags that define a run's data, vocabularies and architecture: resuming with other values
-# would load weights or vocabularies that do not fit.
-RUN_DEFINING_FLAGS = (
-    "tsv",
-    "text_column",
-    "label_column",
-    "tfds",
-    "tfds_text_key",
-    "unit",
-    "vocab_size",
-    "bigram_vocab_size",
-    "min_count",
-    "max_tokens",
-    "cell",
-    "embedding_dim",
-    "units",
-    "layers",
-    "bidirectional",
-    "validation_fraction",
-    "test_fraction",
-    "seed",
-)
+from seq2seq_app.core.vocabulary import Vocabulary
+from seq2seq_app.sentiment import data as data
+from seq2seq_app.sentiment.review_tokenizer import UNITS, ReviewTokenizer
+from seq2seq_app.sentiment.sentiment_classifier import SentimentClassifier
+from training import flags
+from training.env import quiet_tensorflow
+from training.task import Run, Task, carve_splits, compiled, run_task
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,23 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--unit", choices=UNITS, default="char", help="text unit (char suits Korean, word English)"
     )
-    m.add_argument("--vocab-size", type=common.positive_int, default=4000)
+    m.add_argument("--vocab-size", type=flags.positive_int, default=4000)
     m.add_argument("--bigram-vocab-size", type=int, default=30000, help="0 turns bigram features off")
     m.add_argument("--min-count", type=int, default=2, help="rarer units and bigrams are unknown")
     m.add_argument(
-        "--max-tokens", type=common.positive_int, default=200, help="longer reviews keep their first units"
+        "--max-tokens", type=flags.positive_int, default=200, help="longer reviews keep their first units"
     )
-    common.add_recurrent_flags(m, cell="gru", embedding_dim=128, units=256, dropout=0.3)
-    m.add_argument("--layers", type=common.positive_int, default=1)
+    flags.add_recurrent_flags(m, cell="gru", embedding_dim=128, units=256, dropout=0.3)
+    m.add_argument("--layers", type=flags.positive_int, default=1)
     m.add_argument(
         "--bidirectional",
         action="store_true",
         help="read both directions (word-by-word scores then re-read every prefix: slower)",
     )
     m.add_argument(
-        "--batch-size", type=common.positive_int, default=128, help="reviews per batch (per device)"
+        "--batch-size", type=flags.positive_int, default=128, help="reviews per batch (per device)"
     )
-    common.add_common_flags(parser, run_dir="runs/sentiment", export_dir="saved_models/sentiment")
+    flags.add_common_flags(parser, run_dir="runs/sentiment", export_dir="saved_models/sentiment")
     return parser
 
 
@@ -121,7 +100,7 @@ def prepare(args: argparse.Namespace, run_dir: Path):
     """Reads and splits the reviews; builds (or, when resuming, reloads) the vocabularies."""
     reviews = load_reviews(args)
     print(f"read {len(reviews)} reviews, skipped {reviews.malformed} malformed rows")
-    train, val, test = common.carve_splits(reviews, data.split_reviews, args, "reviews")
+    train, val, test = carve_splits(reviews, data.split_reviews, args, "reviews")
     if len(set(train.labels)) < 2:
         raise SystemExit("the training split has only one label; a classifier needs both 0 and 1")
     vocab_path, bigram_path = run_dir / "vocab.txt", run_dir / "bigram_vocab.txt"
@@ -157,6 +136,18 @@ def example_inputs(tokenizer: ReviewTokenizer) -> dict[str, np.ndarray]:
     return {"tokens": ids, "bigrams": ids} if tokenizer.bigram_vocab is not None else {"tokens": ids}
 
 
+def per_review_cross_entropy(labels, logits):
+    """Binary cross-entropy of each review ([batch] labels and logits in, [batch] losses out).
+
+    `keras.losses.BinaryCrossentropy` averages a rank-1 batch to one number itself, and Keras then
+    skips dividing it by the number of replicas: under `mirrored` or `multi_worker` the reported
+    loss and the summed gradients would be N times too large.
+    """
+    return keras.losses.binary_crossentropy(
+        keras.ops.expand_dims(labels, -1), keras.ops.expand_dims(logits, -1), from_logits=True
+    )
+
+
 def build_model(args: argparse.Namespace, tokenizer: ReviewTokenizer) -> SentimentClassifier:
     model = SentimentClassifier(
         vocab_size=len(tokenizer.vocab),
@@ -169,13 +160,13 @@ def build_model(args: argparse.Namespace, tokenizer: ReviewTokenizer) -> Sentime
         dropout=args.dropout,
         name="sentiment_classifier",
     )
-    model.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0),
-        loss=keras.losses.BinaryCrossentropy(from_logits=True),
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)],  # threshold on logits
+    return compiled(
+        model,
+        args.learning_rate,
+        per_review_cross_entropy,
+        [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)],  # threshold on logits
+        example_inputs(tokenizer),
     )
-    model(example_inputs(tokenizer))  # build, so backups and weights can load
-    return model
 
 
 def evaluate(classifier, reviews: data.LabeledReviews) -> dict:
@@ -190,33 +181,54 @@ def evaluate(classifier, reviews: data.LabeledReviews) -> dict:
     return scores
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Everything `main` does, callable from Python and tests; returns the model card."""
-    run_dir, policy, strategy = common.start_run(args)
-    (train, val, test), tokenizer, stats = prepare(args, run_dir)
-    common.check_same_run(run_dir, args, RUN_DEFINING_FLAGS)
-    state = common.RunState(run_dir)
-    with strategy.scope():
-        model = build_model(args, tokenizer)
+class SentimentTask(Task):
+    """The sentiment classifier's steps of the training skeleton (see training/task.py)."""
 
-    def datasets():
-        batch = args.batch_size * strategy.num_replicas_in_sync
+    data_flags = ("tsv", "text_column", "label_column", "tfds", "tfds_text_key")
+    architecture_flags = (
+        "unit",
+        "vocab_size",
+        "bigram_vocab_size",
+        "min_count",
+        "max_tokens",
+        "cell",
+        "embedding_dim",
+        "units",
+        "layers",
+        "bidirectional",
+    )
+    signatures = "classify"
+
+    def prepare(self, run: Run) -> None:
+        (self.train, self.val, self.test), self.tokenizer, self.stats = prepare(self.args, run.run_dir)
+
+    def build_model(self) -> SentimentClassifier:
+        return build_model(self.args, self.tokenizer)
+
+    def example_inputs(self):
+        return example_inputs(self.tokenizer)
+
+    def datasets(self, replicas: int):
+        batch = self.args.batch_size * replicas
         return (
-            data.make_dataset(train, tokenizer, batch, shuffle=True, seed=args.seed),
-            data.make_dataset(val, tokenizer, batch, shuffle=False),
+            data.make_dataset(self.train, self.tokenizer, batch, shuffle=True, seed=self.args.seed),
+            data.make_dataset(self.val, self.tokenizer, batch, shuffle=False),
         )
 
-    common.fit_or_load(model, args, run_dir, state, datasets)
-    export_model = common.float32_copy(model, example_inputs(tokenizer))
-    # Imported here, so a finished run can be re-exported by newer export code.
-    from seq2seq_app.sentiment.sentiment_api import LoadedSentimentClassifier
-    from seq2seq_app.sentiment.sentiment_export import SentimentExport
+    def exporter(self, model: keras.Model):
+        # Imported here, so a finished run can be re-exported by newer export code.
+        from seq2seq_app.sentiment.sentiment_export import SentimentExport
 
-    def describe(path: Path) -> dict:
+        return SentimentExport(model, self.tokenizer).save
+
+    def describe(self, path: Path, run: Run) -> dict:
+        from seq2seq_app.sentiment.sentiment_api import LoadedSentimentClassifier
+
+        args, stats, history = self.args, self.stats, run.state["history"] or [{}]
         direction = "bidirectional" if args.bidirectional else "unidirectional"
         return {
             "title": f"{args.data_name} sentiment ({direction} {args.cell.upper()}, {args.unit} units"
-            f"{' + bigrams' if tokenizer.bigram_vocab else ''})",
+            f"{' + bigrams' if self.tokenizer.bigram_vocab else ''})",
             "description": "Many-to-one recurrent classifier: the probability that a review is positive, "
             "and the "
             "score of the review after each unit as it is read. Loads with `tensorflow` alone.",
@@ -234,43 +246,22 @@ def run(args: argparse.Namespace) -> dict:
             "metrics": {
                 "test_split": f"{stats['test_reviews']} reviews carved from the training file "
                 f"(seed {args.seed}, texts unseen in training)",
-                "test": evaluate(LoadedSentimentClassifier(path), test),
+                "test": evaluate(LoadedSentimentClassifier(path), self.test),
                 "best_val_accuracy": round(
-                    100 * max((h.get("val_accuracy", 0.0) for h in state["history"] or [{}]), default=0.0), 2
+                    100 * max((h.get("val_accuracy", 0.0) for h in history), default=0.0), 2
                 ),
             },
-            "training": common.training_card(args, state, policy),
-            "hyperparameters": {
-                k: getattr(args, k)
-                for k in (
-                    "unit",
-                    "vocab_size",
-                    "bigram_vocab_size",
-                    "min_count",
-                    "max_tokens",
-                    "cell",
-                    "embedding_dim",
-                    "units",
-                    "layers",
-                    "bidirectional",
-                    "dropout",
-                    "batch_size",
-                    "learning_rate",
-                )
-            }
-            | {"parameters": export_model.count_params()},
         }
 
-    return common.export_with_card(
-        Path(args.export_dir),
-        SentimentExport(export_model, tokenizer).save,
-        describe,
-        "classify",
-    )
+
+def run(args: argparse.Namespace) -> dict:
+    """Everything `main` does, callable from Python and tests; returns the model card."""
+    return run_task(SentimentTask(args))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    run(common.parse_with_config(build_parser(), argv))
+    quiet_tensorflow()
+    run(flags.parse_with_config(build_parser(), argv))
 
 
 if __name__ == "__main__":

@@ -12,40 +12,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import keras  # noqa: E402  (common sets TF's log level first)
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from seq2seq_app.core import metrics  # noqa: E402
-from seq2seq_app.core.vocabulary import Vocabulary  # noqa: E402
-from seq2seq_app.translation import data as data  # noqa: E402
-from seq2seq_app.translation.translator import Translator  # noqa: E402
-from training import common
-
-# Flags that define a run's data, vocabularies and architecture: resuming with other values
-# would load weights or vocabularies that do not fit.
-RUN_DEFINING_FLAGS = (
-    "pairs",
-    "source_column",
-    "target_column",
-    "source_file",
-    "target_file",
-    "tfds",
-    "tfds_source_key",
-    "tfds_target_key",
-    "cell",
-    "embedding_dim",
-    "units",
-    "encoder_layers",
-    "decoder_layers",
-    "attention",
-    "source_vocab_size",
-    "target_vocab_size",
-    "min_count",
-    "max_length",
-    "validation_fraction",
-    "test_fraction",
-    "seed",
-)
+from seq2seq_app.core import metrics
+from seq2seq_app.core.vocabulary import Vocabulary
+from seq2seq_app.translation import data as data
+from seq2seq_app.translation.translator import Translator
+from training import flags
+from training.env import quiet_tensorflow
+from training.task import Run, Task, carve_splits, compiled, run_task
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,22 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--target-name", default="target language", help="for the model card, e.g. English")
     src.add_argument("--data-credit", default="", help="data source and licence, for the model card")
     m = parser.add_argument_group("model")
-    common.add_recurrent_flags(m, cell="gru", embedding_dim=256, units=320, dropout=0.2)
-    m.add_argument("--encoder-layers", type=common.positive_int, default=1)
-    common.add_decoder_flags(m)
-    m.add_argument("--source-vocab-size", type=common.positive_int, default=16000)
-    m.add_argument("--target-vocab-size", type=common.positive_int, default=10000)
+    flags.add_recurrent_flags(m, cell="gru", embedding_dim=256, units=320, dropout=0.2)
+    m.add_argument("--encoder-layers", type=flags.positive_int, default=1)
+    flags.add_decoder_flags(m)
+    m.add_argument("--source-vocab-size", type=flags.positive_int, default=16000)
+    m.add_argument("--target-vocab-size", type=flags.positive_int, default=10000)
     m.add_argument(
         "--min-count", type=int, default=2, help="rarer words are unknown (copied from the source)"
     )
     m.add_argument(
-        "--max-length", type=common.positive_int, default=50, help="longest training pair in tokens"
+        "--max-length", type=flags.positive_int, default=50, help="longest training pair in tokens"
     )
-    m.add_argument("--tokens-per-batch", type=common.positive_int, default=4096)
+    m.add_argument("--tokens-per-batch", type=flags.positive_int, default=4096)
     m.add_argument(
-        "--max-output-length", type=common.positive_int, default=100, help="decoding cap in the export"
+        "--max-output-length", type=flags.positive_int, default=100, help="decoding cap in the export"
     )
-    common.add_common_flags(parser, run_dir="runs/translate", export_dir="saved_models/translate")
+    flags.add_common_flags(parser, run_dir="runs/translate", export_dir="saved_models/translate")
     return parser
 
 
@@ -109,7 +85,7 @@ def prepare(args: argparse.Namespace, run_dir: Path):
     except (OSError, ValueError) as e:
         raise SystemExit(f"cannot read the training data: {e}") from e
     print(f"read {len(corpus)} pairs, skipped {corpus.malformed} malformed lines")
-    train, val, test = common.carve_splits(corpus, data.split_corpus, args, "pairs")
+    train, val, test = carve_splits(corpus, data.split_corpus, args, "pairs")
     src_tokens = data.tokenize_all(train.sources, lowercase=True)
     tgt_tokens = data.tokenize_all(train.targets, lowercase=False)
     truecase = data.Truecaser(tgt_tokens)
@@ -164,14 +140,18 @@ def build_model(args: argparse.Namespace, src_vocab: Vocabulary, tgt_vocab: Voca
         dropout=args.dropout,
         name="translator",
     )
-    model.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
-        metrics=[metrics.masked_accuracy],
+    return compiled(
+        model,
+        args.learning_rate,
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+        [metrics.masked_accuracy],
+        example_inputs(),
     )
+
+
+def example_inputs() -> dict[str, np.ndarray]:
     dummy = np.ones((1, 2), np.int32)
-    model({"source": dummy, "target_in": dummy})  # build, so backups and weights can load
-    return model
+    return {"source": dummy, "target_in": dummy}
 
 
 def evaluate(translator, test: data.ParallelCorpus, beam_size: int = 4) -> dict:
@@ -187,31 +167,61 @@ def evaluate(translator, test: data.ParallelCorpus, beam_size: int = 4) -> dict:
     return results
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Everything `main` does, callable from Python and tests; returns the model card."""
-    run_dir, policy, strategy = common.start_run(args)
-    splits, test, src_vocab, tgt_vocab, stats = prepare(args, run_dir)
-    state = common.RunState(run_dir)
-    common.check_same_run(run_dir, args, RUN_DEFINING_FLAGS)
-    with strategy.scope():
-        model = build_model(args, src_vocab, tgt_vocab)
+class TranslateTask(Task):
+    """The translator's steps of the training skeleton (see training/task.py)."""
 
-    def datasets():
-        tokens = args.tokens_per_batch * strategy.num_replicas_in_sync
+    data_flags = (
+        "pairs",
+        "source_column",
+        "target_column",
+        "source_file",
+        "target_file",
+        "tfds",
+        "tfds_source_key",
+        "tfds_target_key",
+    )
+    architecture_flags = (
+        "cell",
+        "embedding_dim",
+        "units",
+        "encoder_layers",
+        "decoder_layers",
+        "attention",
+        "source_vocab_size",
+        "target_vocab_size",
+        "min_count",
+        "max_length",
+    )
+    batch_flag = "tokens_per_batch"
+    signatures = "translate, translate_beam, translate_sample"
+
+    def prepare(self, run: Run) -> None:
+        self.splits, self.test, self.src_vocab, self.tgt_vocab, self.stats = prepare(self.args, run.run_dir)
+
+    def build_model(self) -> Translator:
+        return build_model(self.args, self.src_vocab, self.tgt_vocab)
+
+    def example_inputs(self):
+        return example_inputs()
+
+    def datasets(self, replicas: int):
+        args, tokens = self.args, self.args.tokens_per_batch * replicas
         return (
-            data.make_dataset(*splits["train"], tokens, args.max_length, shuffle=True, seed=args.seed),
-            data.make_dataset(*splits["validation"], tokens, args.max_length, shuffle=False),
+            data.make_dataset(*self.splits["train"], tokens, args.max_length, shuffle=True, seed=args.seed),
+            data.make_dataset(*self.splits["validation"], tokens, args.max_length, shuffle=False),
         )
 
-    common.fit_or_load(model, args, run_dir, state, datasets)
-    dummy = np.ones((1, 2), np.int32)
-    export_model = common.float32_copy(model, {"source": dummy, "target_in": dummy})
-    # Imported here, so a finished run can be re-exported by newer export code.
-    from seq2seq_app.translation.translator_api import LoadedTranslator
-    from seq2seq_app.translation.translator_export import TranslatorExport
+    def exporter(self, model: keras.Model):
+        # Imported here, so a finished run can be re-exported by newer export code.
+        from seq2seq_app.translation.translator_export import TranslatorExport
 
-    def describe(path: Path) -> dict:
-        results = evaluate(LoadedTranslator(path), test)
+        return TranslatorExport(model, self.src_vocab, self.tgt_vocab, self.args.max_output_length).save
+
+    def describe(self, path: Path, run: Run) -> dict:
+        from seq2seq_app.translation.translator_api import LoadedTranslator
+
+        args, stats = self.args, self.stats
+        results = evaluate(LoadedTranslator(path), self.test)
         return {
             "title": f"{args.source_name} → {args.target_name} translator "
             f"({args.cell.upper()} encoder–decoder with {args.attention} attention)",
@@ -231,38 +241,17 @@ def run(args: argparse.Namespace) -> dict:
                 f"(seed {args.seed}, source sentences unseen in training)",
                 **results,
             },
-            "training": common.training_card(args, state, policy),
-            "hyperparameters": {
-                k: getattr(args, k)
-                for k in (
-                    "cell",
-                    "embedding_dim",
-                    "units",
-                    "encoder_layers",
-                    "decoder_layers",
-                    "attention",
-                    "dropout",
-                    "source_vocab_size",
-                    "target_vocab_size",
-                    "min_count",
-                    "max_length",
-                    "tokens_per_batch",
-                    "learning_rate",
-                )
-            }
-            | {"parameters": export_model.count_params()},
         }
 
-    return common.export_with_card(
-        Path(args.export_dir),
-        TranslatorExport(export_model, src_vocab, tgt_vocab, args.max_output_length).save,
-        describe,
-        "translate, translate_beam, translate_sample",
-    )
+
+def run(args: argparse.Namespace) -> dict:
+    """Everything `main` does, callable from Python and tests; returns the model card."""
+    return run_task(TranslateTask(args))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    run(common.parse_with_config(build_parser(), argv))
+    quiet_tensorflow()
+    run(flags.parse_with_config(build_parser(), argv))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,130 @@
+"""The Keras callbacks of every training run: resumable backups, best-weights checkpoint, early
+stopping, learning-rate schedule, TensorBoard, training clock and stop file.
+
+Every worker of a cluster runs all of them (saving weights reads the replicated variables on each),
+but only the chief's land in the run directory: the others write to their `Worker.write_dir`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+import keras
+
+from training.run_state import RunState
+from training.strategy import Worker
+
+
+class TrainingClock(keras.callbacks.Callback):
+    """Records training time and each epoch's logs in the run state, so resumed runs report
+    their total time and whole history.
+
+    Time is saved every `every` batches as well as at epoch ends, so a killed run loses at most
+    that many batches of it.
+
+    Args:
+        state: the run state to update.
+        every: batches between saves of the elapsed time.
+    """
+
+    def __init__(self, state: RunState, every: int):
+        super().__init__()
+        self.state = state
+        self.every = max(1, every)
+
+    def on_train_begin(self, logs=None):
+        self._last = time.time()
+
+    def _elapsed(self) -> float:
+        """Total training seconds, counting the time since the last save."""
+        now = time.time()
+        total = (self.state["train_seconds"] or 0.0) + now - self._last
+        self._last = now
+        return total
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (batch + 1) % self.every == 0:
+            self.state.update(train_seconds=self._elapsed())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.state.update(
+            train_seconds=self._elapsed(),
+            epochs_done=epoch + 1,
+            # Indexed by epoch: an epoch redone after a restart replaces its earlier record.
+            history=(self.state["history"] or [])[:epoch] + [{k: float(v) for k, v in (logs or {}).items()}],
+        )
+
+
+class StopFile(keras.callbacks.Callback):
+    """Ends training gracefully at the end of the epoch in which `path` appears.
+
+    `touch RUN_DIR/STOP` finishes a long run early with its best weights, evaluated and
+    exported, without changing the command that produced it. In a cluster the workers agree,
+    so all stop after the same epoch even if only some see the file in time.
+
+    Args:
+        path: the file to watch for.
+        worker: this process's place in the cluster (default: a single process).
+    """
+
+    def __init__(self, path: Path, worker: Worker | None = None):
+        super().__init__()
+        self.path = path
+        self.worker = worker
+
+    def on_epoch_end(self, epoch, logs=None):
+        seen = self.path.exists()
+        if self.worker is not None:
+            seen = self.worker.agree_any(seen)
+        if seen:
+            print(f"\n{self.path} found: stopping after epoch {epoch + 1}")
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.worker is None or self.worker.is_chief:
+            self.path.unlink(missing_ok=True)
+
+
+def best_weights_path(run_dir: Path) -> Path:
+    return Path(run_dir) / "best.weights.h5"
+
+
+def backup_and_restore(run_dir: Path, worker: Worker, every: int) -> keras.callbacks.BackupAndRestore:
+    """Keras's resumable backup, in RUN_DIR/backup on the chief.
+
+    The other workers restore from a copy of the chief's backup and write theirs to scratch
+    space, so every worker of a restarted cluster resumes from the same step.
+    """
+    backup = Path(run_dir) / "backup"
+    mine = worker.write_dir(backup)
+    if mine != backup:
+        shutil.rmtree(mine, ignore_errors=True)
+        if backup.exists():
+            shutil.copytree(backup, mine)
+    return keras.callbacks.BackupAndRestore(str(mine), save_freq=every, double_checkpoint=True)
+
+
+def fit_callbacks(
+    args: argparse.Namespace, run_dir: Path, state: RunState, worker: Worker
+) -> list[keras.callbacks.Callback]:
+    """Resumable backups, best-model checkpoint, early stopping, LR schedule and TensorBoard."""
+    return [
+        backup_and_restore(run_dir, worker, args.checkpoint_every),
+        # The threshold carries the best validation loss across restarts, so a resumed run never
+        # overwrites a better checkpoint with a worse one.
+        keras.callbacks.ModelCheckpoint(
+            str(worker.write_dir(best_weights_path(run_dir))),
+            monitor="val_loss",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=state.best_val_loss(),
+        ),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5),
+        keras.callbacks.TensorBoard(str(worker.write_dir(Path(run_dir) / "logs"))),
+        TrainingClock(state, args.checkpoint_every),
+        StopFile(Path(run_dir) / "STOP", worker),
+    ]
