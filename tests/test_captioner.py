@@ -11,7 +11,7 @@ from seq2seq_app import LoadedCaptioner, load_captioner
 from seq2seq_app.captioning.backbones import make_backbone
 from seq2seq_app.captioning.captioner import Captioner
 from seq2seq_app.captioning.shapes import make_shapes_dataset
-from seq2seq_app.core.images import decode_images
+from tests.image_cases import CORRUPT, GOOD, NOT_IMAGES, RECOVERABLE
 from tests.layer_checks import check_config_round_trip, check_fit_and_save_load
 from tests.plain_tf import run_with_tensorflow_alone
 
@@ -71,40 +71,6 @@ def test_backbones_give_regions_and_unknown_names_fail():
         make_backbone("grid", None, 60)
 
 
-def test_decode_images_handles_every_kind_of_input():
-    big = _encode(Image.new("RGB", (6000, 6000), (10, 200, 30)), "JPEG")
-    bomb = bytearray(_encode(Image.new("L", (4, 4))))
-    bomb[16:24] = (100_000).to_bytes(4, "big") * 2  # header claims 100,000 × 100,000 pixels
-    inputs = [
-        _encode(Image.new("L", (30, 20), 128)),  # greyscale
-        _encode(Image.new("RGBA", (30, 20), (255, 0, 0, 0))),  # fully transparent → white
-        _encode(Image.new("RGB", (1, 1), (0, 255, 0))),
-        _encode(Image.new("RGB", (9, 9), (0, 0, 255)), "GIF"),
-        _encode(Image.new("RGB", (9, 9), (0, 0, 255)), "BMP"),
-        big,
-        b"",
-        b"just some text\n",
-        bytes(bomb),
-    ]
-    pixels, status = decode_images(tf.constant(inputs), 32)
-    assert pixels.shape == (9, 32, 32, 3)
-    assert [s.decode() for s in status.numpy()] == ["ok"] * 6 + ["not an image", "not an image", "too large"]
-    centre = pixels.numpy()[:, 16, 16].round()
-    assert centre[0].tolist() == [128, 128, 128] and centre[1].tolist() == [255, 255, 255]
-    assert centre[2].tolist() == [0, 255, 0] and centre[5].tolist() == [10, 200, 30]
-    assert np.all(pixels.numpy()[6:] == 0)
-
-
-def test_animated_gifs_decode_their_first_frame_only_and_palette_bmps_are_refused():
-    frames = [Image.new("RGB", (400, 400), (i * 20, 0, 0)) for i in range(10)]
-    buffer = io.BytesIO()
-    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
-    palette_bmp = _encode(Image.new("P", (8, 8), 3), "BMP")
-    pixels, status = decode_images(tf.constant([buffer.getvalue(), palette_bmp]), 16)
-    assert [s.decode() for s in status.numpy()] == ["ok", "unsupported"]
-    assert pixels.numpy()[0, 8, 8].round().tolist() == [0, 0, 0]  # frame 0 is black
-
-
 def test_mirrored_images_get_mirrored_captions():
     from seq2seq_app.captioning.data import mirror_captions
 
@@ -149,7 +115,7 @@ def test_greedy_equals_beam_of_one_and_beam_gives_n_best(caption_export):
     assert np.all(np.diff(beam3["scores"].numpy(), axis=1) <= 1e-6)  # best first
 
 
-def test_bad_images_give_a_caption_or_a_clear_error(caption_export):
+def test_bad_images_give_a_caption_or_a_clear_error(caption_export, tmp_path):
     captioner = LoadedCaptioner(caption_export[0])
     good = [
         _encode(Image.new("RGB", (1, 1), (255, 0, 0))),
@@ -161,17 +127,35 @@ def test_bad_images_give_a_caption_or_a_clear_error(caption_export):
     out = captioner.run([b"", b"%PDF-1.4 not an image", good[0]])
     assert out["status"].tolist() == [b"not an image", b"not an image", b"ok"]
     assert out["caption"][0] == b"" and np.all(out["attention"][0] == 0)
-    with pytest.raises(ValueError, match="image 1 is not an image"):
+    with pytest.raises(ValueError, match="^image 1 is not an image$"):
         captioner.caption([good[0], b"hello"])
-    corrupt = good[3][:2000] + b"\x00garbage" * 50
-    with pytest.raises(ValueError, match="image 0 is not a readable image"):
-        captioner.caption([b"\xff\xd8\xff" + b"garbage" * 20])
-    captioner.caption(corrupt)  # a truncated JPEG still gets what can be recovered
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff" + b"garbage" * 20)
+    (tmp_path / "fine.png").write_bytes(good[0])
+    with pytest.raises(ValueError, match=r"broken\.jpg is corrupt; image 2 is not an image"):
+        captioner.caption([tmp_path / "fine.png", str(tmp_path / "broken.jpg"), b"text"])
+    captioner.caption(good[3][:2000] + b"\x00garbage" * 50)  # a truncated JPEG gets what can be recovered
     assert captioner.run([])["caption"].shape == (0,)
     with pytest.raises(TypeError, match="bytes or file paths"):
         captioner.caption([123])
     with pytest.raises(FileNotFoundError, match="training.caption"):
         load_captioner("/nonexistent")
+
+
+@pytest.mark.parametrize("signature", ["caption", "caption_beam"])
+def test_one_bad_image_never_costs_the_batch_its_captions(caption_export, signature):
+    module = tf.saved_model.load(str(caption_export[0]))
+    run = module.signatures[signature]
+    options = {"beam_size": tf.constant(2)} if signature == "caption_beam" else {}
+    alone = run(image=tf.constant([GOOD]), **options)
+    cases = {**CORRUPT, **NOT_IMAGES, **RECOVERABLE}
+    for name, data in cases.items():
+        out = run(image=tf.constant([GOOD, data]), **options)
+        expected = "corrupt" if name in CORRUPT else "not an image" if name in NOT_IMAGES else "ok"
+        assert out["status"].numpy().tolist() == [b"ok", expected.encode()], name
+        assert out["caption"][0].numpy() == alone["caption"][0].numpy(), name
+        assert bool(out["caption"][1].numpy()) == (expected == "ok"), name
+        if signature == "caption_beam":
+            assert out["candidates"][0].numpy().tolist() == alone["candidates"][0].numpy().tolist()
 
 
 def test_export_matches_the_keras_models(caption_export):

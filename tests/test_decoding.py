@@ -42,7 +42,9 @@ TABLE = table_with(
 
 def run_greedy(batch=2, limits=None):
     limits = tf.constant(limits or [10] * batch)
-    return decoding.greedy_search(markov_step(TABLE), tf.zeros([batch]), tf.fill([batch], START), limits, END)
+    return decoding.greedy_search(
+        markov_step(TABLE), tf.zeros([batch]), tf.fill([batch], START), max_lengths=limits, end_id=END
+    )
 
 
 def test_greedy_follows_the_argmax_and_stops_at_end():
@@ -54,7 +56,7 @@ def test_greedy_follows_the_argmax_and_stops_at_end():
 def test_each_sequence_respects_its_own_length_limit_and_is_padded_after():
     step = markov_step(table_with({START: {5: 1.0}, 5: {5: 1.0}}))
     tokens, attention = decoding.greedy_search(
-        step, tf.zeros([2]), tf.fill([2], START), tf.constant([2, 4]), END
+        step, tf.zeros([2]), tf.fill([2], START), max_lengths=tf.constant([2, 4]), end_id=END
     )
     assert tokens.numpy().tolist() == [[5, 5, PAD, PAD], [5, 5, 5, 5]]
     np.testing.assert_array_equal(attention.numpy()[0, 2:], 0.0)
@@ -62,7 +64,13 @@ def test_each_sequence_respects_its_own_length_limit_and_is_padded_after():
 
 def test_beam_search_finds_the_more_likely_sequence_and_ranks_candidates():
     tokens, scores, attention = decoding.beam_search(
-        markov_step(TABLE), tf.zeros([1]), tf.fill([1], START), tf.constant([10]), 3, 0.0, END
+        markov_step(TABLE),
+        tf.zeros([1]),
+        tf.fill([1], START),
+        max_lengths=tf.constant([10]),
+        beam_size=3,
+        length_penalty=0.0,
+        end_id=END,
     )
     assert tokens.numpy()[0, 0].tolist()[:3] == [5, 6, END]
     assert np.all(np.diff(scores.numpy()[0]) <= 0)  # best first
@@ -73,7 +81,13 @@ def test_beam_search_finds_the_more_likely_sequence_and_ranks_candidates():
 def test_beam_size_one_equals_greedy():
     greedy_tokens, greedy_attention = run_greedy(batch=3, limits=[1, 5, 10])
     tokens, _, attention = decoding.beam_search(
-        markov_step(TABLE), tf.zeros([3]), tf.fill([3], START), tf.constant([1, 5, 10]), 1, 0.6, END
+        markov_step(TABLE),
+        tf.zeros([3]),
+        tf.fill([3], START),
+        max_lengths=tf.constant([1, 5, 10]),
+        beam_size=1,
+        length_penalty=0.6,
+        end_id=END,
     )
     np.testing.assert_array_equal(tokens.numpy()[:, 0], greedy_tokens.numpy())
     np.testing.assert_allclose(attention.numpy()[:, 0], greedy_attention.numpy())
@@ -82,7 +96,12 @@ def test_beam_size_one_equals_greedy():
 def test_banned_tokens_are_never_produced():
     step = markov_step(table_with({START: {PAD: 0.9, 4: 0.1}, 4: {END: 1.0}}))
     tokens, _ = decoding.greedy_search(
-        step, tf.zeros([1]), tf.fill([1], START), tf.constant([5]), END, banned_ids=(PAD, START)
+        step,
+        tf.zeros([1]),
+        tf.fill([1], START),
+        max_lengths=tf.constant([5]),
+        end_id=END,
+        banned_ids=(PAD, START),
     )
     assert tokens.numpy().tolist() == [[4, END]]
 
@@ -90,11 +109,22 @@ def test_banned_tokens_are_never_produced():
 def test_sampling_at_zero_temperature_is_greedy_and_hot_sampling_varies():
     greedy, _ = run_greedy(batch=64)
     cold, _ = decoding.sample_search(
-        markov_step(TABLE), tf.zeros([64]), tf.fill([64], START), tf.fill([64], 10), 0.0, END
+        markov_step(TABLE),
+        tf.zeros([64]),
+        tf.fill([64], START),
+        max_lengths=tf.fill([64], 10),
+        temperature=0.0,
+        end_id=END,
     )
     np.testing.assert_array_equal(cold.numpy(), greedy.numpy())
     hot, _ = decoding.sample_search(
-        markov_step(TABLE), tf.zeros([64]), tf.fill([64], START), tf.fill([64], 10), 1.5, END, seed=1
+        markov_step(TABLE),
+        tf.zeros([64]),
+        tf.fill([64], START),
+        max_lengths=tf.fill([64], 10),
+        temperature=1.5,
+        end_id=END,
+        seed=1,
     )
     assert len({tuple(row) for row in hot.numpy().tolist()}) > 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from seq2seq_app.core.encoder_decoder import EncoderDecoder
+from seq2seq_app.core.encoder_decoder import DecoderState, EncoderDecoder
 from seq2seq_app.core.layers.attention_decoder import AttentionDecoder
 from seq2seq_app.core.layers.rnn import num_states
 
@@ -76,7 +76,7 @@ class Captioner(EncoderDecoder):
         )
 
     def encode(self, features, training=None):
-        """Regions [batch, regions, channels] → the decoding state (memory, mask, keys, states)."""
+        """Regions [batch, regions, channels] → the decoding state a `DecoderState`."""
         memory = self.projection(self.region_dropout(features, training=training))
         memory = memory + ops.expand_dims(self.region_position(ops.arange(self.num_regions)), 0)
         mask = ops.ones(ops.shape(memory)[:2], dtype="bool")
@@ -85,7 +85,7 @@ class Captioner(EncoderDecoder):
         flat = [dense(mean) for dense in self.init_states]
         states = [flat[i * n : (i + 1) * n] for i in range(self.decoder_layers)]
         keys = self.decoder.attention.project_keys(memory)
-        return memory, mask, keys, states
+        return DecoderState(memory, mask, keys, states)
 
     def get_config(self):
         config = super().get_config()

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from seq2seq_app.captioning.data import decodes
 from seq2seq_app.core.loaded_model import LoadedModel
 
 ImageInput = bytes | str | Path
@@ -48,32 +47,47 @@ class LoadedCaptioner(LoadedModel):
             batch_size: images per call.
 
         Raises:
-            ValueError: an input is not a readable image (the message says which and why).
+            ValueError: some inputs are not readable images; the message names every one (its path,
+                or its position for bytes) and says why ("not an image", "corrupt", "too large",
+                "unsupported"). Use `run` to get the captions of the others as well.
         """
         self.check_batch_size(batch_size)
         single = isinstance(images, (bytes, str, Path))
-        batch = [self._bytes(i) for i in ([images] if single else images)]
-        captions: list[str] = []
+        inputs = [images] if single else list(images)
+        batch = [self._bytes(i) for i in inputs]
+        captions, problems = [], []
         for i in range(0, len(batch), batch_size):
-            chunk = batch[i : i + batch_size]
-            try:
-                out = self.run(chunk, beam_size)
-            except tf.errors.InvalidArgumentError as e:  # bytes that start like an image but do not decode
-                bad = [i + j for j, image in enumerate(chunk) if not decodes(image)]
-                raise ValueError(
-                    f"image {bad[0] if bad else i} is not a readable image (corrupt or truncated)"
-                ) from e
+            out = self._run_each_if_needed(batch[i : i + batch_size], beam_size)
             for j, (text, status) in enumerate(zip(out["caption"], out["status"])):
                 if status != b"ok":
-                    raise ValueError(f"image {i + j} is {status.decode()}")
+                    problems.append(f"{_name(inputs[i + j], i + j)} is {status.decode()}")
                 captions.append(text.decode("utf-8"))
+        if problems:
+            raise ValueError("; ".join(problems))
         return captions[0] if single else captions
+
+    def _run_each_if_needed(self, images: list[bytes], beam_size: int | None) -> dict[str, np.ndarray]:
+        """`run`, or for a SavedModel exported before images had the "corrupt" status (it fails the
+        whole batch on one undecodable image) each image alone, the failing ones marked corrupt."""
+        try:
+            return self.run(images, beam_size)
+        except tf.errors.InvalidArgumentError:
+            pass
+        captions, statuses = [], []
+        for image in images:
+            try:
+                out = self.run([image], beam_size)
+                captions.append(out["caption"][0])
+                statuses.append(out["status"][0])
+            except tf.errors.InvalidArgumentError:
+                captions.append(b"")
+                statuses.append(b"corrupt")
+        return {"caption": np.array(captions, object), "status": np.array(statuses, object)}
 
     def run(self, images: Sequence[bytes], beam_size: int | None = None) -> dict[str, np.ndarray]:
         """All signature outputs (caption, attention, tokens, status, and n-best for beam) as numpy.
 
-        An image whose bytes look like an image but do not decode (e.g. a corrupt JPEG) raises
-        `tf.errors.InvalidArgumentError`; use `caption` for a per-image ValueError instead.
+        Every image gets its own `status`; a refused one (e.g. a corrupt JPEG) gets the caption "".
         """
         image = tf.constant(list(images), tf.string)
         if beam_size is None:
@@ -83,6 +97,11 @@ class LoadedCaptioner(LoadedModel):
                 image=image, beam_size=tf.constant(int(beam_size))
             )
         return {k: v.numpy() for k, v in result.items()}
+
+
+def _name(image: ImageInput, index: int) -> str:
+    """How an error names an input: its path, or its position for bytes."""
+    return str(image) if isinstance(image, (str, Path)) else f"image {index}"
 
 
 def load_captioner(path: str | Path = "saved_models/caption_flickr8k") -> LoadedCaptioner:

@@ -7,25 +7,24 @@ Signatures (the contract other programs rely on; see the README):
         candidates: string[b, n], scores: float32[b, n]
 
 `image` holds encoded JPEG, PNG, GIF or BMP bytes of any size and mode (RGB, greyscale, RGBA,
-palette). `status` is "ok", "not an image" or "too large"; a refused image gets the caption "".
+palette). `status` is "ok", "not an image", "corrupt" (starts like an image but does not decode),
+"too large" or "unsupported"; a refused image gets the caption "" and never fails the others.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import keras
 import tensorflow as tf
 
 from seq2seq_app.captioning.captioner import Captioner
 from seq2seq_app.core import decoding, images, text
+from seq2seq_app.core.export_base import ExportBase
 from seq2seq_app.core.vocabulary import END_ID, PAD_ID, START_ID, UNK_ID, Vocabulary
 
-MAX_BEAM = 16
 BANNED = (PAD_ID, START_ID, UNK_ID)  # a caption never says "[UNK]"
 
 
-class CaptionerExport(tf.Module):
+class CaptionerExport(ExportBase):
     """Wraps a CNN backbone, a trained `Captioner` and its vocabulary with image-level functions.
 
     Args:
@@ -40,6 +39,8 @@ class CaptionerExport(tf.Module):
     >>> CaptionerExport(backbone, model, vocab).save("saved_models/caption_flickr8k")  # doctest: +SKIP
     """
 
+    SIGNATURES = ("caption", "caption_beam")
+
     def __init__(
         self,
         backbone: keras.Model,
@@ -49,9 +50,7 @@ class CaptionerExport(tf.Module):
         max_length: int = 30,
         length_penalty: float = 0.6,
     ):
-        super().__init__()
-        # Raw variables only, the models through bound methods: see TranslatorExport.
-        self.model_variables = [v.value for v in backbone.weights + model.weights]
+        super().__init__(backbone, model)
         self._regions = backbone.__call__
         self._encode = model.encode
         self._step = model.decode_step
@@ -60,16 +59,21 @@ class CaptionerExport(tf.Module):
         self.max_length = max_length
         self.length_penalty = length_penalty
 
-    def _start(self, image):
-        # An empty batch captions one blank stand-in instead (recurrent layers cannot run on
-        # zero rows); `_outputs` slices the results back to the caller's batch.
-        blank = tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8))
-        image = tf.cond(tf.size(image) > 0, lambda: image, lambda: tf.reshape(blank, [1]))
-        pixels, status = images.decode_images(image, self.image_size)
+    def _search_inputs(self, image):
+        """(status [b], memory width, the search's keyword arguments) for a batch of images."""
+        blank = tf.reshape(tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8)), [1])
+        pixels, status = images.decode_images(self.non_empty(image, blank), self.image_size)
         state = self._encode(self._regions(pixels))
-        batch = tf.shape(pixels)[0]
-        max_lengths = tf.where(tf.equal(status, images.STATUS_OK), self.max_length, 0)
-        return state, tf.fill([batch], START_ID), max_lengths, status
+        search = {
+            "state": state,
+            "start_tokens": tf.fill([tf.shape(pixels)[0]], START_ID),
+            # A refused image decodes no step: its caption is "".
+            "max_lengths": tf.where(tf.equal(status, images.STATUS_OK), self.max_length, 0),
+            "end_id": END_ID,
+            "pad_id": PAD_ID,
+            "banned_ids": BANNED,
+        }
+        return status, tf.shape(state.memory)[1], search
 
     def _to_text(self, ids):
         words = tf.gather(self.tokens, ids)
@@ -79,17 +83,13 @@ class CaptionerExport(tf.Module):
     def _outputs(self, image, ids, attention, status, **extra):
         caption, tokens = self._to_text(ids)
         outputs = {"caption": caption, "attention": attention, "tokens": tokens, "status": status, **extra}
-        n = tf.shape(image)[0]  # drops the stand-in row of an empty batch
-        return {k: v[:n] for k, v in outputs.items()}
+        return self.sliced(outputs, image)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")])
     def caption(self, image):
-        state, starts, max_lengths, status = self._start(image)
-        ids, attention = decoding.greedy_search(
-            self._step, state, starts, max_lengths, END_ID, PAD_ID, BANNED
-        )
-        attention = decoding.fit_memory_columns(attention, tf.shape(state[0])[1])
-        return self._outputs(image, ids, attention, status)
+        status, regions, search = self._search_inputs(image)
+        ids, attention = decoding.greedy_search(self._step, **search)
+        return self._outputs(image, ids, decoding.fit_memory_columns(attention, regions), status)
 
     @tf.function(
         input_signature=[
@@ -98,25 +98,10 @@ class CaptionerExport(tf.Module):
         ]
     )
     def caption_beam(self, image, beam_size):
-        beam_size = tf.clip_by_value(beam_size, 1, MAX_BEAM)
-        state, starts, max_lengths, status = self._start(image)
+        status, regions, search = self._search_inputs(image)
         ids, scores, attention = decoding.beam_search(
-            self._step, state, starts, max_lengths, beam_size, self.length_penalty, END_ID, PAD_ID, BANNED
+            self._step, beam_size=self.beam_size(beam_size), length_penalty=self.length_penalty, **search
         )
-        batch, n, steps = tf.shape(ids)[0], tf.shape(ids)[1], tf.shape(ids)[2]
-        candidates, _ = self._to_text(tf.reshape(ids, [batch * n, steps]))
-        best = decoding.fit_memory_columns(attention[:, 0], tf.shape(state[0])[1])
-        return self._outputs(
-            image, ids[:, 0], best, status, candidates=tf.reshape(candidates, [batch, n]), scores=scores
-        )
-
-    def save(self, path: str | Path) -> None:
-        tf.saved_model.save(
-            self,
-            str(path),
-            signatures={
-                "caption": self.caption,
-                "caption_beam": self.caption_beam,
-                "serving_default": self.caption,
-            },
-        )
+        candidates = self.candidate_texts(lambda flat_ids: self._to_text(flat_ids)[0], ids)
+        best = decoding.fit_memory_columns(attention[:, 0], regions)
+        return self._outputs(image, ids[:, 0], best, status, candidates=candidates, scores=scores)

@@ -6,8 +6,9 @@ penalty and n-best output that runs inside an exported SavedModel with a runtime
 
 Every search takes the model only as `step_fn(tokens, state) -> (logits, attention, state)`:
 `tokens` int32 [n], `logits` float32 [n, vocab], `attention` float32 [n, memory_length], and
-`state` any nest of tensors whose first dimension is n. So the same searches can drive any
-recurrent decoder, not only the translator's.
+`state` any nest of tensors whose first dimension is n (the models here pass a `DecoderState`).
+So the same searches can drive any recurrent decoder, not only the translator's. Everything after
+the start tokens is passed by keyword.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def _logit_bias(vocab_size: tf.Tensor, banned_ids: Sequence[int]) -> tf.Tensor:
 
 
 def _token_loop(
-    step_fn: StepFn, state, start_tokens, max_lengths, end_id, pad_id, banned_ids, select
+    step_fn: StepFn, state, start_tokens, *, max_lengths, end_id, pad_id, banned_ids, select
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Runs `select(logits) -> tokens` until every sequence ends or reaches its own max length.
 
@@ -68,6 +69,7 @@ def greedy_search(
     step_fn: StepFn,
     state,
     start_tokens,
+    *,
     max_lengths,
     end_id: int,
     pad_id: int = 0,
@@ -89,17 +91,19 @@ def greedy_search(
         tokens: int32 [batch, time]; attention: float32 [batch, time, memory].
 
     Example:
-    >>> tokens, attention = greedy_search(model.decode_step, state, starts, limits, 3)  # doctest: +SKIP
+    >>> tokens, attention = greedy_search(
+    ...     model.decode_step, state, starts, max_lengths=limits, end_id=3
+    ... )  # doctest: +SKIP
     """
     return _token_loop(
         step_fn,
         state,
         start_tokens,
-        max_lengths,
-        end_id,
-        pad_id,
-        banned_ids,
-        lambda logits: tf.argmax(logits, axis=-1),
+        max_lengths=max_lengths,
+        end_id=end_id,
+        pad_id=pad_id,
+        banned_ids=banned_ids,
+        select=lambda logits: tf.argmax(logits, axis=-1),
     )
 
 
@@ -107,6 +111,7 @@ def sample_search(
     step_fn: StepFn,
     state,
     start_tokens,
+    *,
     max_lengths,
     temperature,
     end_id: int,
@@ -127,7 +132,16 @@ def sample_search(
             lambda: tf.argmax(logits, axis=-1),
         )
 
-    return _token_loop(step_fn, state, start_tokens, max_lengths, end_id, pad_id, banned_ids, select)
+    return _token_loop(
+        step_fn,
+        state,
+        start_tokens,
+        max_lengths=max_lengths,
+        end_id=end_id,
+        pad_id=pad_id,
+        banned_ids=banned_ids,
+        select=select,
+    )
 
 
 def length_penalty_factor(lengths, alpha) -> tf.Tensor:
@@ -139,6 +153,7 @@ def beam_search(
     step_fn: StepFn,
     state,
     start_tokens,
+    *,
     max_lengths,
     beam_size,
     length_penalty,

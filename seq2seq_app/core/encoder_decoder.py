@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import keras
 from keras import ops
 
 
+class DecoderState(NamedTuple):
+    """What `encode` returns and `decode_step` carries from one step to the next.
+
+    Every field's first dimension is the batch, so the searches can repeat and reorder it.
+
+    Args:
+        memory: [batch, memory_length, units], what attention reads (encoder outputs or regions).
+        memory_mask: bool [batch, memory_length], False at padding.
+        keys: the memory projected once for additive attention.
+        decoder_states: per decoder layer, the list of its recurrent states.
+    """
+
+    memory: Any
+    memory_mask: Any
+    keys: Any
+    decoder_states: list
+
+
 class EncoderDecoder(keras.Model):
-    """Base for models whose `encode` returns `(memory, memory_mask, keys, decoder_states)` and
+    """Base for models whose `encode` returns a `DecoderState` and
     whose `self.decoder` is an `AttentionDecoder`.
 
     Subclasses implement `encode(source, training=None)` and set `source_key`, the name of the
@@ -22,9 +42,14 @@ class EncoderDecoder(keras.Model):
 
     def decode_step(self, token_ids, state):
         """One decoding step: token_ids [batch] → (logits [batch, vocab], attention, state)."""
-        memory, mask, keys, states = state
-        logits, weights, states = self.decoder(ops.expand_dims(token_ids, 1), memory, mask, states, keys=keys)
-        return logits[:, 0], weights[:, 0], (memory, mask, keys, states)
+        logits, weights, states = self.decoder(
+            ops.expand_dims(token_ids, 1),
+            state.memory,
+            state.memory_mask,
+            state.decoder_states,
+            keys=state.keys,
+        )
+        return logits[:, 0], weights[:, 0], state._replace(decoder_states=states)
 
     def call(self, inputs, training=None, return_attention=False):
         memory, mask, keys, states = self.encode(inputs[self.source_key], training=training)

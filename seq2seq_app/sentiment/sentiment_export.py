@@ -10,10 +10,9 @@ Signature (the contract other programs rely on; see the README):
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import tensorflow as tf
 
+from seq2seq_app.core.export_base import ExportBase
 from seq2seq_app.sentiment.review_tokenizer import ReviewTokenizer
 from seq2seq_app.sentiment.sentiment_classifier import SentimentClassifier
 
@@ -21,7 +20,7 @@ EMPTY_SCORE = 0.5  # what a review with nothing to read gets: no evidence either
 CHUNK = 32  # reviews scored together after sorting by length
 
 
-class SentimentExport(tf.Module):
+class SentimentExport(ExportBase):
     """Wraps a trained `SentimentClassifier` and its tokenizer with a text-level `classify`.
 
     Args:
@@ -32,10 +31,10 @@ class SentimentExport(tf.Module):
     >>> SentimentExport(model, tokenizer).save("saved_models/sentiment_nsmc")  # doctest: +SKIP
     """
 
+    SIGNATURES = ("classify",)
+
     def __init__(self, model: SentimentClassifier, tokenizer: ReviewTokenizer):
-        super().__init__()
-        # Raw variables only, the model through a bound method: see TranslatorExport.
-        self.model_variables = [v.value for v in model.weights]
+        super().__init__(model)
         self._token_logits = model.token_logits
         # A bidirectional model re-reads every prefix: a chunk costs rows × length² states, so
         # it scores one review at a time to keep memory bounded (400 tokens: ~330 MB).
@@ -45,11 +44,7 @@ class SentimentExport(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def classify(self, text):
-        n = tf.shape(text)[0]
-        # An empty batch scores one empty string instead (recurrent layers cannot run on zero
-        # rows), sliced off below.
-        texts = tf.cond(n > 0, lambda: text, lambda: tf.constant([""]))
-        inputs, units = self.tokenizer(texts)
+        inputs, units = self.tokenizer(self.non_empty(text, tf.constant([""])))
         # At least one column, so a batch of empty reviews still runs (and scores EMPTY_SCORE).
         width = tf.maximum(tf.shape(units)[1], 1)
         inputs = {k: _pad_columns(v, width, 0) for k, v in inputs.items()}
@@ -61,7 +56,7 @@ class SentimentExport(tf.Module):
         score = tf.where(lengths > 0, last, EMPTY_SCORE)
         label = tf.where(lengths == 0, "empty", tf.where(score >= 0.5, "positive", "negative"))
         outputs = {"score": score, "label": label, "tokens": units, "token_scores": token_scores}
-        return {k: v[:n] for k, v in outputs.items()}
+        return self.sliced(outputs, text)
 
     def _logits_by_length(self, inputs, lengths):
         """`token_logits` computed on chunks of reviews of similar length.
@@ -87,11 +82,6 @@ class SentimentExport(tf.Module):
             lambda i, _: i < chunks, body, (0, tf.TensorArray(tf.float32, size=chunks, infer_shape=False))
         )
         return tf.scatter_nd(order[:, None], results.concat(), [batch, width])
-
-    def save(self, path: str | Path) -> None:
-        tf.saved_model.save(
-            self, str(path), signatures={"classify": self.classify, "serving_default": self.classify}
-        )
 
 
 def _pad_columns(x, width, value):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from seq2seq_app.core.encoder_decoder import EncoderDecoder
+from seq2seq_app.core.encoder_decoder import DecoderState, EncoderDecoder
 from seq2seq_app.core.layers.attention_decoder import AttentionDecoder
 from seq2seq_app.core.layers.recurrent_encoder import RecurrentEncoder
 from seq2seq_app.core.layers.rnn import num_states
@@ -90,12 +90,12 @@ class Translator(EncoderDecoder):
         )
 
     def encode(self, source_ids, training=None):
-        """Returns the decoding state: (memory, memory_mask, keys, decoder_states)."""
+        """Returns the decoding state: a `DecoderState`."""
         memory, final = self.encoder(source_ids, training=training)
         mask = ops.not_equal(source_ids, 0)
         states = [[bridge(s) for bridge, s in zip(layer, final)] for layer in self.bridges]
         keys = self.decoder.attention.project_keys(memory)
-        return memory, mask, keys, states
+        return DecoderState(memory, mask, keys, states)
 
     def get_config(self):
         config = super().get_config()

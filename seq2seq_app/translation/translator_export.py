@@ -10,18 +10,17 @@ Signatures (the contract other programs rely on; see the README):
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import tensorflow as tf
 
 from seq2seq_app.core import decoding, text
+from seq2seq_app.core.export_base import ExportBase
 from seq2seq_app.core.vocabulary import END_ID, PAD_ID, START_ID, UNK_ID, Vocabulary
 from seq2seq_app.translation.translator import Translator
 
-MAX_BEAM = 16
+BANNED = (PAD_ID, START_ID)
 
 
-class TranslatorExport(tf.Module):
+class TranslatorExport(ExportBase):
     """Wraps a trained `Translator` and its vocabularies with text-level `tf.function`s.
 
     Unknown target words are replaced by the source token the decoder attended to most when it
@@ -40,6 +39,8 @@ class TranslatorExport(tf.Module):
     >>> TranslatorExport(model, src_vocab, tgt_vocab).save("saved_models/translate_spa_en")  # doctest: +SKIP
     """
 
+    SIGNATURES = ("translate", "translate_beam", "translate_sample")
+
     def __init__(
         self,
         model: Translator,
@@ -49,23 +50,19 @@ class TranslatorExport(tf.Module):
         max_source_tokens: int = 100,
         no_repeat_ngram_size: int = 3,
     ):
-        super().__init__()
-        # The model's TF variables are tracked directly and the Keras model is held only through
-        # its bound methods: tracking both would store every weight twice, and TF's tracking
-        # does not follow every Keras container (nested lists of layers).
-        self.model_variables = [v.value for v in model.weights]
+        super().__init__(model)
         self._encode = model.encode
-        self._model_step = model.decode_step
+        self._step = model.decode_step
         self.source_table = source_vocab.table
         self.target_tokens = tf.constant(target_vocab.tokens)
-        # Both vocabularies travel in the SavedModel, so it can be re-exported on its own.
+        # Both vocabularies and the decoding setting travel in the SavedModel, so it can be
+        # re-exported on its own (`python -m training.reexport`).
         self.source_vocabulary = tf.Variable(source_vocab.tokens, trainable=False, name="source_vocabulary")
         self.target_vocabulary = tf.Variable(target_vocab.tokens, trainable=False, name="target_vocabulary")
+        self.decoding_no_repeat_ngram_size = tf.Variable(no_repeat_ngram_size, trainable=False)
         self.max_output_length = max_output_length
         self.max_source_tokens = max_source_tokens
         self.no_repeat_ngram_size = no_repeat_ngram_size
-        # Saved too, so a re-export knows how this one decoded.
-        self.decoding_no_repeat_ngram_size = tf.Variable(no_repeat_ngram_size, trainable=False)
 
     def _encode_text(self, texts):
         cased = text.tokenize(texts, lowercase=False)[:, : self.max_source_tokens]
@@ -80,15 +77,21 @@ class TranslatorExport(tf.Module):
         return ids.to_tensor(), raw.to_tensor(), max_lengths
 
     def _search_inputs(self, texts):
-        # An empty batch decodes one empty string instead (recurrent layers cannot run on zero
-        # rows); `_outputs` slices the results back to the caller's batch.
-        texts = tf.cond(tf.size(texts) > 0, lambda: texts, lambda: tf.constant([""]))
-        ids, raw, max_lengths = self._encode_text(texts)
+        """(source tokens [b, s], the search's keyword arguments) for a batch of texts."""
+        ids, raw, max_lengths = self._encode_text(self.non_empty(texts, tf.constant([""])))
         step, state = decoding.no_repeat_ngrams(
-            self._model_step, self._encode(ids), self.no_repeat_ngram_size, tf.reduce_max(max_lengths)
+            self._step, self._encode(ids), self.no_repeat_ngram_size, tf.reduce_max(max_lengths)
         )
-        starts = tf.fill([tf.shape(ids)[0]], START_ID)
-        return raw, max_lengths, step, state, starts
+        search = {
+            "step_fn": step,
+            "state": state,
+            "start_tokens": tf.fill([tf.shape(ids)[0]], START_ID),
+            "max_lengths": max_lengths,
+            "end_id": END_ID,
+            "pad_id": PAD_ID,
+            "banned_ids": BANNED,
+        }
+        return raw, search
 
     def _to_text(self, ids, attention, source_raw):
         """Ids [b, t] → (text [b], tokens [b, t]); unknown words copied from the source."""
@@ -110,15 +113,12 @@ class TranslatorExport(tf.Module):
             "target_tokens": target_tokens,
             **extra,
         }
-        n = tf.shape(text)[0]  # drops the stand-in row of an empty batch
-        return {k: v[:n] for k, v in outputs.items()}
+        return self.sliced(outputs, text)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def translate(self, text):
-        raw, max_lengths, step, state, starts = self._search_inputs(text)
-        ids, attention = decoding.greedy_search(
-            step, state, starts, max_lengths, END_ID, PAD_ID, (PAD_ID, START_ID)
-        )
+        raw, search = self._search_inputs(text)
+        ids, attention = decoding.greedy_search(**search)
         return self._outputs(text, ids, attention, raw)
 
     @tf.function(
@@ -128,10 +128,8 @@ class TranslatorExport(tf.Module):
         ]
     )
     def translate_sample(self, text, temperature):
-        raw, max_lengths, step, state, starts = self._search_inputs(text)
-        ids, attention = decoding.sample_search(
-            step, state, starts, max_lengths, temperature, END_ID, PAD_ID, (PAD_ID, START_ID)
-        )
+        raw, search = self._search_inputs(text)
+        ids, attention = decoding.sample_search(temperature=temperature, **search)
         return self._outputs(text, ids, attention, raw)
 
     @tf.function(
@@ -142,42 +140,15 @@ class TranslatorExport(tf.Module):
         ]
     )
     def translate_beam(self, text, beam_size, length_penalty):
-        beam_size = tf.clip_by_value(beam_size, 1, MAX_BEAM)
-        raw, max_lengths, step, state, starts = self._search_inputs(text)
+        raw, search = self._search_inputs(text)
         ids, scores, attention = decoding.beam_search(
-            step,
-            state,
-            starts,
-            max_lengths,
-            beam_size,
-            length_penalty,
-            END_ID,
-            PAD_ID,
-            (PAD_ID, START_ID),
+            beam_size=self.beam_size(beam_size), length_penalty=length_penalty, **search
         )
-        batch, n, steps = tf.shape(ids)[0], tf.shape(ids)[1], tf.shape(ids)[2]
-        candidates, _ = self._to_text(
-            tf.reshape(ids, [batch * n, steps]),
-            decoding.fit_memory_columns(tf.reshape(attention, [batch * n, steps, -1]), tf.shape(raw)[1]),
-            tf.repeat(raw, n, axis=0),
-        )
-        return self._outputs(
-            text,
-            ids[:, 0],
-            attention[:, 0],
-            raw,
-            candidates=tf.reshape(candidates, [batch, n]),
-            scores=scores,
-        )
+        beams = tf.shape(ids)[1]
 
-    def save(self, path: str | Path) -> None:
-        tf.saved_model.save(
-            self,
-            str(path),
-            signatures={
-                "translate": self.translate,
-                "translate_beam": self.translate_beam,
-                "translate_sample": self.translate_sample,
-                "serving_default": self.translate,
-            },
-        )
+        def to_text(flat_ids):
+            flat_attention = decoding.fit_memory_columns(self.flat_beams(attention), tf.shape(raw)[1])
+            return self._to_text(flat_ids, flat_attention, tf.repeat(raw, beams, axis=0))[0]
+
+        candidates = self.candidate_texts(to_text, ids)
+        return self._outputs(text, ids[:, 0], attention[:, 0], raw, candidates=candidates, scores=scores)

@@ -1,0 +1,78 @@
+"""What the three exports share: variable tracking, the empty-batch stand-in, beams, `save`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+import keras
+import tensorflow as tf
+
+MAX_BEAM = 16  # beams a caller may ask for; more cost memory and time for no better output
+
+
+class ExportBase(tf.Module):
+    """Base of the task exports (`TranslatorExport`, `CaptionerExport`, `SentimentExport`).
+
+    A subclass lists its `tf.function` signatures in `SIGNATURES` (the first one also serves as
+    `serving_default`), passes its Keras models to `__init__` and keeps them only through bound
+    methods (`model.encode`, `model.decode_step`, …).
+
+    Args:
+        *models: the Keras models whose weights the SavedModel stores.
+
+    Example:
+    >>> class Doubler(ExportBase):
+    ...     SIGNATURES = ("double",)
+    ...
+    ...     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    ...     def double(self, x):
+    ...         return {"y": 2 * x}
+    >>> Doubler().double(tf.constant([1.0, 2.0]))["y"].numpy().tolist()
+    [2.0, 4.0]
+    """
+
+    SIGNATURES: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *models: keras.Model):
+        super().__init__()
+        # The models' TF variables are tracked directly and the Keras models are held only through
+        # their bound methods: tracking both would store every weight twice, and TF's tracking
+        # does not follow every Keras container (nested lists of layers).
+        self.model_variables = [v.value for model in models for v in model.weights]
+
+    @staticmethod
+    def non_empty(batch: tf.Tensor, stand_in: tf.Tensor) -> tf.Tensor:
+        """`batch`, or for an empty batch the one-row `stand_in`: recurrent layers cannot run on zero
+        rows. `sliced` drops the stand-in's results again."""
+        return tf.cond(tf.size(batch) > 0, lambda: batch, lambda: stand_in)
+
+    @staticmethod
+    def sliced(outputs: dict[str, tf.Tensor], batch: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Every output cut to the caller's batch size (dropping an empty batch's stand-in row)."""
+        n = tf.shape(batch)[0]
+        return {name: value[:n] for name, value in outputs.items()}
+
+    @staticmethod
+    def beam_size(requested: tf.Tensor) -> tf.Tensor:
+        """The requested beam size within 1 … `MAX_BEAM`."""
+        return tf.clip_by_value(requested, 1, MAX_BEAM)
+
+    @staticmethod
+    def flat_beams(x: tf.Tensor) -> tf.Tensor:
+        """[batch, beam, …] → [batch · beam, …], every candidate a row of its own."""
+        return tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0))
+
+    @classmethod
+    def candidate_texts(cls, to_text: Callable[[tf.Tensor], tf.Tensor], ids: tf.Tensor) -> tf.Tensor:
+        """Beam search ids [batch, beam, time] → string [batch, beam], with `to_text` mapping ids
+        [rows, time] to strings [rows] (rows in `flat_beams` order)."""
+        return tf.reshape(to_text(cls.flat_beams(ids)), tf.shape(ids)[:2])
+
+    def save(self, path: str | Path) -> None:
+        """Writes the SavedModel with the signatures in `SIGNATURES`."""
+        signatures = {name: getattr(self, name) for name in self.SIGNATURES}
+        tf.saved_model.save(
+            self, str(path), signatures={**signatures, "serving_default": signatures[self.SIGNATURES[0]]}
+        )
