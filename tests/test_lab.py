@@ -1,0 +1,149 @@
+"""The RNN lab's experiments: schemas, shapes and what theory says they must show."""
+
+import json
+
+import numpy as np
+import pytest
+
+from seq2seq_app.lab.cells import LAB_CELLS, lab_rnn, parse_cells
+from seq2seq_app.lab.cost import cost_experiment
+from seq2seq_app.lab.gradients import gradients_experiment, hidden_gradient_norms
+from seq2seq_app.lab.memory import memory_experiment
+from seq2seq_app.lab.recall_model import build_recall_model, fit_recall
+from seq2seq_app.lab.tasks import delayed_recall
+from training import lab
+
+UNITS = 8
+
+
+@pytest.fixture(scope="module")
+def gradients():
+    return gradients_experiment(
+        ("simple_rnn", "simple_rnn_relu", "lstm"), length=40, units=UNITS, train_steps=5, batch=8
+    )
+
+
+def test_delayed_recall_targets_are_the_symbols_lag_steps_back():
+    x, y = delayed_recall(np.random.default_rng(0), 16, 9, [0, 3, 8], symbols=5)
+    ids = x.argmax(-1)
+    assert x.shape == (16, 9, 5) and np.all(x.sum(-1) == 1)
+    np.testing.assert_array_equal(y, ids[:, [8, 5, 0]])
+    with pytest.raises(ValueError, match="lags"):
+        delayed_recall(np.random.default_rng(0), 2, 5, [5])
+
+
+def test_cell_names_are_checked():
+    assert parse_cells(None) == LAB_CELLS and parse_cells("gru,gru, lstm") == ("gru", "lstm")
+    with pytest.raises(ValueError, match="Unknown cell.*bogus"):
+        parse_cells("lstm,bogus")
+    with pytest.raises(ValueError, match="Unknown cell"):
+        lab_rnn("bogus", 4)
+
+
+@pytest.mark.slow  # trains small models: seconds of CPU
+def test_gradients_schema(gradients):
+    assert gradients["length"] == 40 and set(gradients["cells"]) == {"simple_rnn", "simple_rnn_relu", "lstm"}
+    for values in gradients["cells"].values():
+        assert set(values) == {"init", "trained"}
+        for norms in values.values():
+            assert len(norms) == 40 and all(v is None or v >= 0 for v in norms)
+    assert set(gradients["forward"]) == {"tanh", "relu"}
+    json.dumps(gradients)  # JSON-ready as it is
+
+
+@pytest.mark.slow  # trains small models: seconds of CPU
+def test_tanh_gradient_vanishes_with_distance_at_init(gradients):
+    # Each step back multiplies by U^T diag(1 - h²): with an orthogonal U (norm 1) and inputs that
+    # keep h away from 0, every factor shrinks the gradient, so it decays exponentially.
+    norms = gradients["cells"]["simple_rnn"]["init"]
+    assert norms[0] < 0.1 * norms[-1]
+
+
+@pytest.mark.slow  # trains small models: seconds of CPU
+def test_relu_forward_state_grows_and_tanh_stays_bounded(gradients):
+    tanh, relu = (np.array(gradients["forward"][k], dtype=float) for k in ("tanh", "relu"))
+    assert np.all(tanh <= np.sqrt(UNITS))  # |tanh| < 1 in each of the units
+    assert relu[-1] > 3 * relu[0] and relu[-1] > np.sqrt(UNITS)
+
+
+@pytest.mark.slow  # trains two models for a few hundred steps
+def test_after_training_tanh_gradients_obey_the_jacobian_bound():
+    """Prediction: for the tanh SimpleRNN, h_t = tanh(W x_t + U h_{t-1} + b), so
+    ∂L/∂h_{t-1} = U^T diag(1 - h_t²) ∂L/∂h_t and, as 0 < 1 - h² ≤ 1,
+    ‖∂L/∂h_t‖ ≤ ‖U‖₂^(T-1-t) ‖∂L/∂h_{T-1}‖ after any training. An LSTM's gradient also flows through
+    the cell state, scaled by the forget gates and not by U, so no bound in ‖U‖ holds for it; the
+    check there is only that its gradient reaches the first step finite and non-zero."""
+    length, rng = 30, np.random.default_rng(0)
+    x, y = delayed_recall(np.random.default_rng(1), 16, length, [length - 1])
+    for cell in ("simple_rnn", "lstm"):
+        model = build_recall_model(cell, UNITS, length, outputs=1)
+        fit_recall(model, rng, [length - 1], steps=200, batch=16)
+        norms = np.array(hidden_gradient_norms(model, x, y))
+        recurrent = np.asarray(model.get_layer("rnn").cell.recurrent_kernel)
+        if cell == "simple_rnn":
+            bound = np.linalg.norm(recurrent, 2) ** np.arange(length - 1, -1, -1) * norms[-1]
+            assert np.all(norms <= bound * (1 + 1e-4) + 1e-12)
+        assert np.all(np.isfinite(norms)) and norms[0] > 0
+
+
+def test_hidden_gradient_norms_match_a_step_by_step_tape():
+    import tensorflow as tf
+
+    length = 6
+    model = build_recall_model("gru", 4, length, outputs=1)
+    x, y = delayed_recall(np.random.default_rng(2), 3, length, [length - 1])
+    cell, head = model.get_layer("rnn").cell, model.get_layer("head")
+    with tf.GradientTape() as tape:
+        h, hs = tf.zeros((3, 4)), []
+        for t in range(length):
+            tape.watch(h)
+            hs.append(h := cell(x[:, t], [h])[0])
+        logits = head(h)
+        loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y[:, 0], logits))
+    expected = [float(np.linalg.norm(g, axis=-1).mean()) for g in tape.gradient(loss, hs)]
+    np.testing.assert_allclose(hidden_gradient_norms(model, x, y), expected, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.slow  # trains small models: seconds of CPU
+def test_memory_schema():
+    result = memory_experiment(("gru", "coupled_lstm"), lags=(3, 1), units=4, train_steps=3)
+    for values in result["cells"].values():
+        assert values["lag"] == [1, 3] and len(values["accuracy"]) == 2
+        assert all(0 <= a <= 1 for a in values["accuracy"])
+    assert result["chance"] == 0.25
+    with pytest.raises(ValueError, match="lags"):
+        memory_experiment(("gru",), lags=(-1,))
+
+
+@pytest.mark.slow  # compiles three layers twice
+def test_cost_reports_every_cell_next_to_lstm():
+    result = cost_experiment(("gru", "peephole_lstm"), length=3, units=4, batch=2, repeats=1)
+    assert set(result["cells"]) == {"gru", "peephole_lstm"}
+    assert all(v["forward_ms"] > 0 and v["train_ratio_to_lstm"] > 0 for v in result["cells"].values())
+
+
+@pytest.mark.slow  # trains small models: seconds of CPU
+@pytest.mark.parametrize(
+    "experiment, extra, cells",
+    [("gradients", [], "lstm,simple_rnn_relu"), ("memory", [], "gru"), ("cost", ["--units", "4"], "lstm")],
+)
+def test_cli_writes_the_documented_json(experiment, extra, cells, tmp_path, capsys):
+    out = tmp_path / "out.json"
+    flags = ["--cells", cells, "--length", "4", "--seed", "3", "--json", str(out)]
+    if experiment != "cost":
+        flags += ["--units", "4", "--train-steps", "2"]
+    lab.main([experiment, *flags, *extra])
+    result = json.loads(out.read_text())
+    assert list(result["cells"]) == cells.split(",")
+    if experiment == "gradients":
+        assert result["length"] == 4
+        assert all(set(v) == {"init", "trained"} and len(v["init"]) == 4 for v in result["cells"].values())
+    if experiment == "memory":
+        assert result["cells"]["gru"]["lag"] == [1, 3]
+    assert cells.split(",")[0] in capsys.readouterr().out
+
+
+def test_cli_rejects_unknown_cells(capsys):
+    with pytest.raises(SystemExit):
+        lab.main(["memory", "--cells", "transformer"])
+    assert "Unknown cell" in capsys.readouterr().err
