@@ -8,6 +8,7 @@ import pytest
 from seq2seq_app.lab.cells import LAB_CELLS, lab_rnn, parse_cells
 from seq2seq_app.lab.cost import cost_experiment
 from seq2seq_app.lab.gradients import gradients_experiment, hidden_gradient_norms
+from seq2seq_app.lab.inside import gru_steps, sentiment_inside, translator_inside
 from seq2seq_app.lab.memory import memory_experiment
 from seq2seq_app.lab.recall_model import build_recall_model, fit_recall
 from seq2seq_app.lab.tasks import delayed_recall
@@ -147,3 +148,62 @@ def test_cli_rejects_unknown_cells(capsys):
     with pytest.raises(SystemExit):
         lab.main(["memory", "--cells", "transformer"])
     assert "Unknown cell" in capsys.readouterr().err
+
+
+def test_gru_steps_reproduce_keras_gru():
+    import keras
+
+    x = np.random.default_rng(4).normal(size=(1, 7, 3)).astype("float32")
+    layer = keras.layers.GRU(5, return_sequences=True)
+    layer(x)
+    kernel, recurrent, bias = (np.asarray(w, np.float64) for w in layer.get_weights())
+    bias = bias + np.random.default_rng(5).normal(size=bias.shape)  # non-zero biases exercise reset_after
+    layer.set_weights([kernel, recurrent, bias])
+    expected = np.asarray(layer(x))[0]
+    np.testing.assert_allclose(
+        gru_steps(x[0].astype(np.float64), kernel, recurrent, bias)["hidden"], expected, atol=1e-5
+    )
+
+
+def test_sentiment_inside_reproduces_the_exported_score(sentiment_export):
+    result = sentiment_inside(sentiment_export[0], "영화 배우 연기 최고")
+    assert result["match"], (result["score"], result["model_score"])
+    n = len(result["tokens"])
+    assert result["tokens"][-2:] == ["최", "고"] and len(result["token_scores"]) == n
+    assert 1 <= len(result["units"]) <= 16
+    for key in ("update", "reset", "hidden"):
+        rows = np.array(result[key])
+        assert rows.shape == (len(result["units"]), n)
+        assert np.all(np.abs(rows) <= 1) and (key == "hidden" or np.all(rows >= 0))
+    with pytest.raises(ValueError, match="nothing to read"):
+        sentiment_inside(sentiment_export[0], "   ")
+
+
+def test_inside_refuses_other_folders(tmp_path):
+    with pytest.raises(ValueError, match="No model card"):
+        sentiment_inside(tmp_path, "좋다")
+    (tmp_path / "model_card.json").write_text('{"task": "caption"}')
+    with pytest.raises(ValueError, match="caption model"):
+        translator_inside(tmp_path, "hola")
+
+
+@pytest.mark.slow  # exports a SavedModel
+def test_translator_inside_matches_the_encoder(tmp_path):
+    from seq2seq_app.core.vocabulary import Vocabulary
+    from seq2seq_app.translation.translator import Translator
+    from seq2seq_app.translation.translator_export import TranslatorExport
+
+    source, target = Vocabulary(["el", "gato", "come", "."]), Vocabulary(["the", "cat", "eats"])
+    model = Translator(len(source), len(target), 8, 6, cell="gru")
+    ids = np.array([[4, 1, 6, 7, 3]], "int32")  # el [UNK] come . [END]
+    model({"source": ids, "target_in": np.ones((1, 2), "int32")})
+    TranslatorExport(model, source, target).save(tmp_path)
+    card = {"task": "translate", "hyperparameters": {"cell": "gru", "encoder_layers": 1}}
+    (tmp_path / "model_card.json").write_text(json.dumps(card))
+    result = translator_inside(tmp_path, "El perro come.")
+    assert result["tokens"] == ["El", "perro", "come", ".", "⟨end⟩"]
+    memory = np.asarray(model.encoder(ids)[0])[0]
+    units = result["units"]
+    np.testing.assert_allclose(np.array(result["forward"]).T, memory[:, units], atol=1e-4)
+    np.testing.assert_allclose(np.array(result["backward"]).T, memory[:, [6 + u for u in units]], atol=1e-4)
+    np.testing.assert_allclose(result["forward_norm"], np.linalg.norm(memory[:, :6], axis=1), atol=1e-3)

@@ -58,11 +58,20 @@ def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
+def _load(path: str | Path, task: str):
+    card_path = Path(path) / "model_card.json"
+    if not card_path.is_file():
+        raise ValueError(f"No model card in {path}: not a model folder written by training.{task}.")
+    card = json.loads(card_path.read_text())
+    if card.get("task") != task:
+        raise ValueError(f"{path} holds a {card.get('task')} model, not a {task} one.")
+    return (*_load_module(str(path)), card)
+
+
 @lru_cache(maxsize=4)
-def _load(path: str):
+def _load_module(path: str):
     module = tf.saved_model.load(path)
-    card = json.loads((Path(path) / "model_card.json").read_text())
-    return module, card, [np.asarray(v, np.float64) for v in module.model_variables]
+    return module, [np.asarray(v, np.float64) for v in module.model_variables]
 
 
 def _lookup(table, keys: tf.Tensor) -> np.ndarray:
@@ -98,7 +107,7 @@ def sentiment_inside(model_dir: str | Path, review: str) -> dict:
     Raises:
         ValueError: a model this recomputation does not cover, or a review with no tokens.
     """
-    module, card, weights = _load(str(model_dir))
+    module, weights, card = _load(model_dir, "sentiment")
     hp = card["hyperparameters"]
     if hp["cell"] != "gru" or hp["layers"] != 1 or hp["bidirectional"]:
         raise ValueError("inside reads one unidirectional GRU layer; this model is " + card["title"])
@@ -142,7 +151,7 @@ def translator_inside(model_dir: str | Path, sentence: str) -> dict:
         {"tokens": [... , "⟨end⟩"], "units": [...], "forward": rows, "backward": rows,
          "forward_norm"/"backward_norm": ‖state‖ per token}.
     """
-    module, card, weights = _load(str(model_dir))
+    module, weights, card = _load(model_dir, "translate")
     hp = card["hyperparameters"]
     if hp["cell"] != "gru" or hp["encoder_layers"] != 1:
         raise ValueError("inside reads one bidirectional GRU encoder layer; this model is " + card["title"])
