@@ -207,3 +207,53 @@ def test_translator_inside_matches_the_encoder(tmp_path):
     np.testing.assert_allclose(np.array(result["forward"]).T, memory[:, units], atol=1e-4)
     np.testing.assert_allclose(np.array(result["backward"]).T, memory[:, [6 + u for u in units]], atol=1e-4)
     np.testing.assert_allclose(result["forward_norm"], np.linalg.norm(memory[:, :6], axis=1), atol=1e-3)
+
+
+class _Folder:
+    def __init__(self, path):
+        self.path = path
+
+
+def test_lab_handlers_refuse_bad_input_with_messages():
+    from ui.handlers import InputError
+    from ui.lab_tab import lab_gradients, lab_inside, lab_memory
+
+    with pytest.raises(InputError, match="Unknown cell"):
+        lab_gradients("lstm,nope", 10)
+    with pytest.raises(InputError, match="length between 2"):
+        lab_gradients("lstm", 1000)
+    with pytest.raises(InputError, match="length between 1"):
+        lab_memory("gru", 0)
+    with pytest.raises(InputError, match="Type a text"):
+        lab_inside({}, "  ", "sentiment_nsmc")
+    with pytest.raises(InputError, match="not installed"):
+        lab_inside({"sentiment_nsmc": None}, "좋다", "sentiment_nsmc")
+    with pytest.raises(InputError, match="Choose one of"):
+        lab_inside({}, "좋다", "caption")
+
+
+def test_lab_heatmap_escapes_tokens():
+    from ui.lab_tab import heatmap
+
+    page = heatmap(["<script>", "ok"], ["unit 3"], [[0.5, float("nan")]], 0.0)
+    assert "<script>" not in page and "&lt;script&gt;" in page and page.count("<td") == 2
+
+
+def test_lab_inside_handler_draws_one_map_per_gate(sentiment_export):
+    from ui.lab_tab import lab_inside
+
+    summary, maps = lab_inside(
+        {"sentiment_nsmc": _Folder(sentiment_export[0])}, "영화 최고", "sentiment_nsmc"
+    )
+    assert "matches" in summary and maps.count('class="lab-heatmap"') == 3
+
+
+@pytest.mark.slow  # trains small models
+def test_lab_gradient_and_memory_handlers_return_plot_tables():
+    from ui.lab_tab import lab_gradients, lab_memory
+
+    grads, forward, result = lab_gradients("lstm,simple_rnn", 5, 1)
+    assert len(grads) == 2 * 2 * 5 and set(grads["phase"]) == {"init", "trained"}
+    assert set(forward["activation"]) == {"tanh", "relu"} and result["length"] == 5
+    table, result = lab_memory("gru", 3, 0)
+    assert table["lag"].tolist() == [1, 3] and list(result["cells"]) == ["gru"]
