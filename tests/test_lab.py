@@ -126,7 +126,12 @@ def test_cost_reports_every_cell_next_to_lstm():
 @pytest.mark.slow  # trains small models: seconds of CPU
 @pytest.mark.parametrize(
     "experiment, extra, cells",
-    [("gradients", [], "lstm,simple_rnn_relu"), ("memory", [], "gru"), ("cost", ["--units", "4"], "lstm")],
+    [
+        ("gradients", [], "lstm,simple_rnn_relu"),
+        ("memory", [], "gru"),
+        ("cost", ["--units", "4"], "lstm"),
+        ("depth", [], "gru"),
+    ],
 )
 def test_cli_writes_the_documented_json(experiment, extra, cells, tmp_path, capsys):
     out = tmp_path / "out.json"
@@ -135,6 +140,9 @@ def test_cli_writes_the_documented_json(experiment, extra, cells, tmp_path, caps
         flags += ["--units", "4", "--train-steps", "2"]
     lab.main([experiment, *flags, *extra])
     result = json.loads(out.read_text())
+    if experiment == "depth":
+        assert len(result["configs"]) == 4 and result["configs"][0]["lag"] == [1, 3]
+        return
     assert list(result["cells"]) == cells.split(",")
     if experiment == "gradients":
         assert result["length"] == 4
@@ -142,6 +150,12 @@ def test_cli_writes_the_documented_json(experiment, extra, cells, tmp_path, caps
     if experiment == "memory":
         assert result["cells"]["gru"]["lag"] == [1, 3]
     assert cells.split(",")[0] in capsys.readouterr().out
+
+
+def test_cli_inside_writes_the_recomputation(sentiment_export, tmp_path):
+    out = tmp_path / "inside.json"
+    lab.main(["inside", "--model-dir", str(sentiment_export[0]), "--text", "영화 최고", "--json", str(out)])
+    assert json.loads(out.read_text())["match"] is True
 
 
 def test_cli_rejects_unknown_cells(capsys):
@@ -216,7 +230,7 @@ class _Folder:
 
 def test_lab_handlers_refuse_bad_input_with_messages():
     from ui.handlers import InputError
-    from ui.lab_tab import lab_gradients, lab_inside, lab_memory
+    from ui.lab_tab import lab_depth, lab_gradients, lab_inside, lab_memory
 
     with pytest.raises(InputError, match="Unknown cell"):
         lab_gradients("lstm,nope", 10)
@@ -230,6 +244,8 @@ def test_lab_handlers_refuse_bad_input_with_messages():
         lab_inside({"sentiment_nsmc": None}, "좋다", "sentiment_nsmc")
     with pytest.raises(InputError, match="Choose one of"):
         lab_inside({}, "좋다", "caption")
+    with pytest.raises(InputError, match="Choose one of"):
+        lab_depth("simple_rnn_relu", 5)
 
 
 def test_lab_heatmap_escapes_tokens():
@@ -257,3 +273,20 @@ def test_lab_gradient_and_memory_handlers_return_plot_tables():
     assert set(forward["activation"]) == {"tanh", "relu"} and result["length"] == 5
     table, result = lab_memory("gru", 3, 0)
     assert table["lag"].tolist() == [1, 3] and list(result["cells"]) == ["gru"]
+
+
+@pytest.mark.slow  # trains four small stacks
+def test_depth_compares_four_stacks_on_one_budget():
+    from ui.lab_tab import lab_depth
+
+    accuracy, summary, result = lab_depth("gru", 3, 0)
+    assert [(c["layers"], c["bidirectional"]) for c in result["configs"]] == [
+        (1, False),
+        (2, False),
+        (1, True),
+        (2, True),
+    ]
+    params = [c["parameters"] for c in result["configs"]]
+    assert params[0] < params[1] and params[0] < params[2] < params[3]  # deeper and wider cost more
+    assert len(accuracy) == 4 * 2 and list(summary.columns)[-1] == "train seconds"
+    assert all(0 <= a <= 1 for a in accuracy["accuracy"])

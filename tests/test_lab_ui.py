@@ -24,7 +24,7 @@ def test_lab_endpoints(url):
 
     client = Client(url, verbose=False)
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert {"/lab_gradients", "/lab_memory", "/lab_inside"} <= names
+    assert {"/lab_gradients", "/lab_memory", "/lab_inside", "/lab_depth"} <= names
     summary, maps = client.predict(REVIEW, "sentiment_nsmc", api_name="/lab_inside")
     assert "matches" in summary and maps.count('class="lab-heatmap"') == 3
     summary, maps = client.predict("El gato come pan.", "translate", api_name="/lab_inside")

@@ -2,6 +2,8 @@
 
     python -m training.lab gradients --length 60 --json gradients.json
     python -m training.lab memory --cells lstm,gru,coupled_lstm --length 41
+    python -m training.lab inside --model-dir saved_models/sentiment_nsmc --text '연기는 좋은데 지루하다'
+    python -m training.lab depth --cells gru --length 21
     python -m training.lab cost          # ms per step of every registry cell next to lstm
 
 Each prints a table and, with `--json OUT`, writes the numbers (see docs/lab.md for the schemas).
@@ -18,10 +20,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from seq2seq_app.core.layers.rnn import CELLS  # noqa: E402
-from seq2seq_app.lab import cost, gradients, memory  # noqa: E402
+from seq2seq_app.lab import cost, depth, gradients, inside, memory  # noqa: E402
 from seq2seq_app.lab.cells import LAB_CELLS, parse_cells  # noqa: E402
 
-EXPERIMENTS = ("gradients", "memory", "cost")
+EXPERIMENTS = ("gradients", "memory", "inside", "depth", "cost")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-steps", type=int, default=None, help="Adam updates per cell")
     parser.add_argument("--units", type=int, default=None, help="state size (default 32; cost: 256)")
+    parser.add_argument("--model-dir", type=Path, default=None, help="inside: a shipped SavedModel folder")
+    parser.add_argument("--text", default=None, help="inside: the review or (translator) Spanish sentence")
     parser.add_argument("--json", type=Path, default=None, help="write the numbers to this file")
     return parser
 
@@ -58,12 +62,41 @@ def run(args: argparse.Namespace) -> dict:
         if args.length:
             lags = tuple(lag for lag in memory.LAGS if lag < args.length - 1) + (args.length - 1,)
         return memory.memory_experiment(parse_cells(args.cells), lags, seed=args.seed, **given)
+    if args.experiment == "inside":
+        if args.model_dir is None or not args.text:
+            raise ValueError("inside needs --model-dir and --text")
+        card = json.loads((args.model_dir / "model_card.json").read_text()) if args.model_dir.is_dir() else {}
+        if card.get("task") == "translate":
+            return inside.translator_inside(args.model_dir, args.text)
+        return inside.sentiment_inside(args.model_dir, args.text)
+    if args.experiment == "depth":
+        cells = parse_cells(args.cells or "gru")
+        if len(cells) != 1:
+            raise ValueError("depth compares stacks of one cell: give one name in --cells")
+        cell = cells[0]
+        lags = depth.LAGS
+        if args.length:
+            lags = tuple(lag for lag in depth.LAGS if lag < args.length - 1) + (args.length - 1,)
+        return depth.depth_experiment(cell, lags, seed=args.seed, **given)
     cells = parse_cells(args.cells, default=tuple(CELLS))
     return cost.cost_experiment(cells, length=args.length or 100, units=args.units or 256)
 
 
 def table(experiment: str, result: dict) -> str:
     """The numbers as aligned text rows."""
+    if experiment == "inside":
+        return (
+            "tokens: "
+            + " ".join(result["tokens"])
+            + "".join(f"\n{key}: {result[key]}" for key in ("score", "model_score", "match") if key in result)
+        )
+    if experiment == "depth":
+        return "\n".join(
+            f"{c['layers']} layer(s), {'bi' if c['bidirectional'] else 'uni'}: "
+            + "  ".join(f"L={lag}: {a:.2f}" for lag, a in zip(c["lag"], c["accuracy"]))
+            + f"  ({c['parameters']} parameters, {c['train_seconds']} s)"
+            for c in result["configs"]
+        )
     rows = []
     for name, values in result["cells"].items():
         if experiment == "gradients":

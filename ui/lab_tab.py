@@ -13,7 +13,8 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from seq2seq_app.lab import gradients, inside, memory
+from seq2seq_app.core.layers.rnn import CELLS
+from seq2seq_app.lab import depth, gradients, inside, memory
 from seq2seq_app.lab.cells import LAB_CELLS, parse_cells
 from ui.handlers import InputError, check_text
 
@@ -70,6 +71,35 @@ def lab_memory(cells: str | None, longest_lag: int, seed: int = 0) -> tuple[pd.D
         columns=["cell", "lag", "accuracy"],
     )
     return table, result
+
+
+def lab_depth(cell: str, longest_lag: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Runs `depth_experiment`; returns (accuracy per lag and stack, one summary row per stack, raw)."""
+    if cell not in CELLS:
+        raise InputError(f"Choose one of {', '.join(CELLS)}.")
+    longest = _length(longest_lag, 1)
+    lags = tuple(lag for lag in depth.LAGS if lag < longest) + (longest,)
+    result = depth.depth_experiment(cell, lags, int(seed or 0))
+    names = [
+        f"{c['layers']} layer{'s' if c['layers'] > 1 else ''}, {'bi' if c['bidirectional'] else 'uni'}"
+        for c in result["configs"]
+    ]
+    accuracy = pd.DataFrame(
+        [
+            (name, lag, acc)
+            for name, c in zip(names, result["configs"])
+            for lag, acc in zip(c["lag"], c["accuracy"])
+        ],
+        columns=["stack", "lag", "accuracy"],
+    )
+    summary = pd.DataFrame(
+        [
+            (name, c["parameters"], round(float(np.mean(c["accuracy"])), 3), c["train_seconds"])
+            for name, c in zip(names, result["configs"])
+        ],
+        columns=["stack", "parameters", "mean accuracy", "train seconds"],
+    )
+    return accuracy, summary, result
 
 
 def lab_inside(models: dict, text: str | None, key: str) -> tuple[str, str]:
@@ -217,6 +247,31 @@ def build_lab_tab(models: dict, shown_errors: Callable[[str, Callable], Callable
                 [m_cells, m_lag, m_seed],
                 [m_plot, m_numbers],
                 api_name="lab_memory",
+            )
+        with gr.Accordion("Depth: 1 or 2 layers, one or both directions", open=False):
+            with gr.Row():
+                d_cell = gr.Dropdown(list(CELLS), value="gru", label="Cell")
+                d_lag = gr.Slider(1, MAX_LENGTH, value=20, step=1, label="Longest lag L")
+                d_seed = gr.Number(0, precision=0, label="Seed")
+            d_button = gr.Button("Run depth (about a minute)", variant="primary", elem_id="lab-depth-button")
+            d_plot = gr.LinePlot(
+                x="lag",
+                y="accuracy",
+                color="stack",
+                y_lim=[0, 1],
+                tooltip=["stack", "lag", "accuracy"],
+                label="Recall accuracy against the lag, same budget for every stack (chance: 0.25)",
+                elem_id="lab-depth-plot",
+            )
+            d_table = gr.Dataframe(
+                label="Size, accuracy and training time (this machine)", elem_id="lab-depth-table"
+            )
+            d_numbers = gr.JSON(label="The numbers (what --json writes)")
+            d_button.click(
+                shown_errors("Depth", lab_depth),
+                [d_cell, d_lag, d_seed],
+                [d_plot, d_table, d_numbers],
+                api_name="lab_depth",
             )
         with gr.Accordion("Inside the shipped models: gates and states per token", open=False):
             i_text = gr.Textbox(
