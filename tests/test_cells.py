@@ -13,7 +13,7 @@ from seq2seq_app.sentiment.sentiment_classifier import SentimentClassifier
 from seq2seq_app.translation.translator import Translator
 from tests.layer_checks import check_config_round_trip, check_fit_and_save_load
 from tests.plain_tf import run_with_tensorflow_alone
-from training import translate
+from training import caption, sentiment, translate
 
 NEW = ["peephole_lstm", "coupled_lstm"]
 CLASSES = {"peephole_lstm": PeepholeLSTMCell, "coupled_lstm": CoupledLSTMCell}
@@ -56,8 +56,9 @@ def test_registry_knows_the_new_cells(cell):
 
 
 def test_cli_and_errors_name_every_registered_cell():
-    for cell in CELLS:
-        assert translate.build_parser().parse_args(["--cell", cell]).cell == cell
+    for cli in (translate, caption, sentiment):
+        for cell in CELLS:
+            assert cli.build_parser().parse_args(["--cell", cell]).cell == cell
     with pytest.raises(ValueError, match="peephole_lstm"):
         make_rnn("lstmm", 4, name="rnn")
     with pytest.raises(ValueError, match="units"):
