@@ -35,7 +35,7 @@ def gru_steps(x: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias: np
         {"update": z, "reset": r, "hidden": h}, each float64 [T, units].
 
     Example:
-    >>> out = gru_steps(np.ones((3, 2)), np.zeros((2, 6)), np.zeros((1, 6)), np.zeros((2, 6)))
+    >>> out = gru_steps(np.ones((3, 2)), np.zeros((2, 3)), np.zeros((1, 3)), np.zeros((2, 3)))
     >>> out["update"][0].tolist(), out["hidden"].shape
     ([0.5], (3, 1))
     """
