@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from seq2seq_app.core.layers.rnn import CELLS
+
 
 def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """Parses flags, taking defaults from `--config FILE` (JSON) when given; flags win.
@@ -104,7 +106,7 @@ def positive_int(text: str) -> int:
 
 def add_recurrent_flags(group, cell: str, embedding_dim: int, units: int, dropout: float) -> None:
     """The recurrent-model flags every CLI shares (each task with its own defaults)."""
-    cells = [cell] + [c for c in ("gru", "lstm", "simple_rnn") if c != cell]
+    cells = [cell] + [c for c in CELLS if c != cell]
     group.add_argument("--cell", choices=cells, default=cell)
     group.add_argument("--embedding-dim", type=positive_int, default=embedding_dim)
     group.add_argument("--units", type=positive_int, default=units)

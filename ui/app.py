@@ -10,6 +10,7 @@ import gradio as gr
 from ui import catalog, handlers
 from ui.demo_inputs import EXAMPLES_DIR, REVIEW_EXAMPLES, TRANSLATE_EXAMPLES, example_images
 from ui.image_upload import ImageUpload
+from ui.lab_tab import build_lab_tab
 
 CONCURRENCY = 4  # model calls run in parallel per event; further requests wait in Gradio's queue
 
@@ -169,6 +170,7 @@ def build_demo(models: dict) -> gr.Blocks:
                 [verdict, moves, trajectory],
                 api_name="classify",
             )
+        build_lab_tab(models, _shown_errors)
         with gr.Tab("Models", elem_id="tab-models"):
             for entry in catalog.CATALOG:
                 model = models.get(entry.key)

@@ -23,7 +23,7 @@ class AttentionDecoder(keras.layers.Layer):
         vocab_size: number of target token ids.
         embedding_dim: size of the token embeddings and of the attentional vector.
         units: state size of each recurrent layer.
-        cell: "lstm", "gru" or "simple_rnn".
+        cell: a name in `rnn.CELLS` ("gru", "lstm", "simple_rnn", "peephole_lstm", "coupled_lstm").
         num_layers: stacked recurrent layers.
         attention: "additive" (Bahdanau) or "multiplicative" (Luong).
         dropout: dropout rate.

@@ -20,7 +20,7 @@ class RecurrentEncoder(keras.layers.Layer):
         vocab_size: number of token ids.
         embedding_dim: size of the token embeddings.
         units: state size of each recurrent layer (per direction).
-        cell: "lstm", "gru" or "simple_rnn".
+        cell: a name in `rnn.CELLS` ("gru", "lstm", "simple_rnn", "peephole_lstm", "coupled_lstm").
         num_layers: stacked recurrent layers.
         bidirectional: run each layer in both directions and concatenate.
         dropout: dropout rate on embeddings and between layers.
@@ -32,7 +32,7 @@ class RecurrentEncoder(keras.layers.Layer):
 
     Returns (from `call`):
         outputs: [batch, length, units * directions], zero at padding positions.
-        states: list of the top layer's final states (h, and c for LSTM), each
+        states: list of the top layer's final states (h, and c for the LSTMs), each
             [batch, units * directions].
 
     Example:
