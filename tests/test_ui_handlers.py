@@ -82,8 +82,24 @@ def test_attention_overlays_dim_what_the_model_did_not_look_at():
         for uri in page.split("data:image/png;base64,")[1:]
     ]
     alpha = [np.asarray(m)[..., 3] for m in masks]
-    assert alpha[0].shape == (2, 2) and alpha[0][0, 0] == 0 and alpha[0][1, 1] == 200
-    assert alpha[1][1, 1] == 0 and alpha[1][0, 0] == 200
+    assert alpha[0].shape == (2, 2) and alpha[0][0, 0] == 0 and alpha[0][1, 1] == views.MASK_ALPHA
+    assert alpha[1][1, 1] == 0 and alpha[1][0, 0] == views.MASK_ALPHA
+    assert "attention-legend" in page
+
+
+def test_thinly_spread_attention_still_spans_dark_to_clear():
+    from seq2seq_app.captioning.shapes import make_shapes_dataset
+
+    weights = np.full((1, 49), 1 / 49) + np.linspace(-0.002, 0.002, 49)  # almost uniform, as trained
+    page = views.attention_overlays(make_shapes_dataset(1).images[0], weights, ["dog"])
+    import base64
+    import io
+
+    from PIL import Image
+
+    mask = Image.open(io.BytesIO(base64.b64decode(page.split("data:image/png;base64,")[1].split('"')[0])))
+    alpha = np.asarray(mask)[..., 3]
+    assert alpha.min() == 0 and alpha.max() == views.MASK_ALPHA
 
 
 def _encoded(mode: str, size: tuple[int, int]) -> bytes:

@@ -71,6 +71,26 @@ class LoadedModel:
         card = self.path / "model_card.json"
         self.card = json.loads(card.read_text(encoding="utf-8")) if card.exists() else {}
 
+    def in_vocabulary(self, tokens: list[str]) -> list[bool] | None:
+        """Whether each token (as the model's lookup sees it) is in the model's input vocabulary.
+
+        None for a model without an input vocabulary table (a captioner). A restored table keeps
+        only its resource, so the lookup is the raw op the exported graph itself runs.
+        """
+        import tensorflow as tf
+
+        table = getattr(self._module, "source_table", None) or next(
+            iter(getattr(self._module, "tables", [])), None
+        )
+        if table is None or not tokens:
+            return None if table is None else []
+        ids = tf.raw_ops.LookupTableFindV2(
+            table_handle=table.resource_handle,
+            keys=tf.constant(tokens, tf.string),
+            default_value=tf.constant(-1, tf.int64),
+        )
+        return [bool(i >= 0) for i in ids.numpy()]
+
     @staticmethod
     def check_texts(texts) -> list:
         """The texts as a list, or a TypeError naming what was passed instead."""
