@@ -210,7 +210,7 @@ def build_demo(models: dict) -> gr.Blocks:
             for entry in catalog.CATALOG:
                 model = models.get(entry.key)
                 with gr.Accordion(catalog.card_title(entry.key, model), open=True):
-                    gr.Markdown(catalog.model_card(entry.key, model), elem_classes="model-card")
+                    gr.Markdown(catalog.model_card(entry.key, model), elem_id=f"card-{entry.key}")
     return demo
 
 
