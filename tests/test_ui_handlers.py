@@ -350,9 +350,28 @@ def test_model_cards_are_compact_with_rounded_metrics_and_a_folded_command(train
 
     model = LoadedTranslator(trained_export[0])
     card = catalog.model_card("translate", model)
-    assert "| metric | value |" in card and "<details><summary>Training command</summary>" in card
+    assert "| greedy |" in card and "<details><summary>Training command</summary>" in card
     import html
 
     assert html.escape(model.card["training"]["command"], quote=False) in card.split("<details>")[1]
-    for _, value in catalog.headline_metrics(model.card["metrics"]):
-        assert len(value.split(".")[-1]) <= 1 or "." not in value
+    table = catalog.metrics_table(model.card["metrics"])
+    numbers = [
+        cell.strip() for row in table.splitlines()[2:] for cell in row.split("|")[2:-1] if cell.strip()
+    ]
+    assert numbers and all("." not in n or len(n.split(".")[1]) == 1 for n in numbers)
+    assert "seconds" not in table and "signature" not in table
+
+
+def test_a_choice_outside_the_buttons_is_refused_with_one_log_line(caplog):
+    import gradio as gr
+
+    from ui.choice import Choice
+
+    with gr.Blocks():
+        choice = Choice(["greedy", "beam"], value="greedy", label="Decoding")
+    assert choice.preprocess("beam") == "beam"
+    with pytest.raises(gr.Error) as refused:
+        choice.preprocess("nonsense")
+    assert refused.value.print_exception is False and "not in the list of choices" in refused.value.message
+    (record,) = caplog.records
+    assert record.getMessage().startswith("Decoding refused:") and record.exc_info is None

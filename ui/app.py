@@ -8,6 +8,7 @@ import logging
 import gradio as gr
 
 from ui import catalog, handlers
+from ui.choice import Choice
 from ui.demo_inputs import EXAMPLES_DIR, REVIEW_EXAMPLES, TRANSLATE_EXAMPLES, example_images_by_kind
 from ui.image_upload import ImageUpload
 
@@ -108,7 +109,7 @@ def build_demo(models: dict) -> gr.Blocks:
             )
             _counter(text)
             with gr.Row():
-                mode = gr.Radio(list(handlers.DECODING_MODES), value="greedy", label="Decoding")
+                mode = Choice(list(handlers.DECODING_MODES), value="greedy", label="Decoding")
                 beam_size = gr.Slider(1, 16, value=4, step=1, label="Beam size (beam)")
                 length_penalty = gr.Slider(0.0, 2.0, value=0.6, step=0.1, label="Length penalty (beam)")
                 temperature = gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature (sample)")
@@ -146,7 +147,7 @@ def build_demo(models: dict) -> gr.Blocks:
                 elem_id="caption-image",
             )
             with gr.Row():
-                caption_mode = gr.Radio(list(handlers.CAPTION_MODES), value="greedy", label="Decoding")
+                caption_mode = Choice(list(handlers.CAPTION_MODES), value="greedy", label="Decoding")
                 caption_beam = gr.Slider(1, 16, value=3, step=1, label="Beam size (beam)")
             caption_button = gr.Button(
                 "Caption", variant="primary", interactive=captioner is not None, elem_id="caption-button"
@@ -173,7 +174,7 @@ def build_demo(models: dict) -> gr.Blocks:
                 elem_id="review",
             )
             _counter(review)
-            choice = gr.Radio(
+            choice = Choice(
                 list(
                     zip(
                         ["auto: Korean → NSMC, otherwise IMDB", "NSMC (Korean)", "IMDB (English)"],

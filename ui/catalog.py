@@ -107,42 +107,66 @@ def model_card(key: str, model: LoadedModel | None) -> str:
     facts = [
         ("Task", f"{card.get('task', '?')}: {card.get('description', '')}"),
         ("Data", data.get("credit", data.get("source", "?"))),
-        ("Size", f"{card.get('export', {}).get('size_mb', '?')} MB · {_count(card)} parameters"),
+        ("Size", f"{card.get('export', {}).get('size_mb', '?')} MB" + _count(card)),
         ("Trained", _trained(training)),
     ]
-    lines = [f"- **{name}**: {value}" for name, value in facts]
-    rows = [f"| {name} | {value} |" for name, value in headline_metrics(card.get("metrics", {}))]
+    lines = [f"- **{name}**: {value}" for name, value in facts if value]
     split = card.get("metrics", {}).get("test_split", "")
-    table = ["", f"Measured on {split}:" if split else "", "", "| metric | value |", "|---|---|", *rows]
+    table = metrics_table(card.get("metrics", {}))
+    measured = ["", f"Measured on {split}:" if split else "", "", table] if table else []
     command = html.escape(training.get("command", "?"), quote=False)
     fold = f"\n<details><summary>Training command</summary>\n\n<pre>{command}</pre>\n</details>"
-    return "\n".join(lines + (table if rows else [])) + "\n" + fold
+    return "\n".join(lines + measured) + "\n" + fold
 
 
-def headline_metrics(metrics: dict) -> list[tuple[str, str]]:
-    """(name, rounded value) for each number in a card's metrics, nested ones named by their group.
+def metrics_table(metrics: dict) -> str:
+    """A Markdown table of a card's metrics: one row per decoding or split, one column per metric,
+    rounded to one decimal; timings and counts of items are left out, lone numbers go in a row of
+    their own.
 
     Example:
-    >>> headline_metrics({"greedy": {"bleu": 48.913, "seconds": 3.7}, "best_val_accuracy": 87.81})
-    [('greedy bleu', '48.9'), ('best val accuracy', '87.8')]
+    >>> print(metrics_table({"greedy": {"bleu": 48.913, "seconds": 3.7}, "beam4": {"bleu": 50.54}}))
+    | | BLEU |
+    |---|---|
+    | greedy | 48.9 |
+    | beam4 | 50.5 |
     """
-    found = []
-    for name, value in metrics.items():
-        group = value.items() if isinstance(value, dict) else [("", value)]
-        for sub, number in group:
-            if sub in _NOT_HEADLINE or not isinstance(number, (int, float)) or isinstance(number, bool):
-                continue
-            label = " ".join(part for part in (name, sub) if part).replace("_", " ")
-            found.append((label, f"{number:.1f}" if isinstance(number, float) else f"{number:,}"))
-    return found
+    groups = {k: v for k, v in metrics.items() if isinstance(v, dict)}
+    lone = {k: v for k, v in metrics.items() if _is_number(v)}
+    if lone:
+        groups["other"] = lone
+    columns = list(
+        dict.fromkeys(m for values in groups.values() for m, v in values.items() if _headline(m, v))
+    )
+    if not columns:
+        return ""
+    rows = [f"| | {' | '.join(_METRIC_NAMES.get(c, c.replace('_', ' ')) for c in columns)} |"]
+    rows.append("|---" * (len(columns) + 1) + "|")
+    for group, values in groups.items():
+        cells = [_rounded(values[c]) if _headline(c, values.get(c)) else "" for c in columns]
+        rows.append(f"| {group} | {' | '.join(cells)} |")
+    return "\n".join(rows)
 
 
+_METRIC_NAMES = {"bleu": "BLEU", "chrf": "chrF", "accuracy": "accuracy %", "distinct_captions": "distinct"}
 _NOT_HEADLINE = {"seconds", "reviews"}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _headline(name: str, value) -> bool:
+    return name not in _NOT_HEADLINE and _is_number(value)
+
+
+def _rounded(value: float) -> str:
+    return f"{value:.1f}" if isinstance(value, float) else f"{value:,}"
 
 
 def _count(card: dict) -> str:
     parameters = card.get("hyperparameters", {}).get("parameters")
-    return f"{parameters / 1e6:.1f} M" if isinstance(parameters, (int, float)) else "?"
+    return f" · {parameters / 1e6:.1f} M parameters" if _is_number(parameters) else ""
 
 
 def _trained(training: dict) -> str:
