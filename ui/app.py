@@ -13,6 +13,10 @@ from ui.demo_inputs import EXAMPLES_DIR, REVIEW_EXAMPLES, TRANSLATE_EXAMPLES, ex
 from ui.image_upload import ImageUpload
 
 CONCURRENCY = 4  # model calls run in parallel per event; further requests wait in Gradio's queue
+# Gradio keeps every session's last inputs and outputs (10,000 sessions by default), and each API
+# call without a session is a new one: with caption overlays of ~0.4 MB that grew the server by
+# ~60 MB a minute under load. The page keeps no state of its own worth more than this many sessions.
+SESSIONS_KEPT = 200
 
 
 CSS = """
@@ -224,5 +228,6 @@ def serve(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: boo
         max_file_size=handlers.MAX_IMAGE_BYTES,
         allowed_paths=[str(EXAMPLES_DIR)],
         css=CSS,
+        state_session_capacity=SESSIONS_KEPT,
         **launch_options,
     )
