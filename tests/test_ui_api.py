@@ -111,9 +111,17 @@ def test_python_m_ui_is_local_and_private_by_default(monkeypatch, tmp_path):
     import ui.catalog
 
     launched = {}
-    monkeypatch.setattr(
-        ui.app, "serve", lambda demo, host, port, share: launched.update(host=host, share=share)
-    )
+
+    class Demo:
+        def block_thread(self):
+            launched["blocked"] = 1
+
+    def serve(demo, host, port, share, **options):
+        launched.update(host=host, share=share)
+        return None, f"http://{host}:{port}/", None
+
+    monkeypatch.setattr(ui.app, "serve", serve)
+    monkeypatch.setattr(ui.app, "build_demo", lambda models: Demo())
     monkeypatch.setattr(
         ui.catalog, "load_models", lambda models_dir: launched.update(models=models_dir) or {}
     )
@@ -121,9 +129,9 @@ def test_python_m_ui_is_local_and_private_by_default(monkeypatch, tmp_path):
     entry.main([])
     assert launched.pop("models") == entry.default_models_dir()
     assert os.path.samefile(entry.default_models_dir(), Path(entry.__file__).parents[1] / "saved_models")
-    assert launched == {"host": "127.0.0.1", "share": False}
+    assert launched == {"host": "127.0.0.1", "share": False, "blocked": 1}
     entry.main(["--models-dir", str(tmp_path), "--host", "0.0.0.0", "--share"])
-    assert launched == {"host": "0.0.0.0", "share": True, "models": str(tmp_path)}
+    assert launched == {"host": "0.0.0.0", "share": True, "models": str(tmp_path), "blocked": 1}
 
 
 def test_load_script_reports_each_endpoint(client):
@@ -149,6 +157,26 @@ def test_plain_http_user_reports_the_apps_error_message(client):
 
     with contextlib.ExitStack() as stack:
         call = load.http_user(client.src, stack)
-        assert "token-move" in call("classify", 0)[1]  # the first example review is Korean
+        assert "token-move" in call("classify", load._arguments("classify", 0))[1]  # a Korean review
         with pytest.raises(RuntimeError, match="answered with an error: The English .*IMDB.* not installed"):
-            call("classify", 3)  # an English review, and no IMDB model here
+            call("classify", load._arguments("classify", 3))  # an English review, and no IMDB model here
+
+
+def test_soak_refuses_every_bad_input_and_samples_the_servers_memory(client):
+    from ui import load
+
+    reports = []
+    result = load.soak(
+        client.src,
+        0.1,
+        clients=2,
+        server_pid=os.getpid(),
+        warm_up_minutes=0,
+        sample_seconds=0.5,
+        report=reports.append,
+    )
+    assert result["requests"] >= 10 and result["refused_as_expected"] >= 1
+    assert result["requests"] == result["ok"] + result["refused_as_expected"] + result["errors"]
+    # The only failures allowed: English reviews, whose IMDB model is deliberately missing here.
+    assert all("IMDB" in e and "not installed" in e for e in result["first_errors"]), result["first_errors"]
+    assert 0 < result["rss_mb_after_warm_up"] <= result["rss_mb_max"]

@@ -1,7 +1,8 @@
 """The demo in a real browser (headless Chromium driven by Playwright) over the shipped models.
 
 Skipped where Chromium or Playwright is missing, unless SEQ2SEQ_REQUIRE_BROWSER=1 (set by .ci/run,
-which installs both), where that is a failure.
+which installs both), where that is a failure. With SEQ2SEQ_SCREENSHOTS=DIR the screenshot test
+writes one PNG per tab there (the README's are made with `SEQ2SEQ_SCREENSHOTS=docs/screenshots`).
 """
 
 import os
@@ -165,3 +166,108 @@ def test_models_tab_shows_each_card(page):
         header = page.get_by_text(title, exact=False).first
         header.wait_for(state="visible")
         assert " MB" in header.inner_text()  # installed: its folder and size
+
+
+def test_a_failed_request_clears_the_previous_result(page):
+    page.get_by_role("tab", name="Translate").click()
+    page.locator("#spanish textarea").fill("¿Dónde está la biblioteca?")
+    page.locator("#translate-button").click()
+    page.wait_for_function("document.querySelector('#translation textarea').value.includes('library')")
+    page.locator("#spanish textarea").fill("")
+    page.locator("#translate-button").click()
+    page.wait_for_function("document.querySelector('#translation textarea').value === ''")
+    page.wait_for_function("!document.querySelector('#attention table')")
+
+
+def test_a_counter_counts_characters_and_says_when_the_box_is_full(page):
+    page.get_by_role("tab", name="Translate").click()
+    page.locator("#spanish textarea").fill("Me gusta leer.")
+    page.get_by_text("14 / 2,000 characters").first.wait_for()
+    page.locator("#spanish textarea").fill("a" * 2500)  # the box keeps the first 2,000
+    page.get_by_text("2,000 / 2,000 characters · the box holds no more").first.wait_for()
+
+
+def test_the_result_says_what_the_model_cut_and_ignored(page):
+    page.get_by_role("tab", name="Translate").click()
+    page.locator("#spanish textarea").fill(" ".join(["Hola 你好 amigo."] * 40))  # 160 tokens
+    page.locator("#translate-button").click()
+    page.locator("#attention .notice-cut").wait_for()
+    assert "100" in page.locator("#attention .notice-cut").inner_text()
+    assert "你好" in page.locator("#attention .notice-ignored").inner_text()
+
+
+def test_a_review_with_nothing_the_model_can_read_gets_nothing_to_score(page):
+    page.get_by_role("tab", name="Sentiment").click()
+    page.locator("#review textarea").fill("😀😀🎉")
+    page.locator("#score-button").click()
+    page.wait_for_function("document.querySelector('#verdict textarea').value.startsWith('nothing to score')")
+    assert page.locator("#moves .token-move").count() == 0
+
+
+def test_a_partly_readable_jpeg_says_so(page, tmp_path):
+    cut = tmp_path / "cut.jpg"
+    whole = (ROOT / "ui" / "examples" / "astronaut.jpg").read_bytes()
+    cut.write_bytes(whole[: len(whole) // 3])
+    page.get_by_role("tab", name="Caption").click()
+    _clear_image(page)
+    page.locator("#caption-image input[type=file]").set_input_files(str(cut))
+    page.locator("#caption-button").click()
+    page.locator("#looked .notice-partial-image").wait_for()
+    assert "Only part of this image could be read" in page.locator("#looked").inner_text()
+
+
+def test_greedy_mode_shows_no_n_best_table(page):
+    page.get_by_role("tab", name="Translate").click()
+    page.get_by_label("greedy").first.check()
+    page.locator("#nbest").wait_for(state="hidden")
+    page.get_by_label("beam", exact=True).first.check()
+    page.locator("#nbest").wait_for(state="visible")
+    page.get_by_label("greedy").first.check()
+
+
+def test_models_tab_shows_compact_cards(page):
+    page.get_by_role("tab", name="Models").click()
+    for key in ("translate", "sentiment_nsmc", "sentiment_imdb", "caption"):
+        card = page.locator(f"#card-{key}")
+        card.wait_for()
+        assert card.locator("table").count() == 1 and card.locator("details summary").count() == 1
+        assert card.locator("table tr").count() <= 4  # one row per decoding or split
+        assert "final_val_loss" not in card.inner_text() and "bleu_signature" not in card.inner_text()
+
+
+def test_screenshot_every_tab(page, tmp_path):
+    folder = Path(os.environ.get("SEQ2SEQ_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    page.get_by_role("tab", name="Translate").click()
+    page.get_by_label("beam", exact=True).first.check()
+    page.locator("#spanish textarea").fill("¿Dónde está la biblioteca?")
+    page.locator("#translate-button").click()
+    page.wait_for_function("document.querySelector('#translation textarea').value.includes('library')")
+    page.locator("#attention table.attention-heatmap").wait_for()
+    page.locator("#nbest", has_text="library").wait_for()
+    page.wait_for_timeout(500)  # the page's progress animations end
+    page.screenshot(path=str(folder / "translate.png"), full_page=True)
+    page.get_by_label("greedy").first.check()
+    page.get_by_role("tab", name="Caption").click()
+    _clear_image(page)
+    page.locator("#caption-image input[type=file]").set_input_files(
+        str(ROOT / "ui" / "examples" / "photographer.jpg")
+    )
+    page.locator("#caption-image img").first.wait_for()
+    _caption_after_click(page)
+    page.locator("#looked .attention-legend").wait_for()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(folder / "caption.png"), full_page=True)
+    page.get_by_role("tab", name="Sentiment").click()
+    page.locator("#review textarea").fill("The first hour is slow, yet the last act is wonderful.")
+    _click_and_wait_for_change(page, "score-button", "moves")
+    page.locator("#trajectory svg").first.wait_for()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(folder / "sentiment.png"), full_page=True)
+    page.get_by_role("tab", name="Models").click()
+    page.locator("#card-caption").wait_for()
+    page.screenshot(path=str(folder / "models.png"), full_page=True)
+    assert all(
+        (folder / f"{tab}.png").stat().st_size > 10_000
+        for tab in ("translate", "caption", "sentiment", "models")
+    )

@@ -82,8 +82,24 @@ def test_attention_overlays_dim_what_the_model_did_not_look_at():
         for uri in page.split("data:image/png;base64,")[1:]
     ]
     alpha = [np.asarray(m)[..., 3] for m in masks]
-    assert alpha[0].shape == (2, 2) and alpha[0][0, 0] == 0 and alpha[0][1, 1] == 200
-    assert alpha[1][1, 1] == 0 and alpha[1][0, 0] == 200
+    assert alpha[0].shape == (2, 2) and alpha[0][0, 0] == 0 and alpha[0][1, 1] == views.MASK_ALPHA
+    assert alpha[1][1, 1] == 0 and alpha[1][0, 0] == views.MASK_ALPHA
+    assert "attention-legend" in page
+
+
+def test_thinly_spread_attention_still_spans_dark_to_clear():
+    from seq2seq_app.captioning.shapes import make_shapes_dataset
+
+    weights = np.full((1, 49), 1 / 49) + np.linspace(-0.002, 0.002, 49)  # almost uniform, as trained
+    page = views.attention_overlays(make_shapes_dataset(1).images[0], weights, ["dog"])
+    import base64
+    import io
+
+    from PIL import Image
+
+    mask = Image.open(io.BytesIO(base64.b64decode(page.split("data:image/png;base64,")[1].split('"')[0])))
+    alpha = np.asarray(mask)[..., 3]
+    assert alpha.min() == 0 and alpha.max() == views.MASK_ALPHA
 
 
 def _encoded(mode: str, size: tuple[int, int]) -> bytes:
@@ -253,3 +269,109 @@ def test_shipped_example_images_are_credited():
     credits = (EXAMPLES_DIR / "CREDITS.md").read_text(encoding="utf-8")
     images = sorted(EXAMPLES_DIR.glob("*.jpg"))
     assert images and all(f"`{p.name}`" in credits for p in images)
+
+
+def test_translation_names_unknown_words_and_where_a_long_text_was_cut(translator):
+    _, _, page = handlers.translate(translator, "El gato 你好 come pan .")
+    assert 'class="notice notice-ignored"' in page and "你好" in page.split("</p>")[0]
+    assert "notice-cut" not in page
+    _, _, page = handlers.translate(translator, " ".join(["gato"] * (handlers.MAX_SOURCE_TOKENS + 20)))
+    assert 'class="notice notice-cut"' in page and f"at most {handlers.MAX_SOURCE_TOKENS} words" in page
+
+
+def test_a_review_with_nothing_the_model_can_read_is_not_given_a_verdict(sentiment_export):
+    from seq2seq_app import LoadedSentimentClassifier
+
+    classifiers = {"sentiment_nsmc": LoadedSentimentClassifier(sentiment_export[0])}
+    verdict, moves, trajectory = handlers.classify(classifiers, "😀🎉😀", "sentiment_nsmc")
+    assert verdict.startswith("nothing to score") and "notice-nothing" in moves and trajectory.empty
+    verdict, moves, _ = handlers.classify(classifiers, "이번 영화 최고 😀", "sentiment_nsmc")
+    assert verdict.startswith(("positive", "negative"))
+    assert 'class="notice notice-ignored"' in moves and "😀" in moves.split("</p>")[0]
+
+
+def test_an_image_that_only_partly_decodes_says_so(caption_export):
+    import io
+
+    from PIL import Image
+
+    from seq2seq_app import LoadedCaptioner
+    from seq2seq_app.captioning.shapes import make_shapes_dataset
+
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(make_shapes_dataset(1, seed=4).images[0])).convert("RGB").save(buffer, "JPEG")
+    cut = buffer.getvalue()[:-2]  # no end-of-image marker: the model recovers it, PIL does not
+    text, overlays = handlers.caption(LoadedCaptioner(caption_export[0]), cut)
+    assert text and "partial-image" in overlays and "Only part of this image could be read" in overlays
+
+
+def test_warm_up_calls_every_signature(translator, sentiment_export, caption_export, monkeypatch):
+    from seq2seq_app import LoadedCaptioner, LoadedSentimentClassifier
+
+    models = {
+        "translate": translator,
+        "sentiment_nsmc": LoadedSentimentClassifier(sentiment_export[0]),
+        "sentiment_imdb": None,
+        "caption": LoadedCaptioner(caption_export[0]),
+    }
+    called = []
+    for key, model in models.items():
+        if model is not None:
+            run = model.run
+            monkeypatch.setattr(
+                model, "run", lambda *a, _run=run, _key=key, **k: called.append(_key) or _run(*a, **k)
+            )
+    handlers.warm_up(models)
+    assert called.count("translate") == len(handlers.DECODING_MODES)
+    assert called.count("caption") == len(handlers.CAPTION_MODES) and called.count("sentiment_nsmc") == 1
+
+
+def test_refused_inputs_log_one_line_and_failures_a_traceback(caplog):
+    import gradio as gr
+
+    from ui.app import _shown_errors
+
+    def refuse():
+        raise handlers.InputError("Type a sentence first.")
+
+    def crash():
+        raise RuntimeError("a bug")
+
+    for fn in (refuse, crash):
+        with pytest.raises(gr.Error):
+            _shown_errors("Translation", fn)()
+    refused, failed = caplog.records
+    assert refused.getMessage() == "Translation refused: Type a sentence first." and refused.exc_info is None
+    assert failed.exc_info is not None and failed.exc_info[0] is RuntimeError
+
+
+def test_model_cards_are_compact_with_rounded_metrics_and_a_folded_command(trained_export):
+    from seq2seq_app import LoadedTranslator
+
+    model = LoadedTranslator(trained_export[0])
+    card = catalog.model_card("translate", model)
+    assert "| greedy |" in card and "<details><summary>Training command</summary>" in card
+    import html
+
+    assert html.escape(model.card["training"]["command"], quote=False) in card.split("<details>")[1]
+    table = catalog.metrics_table(model.card["metrics"])
+    numbers = [
+        cell.strip() for row in table.splitlines()[2:] for cell in row.split("|")[2:-1] if cell.strip()
+    ]
+    assert numbers and all("." not in n or len(n.split(".")[1]) == 1 for n in numbers)
+    assert "seconds" not in table and "signature" not in table
+
+
+def test_a_choice_outside_the_buttons_is_refused_with_one_log_line(caplog):
+    import gradio as gr
+
+    from ui.choice import Choice
+
+    with gr.Blocks():
+        choice = Choice(["greedy", "beam"], value="greedy", label="Decoding")
+    assert choice.preprocess("beam") == "beam"
+    with pytest.raises(gr.Error) as refused:
+        choice.preprocess("nonsense")
+    assert refused.value.print_exception is False and "not in the list of choices" in refused.value.message
+    (record,) = caplog.records
+    assert record.getMessage().startswith("Decoding refused:") and record.exc_info is None

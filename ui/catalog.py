@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
+import html
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from seq2seq_app.captioning.captioner_api import LoadedCaptioner
-from seq2seq_app.core.loaded_model import LoadedModel
+from seq2seq_app.core.loaded_model import SHIPPED_DIR, LoadedModel
 from seq2seq_app.sentiment.sentiment_api import LoadedSentimentClassifier
 from seq2seq_app.translation.translator_api import LoadedTranslator
 
@@ -18,68 +19,40 @@ class ModelEntry:
 
     Args:
         key: the name the app uses for it.
-        folder: its SavedModel folder inside the models directory.
+        folder: its SavedModel folder inside the models directory (also its shipped name).
         loader: the Python API class that loads it.
         title: how the page names it.
-        train_command: the command that trained the shipped model (shown when it is missing).
     """
 
     key: str
     folder: str
     loader: type[LoadedModel]
     title: str
-    train_command: str
+
+    @property
+    def train_command(self) -> str:
+        """The command that trained the shipped model, from its model card (the one place it is
+        written), or the bare CLI where the checkout ships no such model."""
+        card = SHIPPED_DIR / self.folder / "model_card.json"
+        if card.exists():
+            return json.loads(card.read_text(encoding="utf-8"))["training"]["command"]
+        return self.loader.train_command
 
 
-_SHARED = "../shared"
 CATALOG = (
+    ModelEntry("translate", "translate_spa_en", LoadedTranslator, "Spanish → English translation"),
     ModelEntry(
-        "translate",
-        "translate_spa_en",
-        LoadedTranslator,
-        "Spanish → English translation",
-        f"python -m training.translate --pairs {_SHARED}/data/translation/spa-eng/spa.txt --source-column 1 "
-        "--target-column 0 --source-name Spanish --target-name English --data-credit 'Tatoeba (tatoeba.org) "
-        "via manythings.org/anki spa-eng (2018), CC-BY 2.0 France' --run-dir runs/translate_spa_en "
-        "--export-dir saved_models/translate_spa_en --epochs 40 --tokens-per-batch 2048 "
-        "--learning-rate 0.002 --verbose 2",
+        "sentiment_nsmc", "sentiment_nsmc", LoadedSentimentClassifier, "Korean movie-review sentiment (NSMC)"
     ),
     ModelEntry(
-        "sentiment_nsmc",
-        "sentiment_nsmc",
-        LoadedSentimentClassifier,
-        "Korean movie-review sentiment (NSMC)",
-        f"python -m training.sentiment --tsv {_SHARED}/data/nsmc/ratings_train.txt --text-column document "
-        "--data-name NSMC --data-credit 'Naver Sentiment Movie Corpus v1.0 (github.com/e9t/nsmc, Lucy Park), "
-        "CC0 1.0; reviews scraped from Naver Movies' --unit char --vocab-size 4000 --bigram-vocab-size 40000 "
-        "--dropout 0.4 --epochs 12 --patience 2 --run-dir runs/sentiment_nsmc --export-dir "
-        "saved_models/sentiment_nsmc --verbose 2",
+        "sentiment_imdb", "sentiment_imdb", LoadedSentimentClassifier, "English movie-review sentiment (IMDB)"
     ),
-    ModelEntry(
-        "sentiment_imdb",
-        "sentiment_imdb",
-        LoadedSentimentClassifier,
-        "English movie-review sentiment (IMDB)",
-        f"python -m training.sentiment --tsv {_SHARED}/data/imdb/imdb_train.tsv --text-column text "
-        "--data-name IMDB --data-credit 'Large Movie Review Dataset v1.0 (Maas et al., ACL 2011), "
-        "ai.stanford.edu/~amaas/data/sentiment' --unit word --vocab-size 20000 --bigram-vocab-size 30000 "
-        "--max-tokens 400 --dropout 0.4 --batch-size 64 --validation-fraction 0.08 --test-fraction 0.08 "
-        "--epochs 10 --patience 2 --run-dir runs/sentiment_imdb --export-dir saved_models/sentiment_imdb "
-        "--verbose 2",
-    ),
-    ModelEntry(
-        "caption",
-        "caption_flickr8k",
-        LoadedCaptioner,
-        "Image captioning (Flickr8k)",
-        f"python -m training.caption --flickr8k {_SHARED}/data/flickr8k --backbone mobilenet_v2 "
-        f"--backbone-weights {_SHARED}/weights/mobilenet_v2_1.0_224_imagenet_dequant_int8_no_top.h5 "
-        "--backbone-credit 'MobileNetV2 ImageNet weights rebuilt from Google'\"'\"'s int8 TF-Hub MobileNetV2 "
-        "(google-coral/test_data, Apache-2.0)' --data-name Flickr8k --data-credit 'Flickr8k (Hodosh, Young & "
-        "Hockenmaier, JAIR 2013), research use; images under Flickr'\"'\"'s terms; 875-image subset' --flip "
-        "--units 256 --epochs 40 --patience 4 --run-dir runs/caption_flickr8k --export-dir "
-        "saved_models/caption_flickr8k --verbose 2",
-    ),
+    ModelEntry("caption", "caption_flickr8k", LoadedCaptioner, "Image captioning (Flickr8k)"),
+)
+CAPTIONER_SCOPE = (
+    "**What this captioner knows**: it learned from 753 Flickr photos, nearly all of people and dogs "
+    "outdoors (playing, running, climbing, in water or snow). Photos like those get roughly right "
+    "captions; anything else (a cat, a cup, a street, food) gets a caption about people or dogs anyway."
 )
 ENTRIES = {entry.key: entry for entry in CATALOG}
 
@@ -107,8 +80,9 @@ def missing_message(key: str) -> str:
     entry = ENTRIES[key]
     command = entry.train_command.replace(" --", " \\\n    --")  # one flag a line
     return (
-        f"**{entry.title}: not installed** (no `{entry.folder}/` in the models folder). Train it with "
-        f"(data in `{_SHARED}/`, see README):\n\n```bash\n{command}\n```"
+        f"**{entry.title}: not installed** (no `{entry.folder}/` in the models folder). The shipped "
+        "model was trained with this command (its data paths are those of the machine that trained it; "
+        f"see docs/training.md):\n\n```bash\n{command}\n```"
     )
 
 
@@ -122,9 +96,80 @@ def card_title(key: str, model: LoadedModel | None) -> str:
 
 
 def model_card(key: str, model: LoadedModel | None) -> str:
-    """Markdown for the Models tab: the model's own card (data, metrics, command), or how to train it."""
+    """Markdown for the Models tab: a compact card (task, data, size, headline metrics, the training
+    command folded away) from the model's `model_card.json`, or how to train a missing model."""
     if model is None:
         return missing_message(key)
-    readme = model.path / "README.md"
-    card = readme.read_text(encoding="utf-8") if readme.exists() else "(this export has no README.md card)"
-    return re.sub(r"^(#+)", r"##\1", card, flags=re.MULTILINE)  # its headings sit under the tab's
+    card = model.card
+    if not card:
+        return "(this export has no model_card.json)"
+    data, training = card.get("data", {}), card.get("training", {})
+    facts = [
+        ("Task", f"{card.get('task', '?')}: {card.get('description', '')}"),
+        ("Data", data.get("credit", data.get("source", "?"))),
+        ("Size", f"{card.get('export', {}).get('size_mb', '?')} MB" + _count(card)),
+        ("Trained", _trained(training)),
+    ]
+    lines = [f"- **{name}**: {value}" for name, value in facts if value]
+    split = card.get("metrics", {}).get("test_split", "")
+    table = metrics_table(card.get("metrics", {}))
+    measured = ["", f"Measured on {split}:" if split else "", "", table] if table else []
+    command = html.escape(training.get("command", "?"), quote=False)
+    fold = f"\n<details><summary>Training command</summary>\n\n<pre>{command}</pre>\n</details>"
+    return "\n".join(lines + measured) + "\n" + fold
+
+
+def metrics_table(metrics: dict) -> str:
+    """A Markdown table of a card's metrics: one row per decoding or split, one column per metric,
+    rounded to one decimal; timings and counts of items are left out, lone numbers go in a row of
+    their own.
+
+    Example:
+    >>> print(metrics_table({"greedy": {"bleu": 48.913, "seconds": 3.7}, "beam4": {"bleu": 50.54}}))
+    | | BLEU |
+    |---|---|
+    | greedy | 48.9 |
+    | beam4 | 50.5 |
+    """
+    groups = {k: v for k, v in metrics.items() if isinstance(v, dict)}
+    lone = {k: v for k, v in metrics.items() if _is_number(v)}
+    if lone:
+        groups["other"] = lone
+    columns = list(
+        dict.fromkeys(m for values in groups.values() for m, v in values.items() if _headline(m, v))
+    )
+    if not columns:
+        return ""
+    rows = [f"| | {' | '.join(_METRIC_NAMES.get(c, c.replace('_', ' ')) for c in columns)} |"]
+    rows.append("|---" * (len(columns) + 1) + "|")
+    for group, values in groups.items():
+        cells = [_rounded(values[c]) if _headline(c, values.get(c)) else "" for c in columns]
+        rows.append(f"| {group} | {' | '.join(cells)} |")
+    return "\n".join(rows)
+
+
+_METRIC_NAMES = {"bleu": "BLEU", "chrf": "chrF", "accuracy": "accuracy %", "distinct_captions": "distinct"}
+_NOT_HEADLINE = {"seconds", "reviews"}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _headline(name: str, value) -> bool:
+    return name not in _NOT_HEADLINE and _is_number(value)
+
+
+def _rounded(value: float) -> str:
+    return f"{value:.1f}" if isinstance(value, float) else f"{value:,}"
+
+
+def _count(card: dict) -> str:
+    parameters = card.get("hyperparameters", {}).get("parameters")
+    return f" · {parameters / 1e6:.1f} M parameters" if _is_number(parameters) else ""
+
+
+def _trained(training: dict) -> str:
+    seconds = training.get("train_seconds")
+    took = f"{seconds / 60:.0f} min" if isinstance(seconds, (int, float)) else "?"
+    return f"{training.get('epochs', '?')} epochs in {took} on {training.get('machine', '?')}"

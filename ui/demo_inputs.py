@@ -21,5 +21,20 @@ REVIEW_EXAMPLES = [
 ]
 
 
+# The captioner learned from Flickr photos of people and dogs: examples of both what it knows and not.
+IMAGE_KINDS = {
+    "Like its training photos (people): the captions are roughly right": [
+        "astronaut.jpg",
+        "photographer.jpg",
+    ],
+    "Unlike its training photos (a cat, a cup): expect it to be wrong": ["cat.jpg", "coffee.jpg"],
+}
+
+
 def example_images() -> list[str]:
     return sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg"))
+
+
+def example_images_by_kind() -> list[tuple[str, list[str]]]:
+    """(label, image paths) for each group of `IMAGE_KINDS`."""
+    return [(label, [str(EXAMPLES_DIR / name) for name in names]) for label, names in IMAGE_KINDS.items()]

@@ -16,6 +16,7 @@ from seq2seq_app.translation.translator_api import LoadedTranslator
 from ui import catalog, views
 
 MAX_TEXT_CHARS = 2000
+MAX_SOURCE_TOKENS = 100  # the translator export's cap (SavedModel contract)
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 DECODING_MODES = ("greedy", "beam", "sample")
 CAPTION_MODES = ("greedy", "beam")
@@ -64,12 +65,30 @@ def translate(
         out = translator.run([text])
         rows = []
     source = [t.decode("utf-8") for t in out["source_tokens"][0]]
+    words = [t for t in source if t]  # the last column is the end marker
+    notes = _unknown_note(translator, words, [w.lower() for w in words], "Spanish vocabulary", "copied as is")
+    if len(words) >= MAX_SOURCE_TOKENS:
+        notes += views.notice(
+            f"The model reads at most {MAX_SOURCE_TOKENS} words and punctuation marks: it stopped after "
+            f"“{words[-1]}”, and the rest of the text was not translated.",
+            "cut",
+        )
     # Produced rows (the words, then the end marker) sum to 1 and come first; padding rows are zero.
     attention = np.nan_to_num(out["attention"][0])
     produced = int(np.cumprod(attention.sum(-1) > 0.5).sum())
     target = [t.decode("utf-8") for t in out["target_tokens"][0][:produced]]
     heatmap = views.attention_heatmap(source, target, attention[:produced])
-    return out["translation"][0].decode("utf-8"), rows, heatmap
+    return out["translation"][0].decode("utf-8"), rows, notes + heatmap
+
+
+def _unknown_note(model, tokens: list[str], lookups: list[str], vocabulary: str, fate: str) -> str:
+    """A notice naming the tokens outside the model's vocabulary (each once), or "" for none."""
+    known = model.in_vocabulary(lookups) or [True] * len(tokens)
+    unknown = list(dict.fromkeys(t for t, k in zip(tokens, known) if not k))
+    if not unknown:
+        return ""
+    shown = ", ".join(f"“{t}”" for t in unknown[:12]) + (" …" if len(unknown) > 12 else "")
+    return views.notice(f"Not in the model's {vocabulary} ({fate}): {shown}", "ignored")
 
 
 def pick_sentiment_model(text: str, choice: str = "auto") -> str:
@@ -95,9 +114,29 @@ def classify(
     if classifier is None:
         raise InputError(catalog.not_installed(key))
     result = classifier.classify(text)
+    title = catalog.ENTRIES[key].title
+    known = classifier.in_vocabulary(result["tokens"]) or [True] * len(result["tokens"])
+    if not any(known):  # a verdict here would be the model's prior, not a reading of the review
+        empty = pd.DataFrame({"position": [], "token": [], "score": []})
+        return (
+            f"nothing to score: none of this review's characters or words is in the {title} model's "
+            "vocabulary",
+            views.notice(
+                "Nothing in this review is something the model can read, so it gives no verdict.", "nothing"
+            ),
+            empty,
+        )
+    notes = _unknown_note(classifier, result["tokens"], result["tokens"], "vocabulary", "read as unknown")
+    limit = classifier.card.get("hyperparameters", {}).get("max_tokens")
+    if limit and len(result["tokens"]) >= limit:
+        notes += views.notice(
+            f"The model reads the first {limit} tokens: it stopped after “{result['tokens'][-1]}”, and the "
+            "rest of the review was not scored.",
+            "cut",
+        )
     scores = result["token_scores"]
     moves = [s - p for s, p in zip(scores, [0.5] + scores[:-1])]
-    verdict = f"{result['label']} ({result['score']:.1%} positive) · {catalog.ENTRIES[key].title}"
+    verdict = f"{result['label']} ({result['score']:.1%} positive) · {title}"
     trajectory = pd.DataFrame(
         {
             "position": range(1, len(scores) + 1),
@@ -105,7 +144,7 @@ def classify(
             "score": [round(s, 4) for s in scores],
         }
     )
-    return verdict, views.token_moves(result["tokens"], moves), trajectory
+    return verdict, notes + views.token_moves(result["tokens"], moves), trajectory
 
 
 def read_image(source: bytes | str | Path | None) -> bytes:
@@ -144,5 +183,26 @@ def caption(
     try:
         overlays = views.attention_overlays(image, out["attention"][0][: len(words)], words)
     except OSError:  # e.g. a truncated JPEG: the model recovered it, the image library will not
-        overlays = "<p>(This image decodes only partly, so its attention overlays are not drawn.)</p>"
+        overlays = views.notice(
+            "Only part of this image could be read (the file is truncated or damaged): the caption "
+            "describes only what decoded and may well be wrong; no overlays are drawn.",
+            "partial-image",
+        )
     return out["caption"][0].decode("utf-8"), overlays
+
+
+def warm_up(models: dict) -> None:
+    """Calls every signature once (greedy, beam, sample, caption, caption_beam, classify) through
+    its handler, so the first user's request is not the one that waits for TensorFlow to trace it."""
+    from ui.demo_inputs import REVIEW_EXAMPLES, TRANSLATE_EXAMPLES, example_images
+
+    if models.get("translate") is not None:
+        for mode in DECODING_MODES:
+            translate(models["translate"], TRANSLATE_EXAMPLES[0], mode)
+    for key in ("sentiment_nsmc", "sentiment_imdb"):
+        if models.get(key) is not None:
+            classify(models, REVIEW_EXAMPLES[0], key)
+    images = example_images()
+    if models.get("caption") is not None and images:
+        for mode in CAPTION_MODES:
+            caption(models["caption"], images[0], mode)

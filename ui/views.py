@@ -14,6 +14,7 @@ import numpy as np
 
 END = "⟨end⟩"  # how the end-of-sentence position is labelled
 MAX_OVERLAYS = 20
+MASK_ALPHA = 235  # how dark the least looked-at region is drawn (of 255)
 
 
 def attention_heatmap(source_tokens: list[str], target_tokens: list[str], attention: np.ndarray) -> str:
@@ -38,6 +39,16 @@ def attention_heatmap(source_tokens: list[str], target_tokens: list[str], attent
         f'font-size:12px"><tr><th style="{_ROW_HEAD}">output ↓ / source →</th>{head}</tr>{"".join(rows)}'
         "</table></div>"
     )
+
+
+def notice(message: str, kind: str = "note") -> str:
+    """A plain-text message set off above a result (what was cut, ignored or unreadable).
+
+    Example:
+    >>> notice("a <b> tag", "cut").startswith('<p class="notice notice-cut"')
+    True
+    """
+    return f'<p class="notice notice-{kind}" style="{_NOTICE}">{html.escape(message, quote=False)}</p>'
 
 
 def token_moves(tokens: list[str], moves: list[float]) -> str:
@@ -89,9 +100,8 @@ def attention_overlays(image: bytes, attention: np.ndarray, words: list[str], wi
     attention = np.nan_to_num(attention)
     cards = []
     for weights, word in list(zip(attention, words))[:MAX_OVERLAYS]:
-        heat = weights.reshape(side, side) / max(float(weights.max()), 1e-9)
         shade = np.zeros((side, side, 4), np.uint8)
-        shade[..., 3] = np.round(200 * (1.0 - np.clip(heat, 0.0, 1.0)))  # black, opaque where unattended
+        shade[..., 3] = np.round(MASK_ALPHA * (1.0 - stretched(weights.reshape(side, side))))
         cards.append(
             f'<figure class="attention-word" style="position:relative;display:inline-block;margin:3px;'
             f'width:{width}px;height:{height}px;background:var(--photo) center/100% 100%">'
@@ -102,7 +112,37 @@ def attention_overlays(image: bytes, attention: np.ndarray, words: list[str], wi
             "</figure>"
         )
     photo = _data_uri(picture, "JPEG")
-    return f'<div class="attention-overlays" style="--photo:url({photo})">{"".join(cards)}</div>'
+    return (
+        f'<div class="attention-overlays" style="--photo:url({photo})">{"".join(cards)}</div>'
+        + attention_legend()
+    )
+
+
+def stretched(weights: np.ndarray) -> np.ndarray:
+    """Weights rescaled so the least looked-at region is 0 and the most is 1 (all 1 if equal).
+
+    Attention over 49 regions is spread thin (every weight near 1/49), so scaling by the maximum
+    alone leaves every region almost equally bright; stretching from the minimum shows where it looked.
+
+    Example:
+    >>> stretched(np.array([0.0, 0.25, 1.0])).tolist()
+    [0.0, 0.25, 1.0]
+    """
+    low, high = float(weights.min()), float(weights.max())
+    if not high - low > 1e-9:
+        return np.ones_like(weights, np.float64)
+    return np.clip((weights - low) / (high - low), 0.0, 1.0)
+
+
+def attention_legend() -> str:
+    """A bar from dark (not looked at) to clear (looked at most), for the overlays above."""
+    return (
+        '<div class="attention-legend" style="display:flex;align-items:center;gap:6px;font-size:12px">'
+        "<span>looked at least</span>"
+        f'<span style="width:160px;height:12px;background:linear-gradient(to right,rgba(0,0,0,'
+        f'{MASK_ALPHA / 255:.2f}),rgba(0,0,0,0)),#f5f5f4;border:1px solid #999"></span>'
+        "<span>most (each word scaled from its own least to most looked-at region)</span></div>"
+    )
 
 
 def _data_uri(picture, fmt: str) -> str:
@@ -111,6 +151,7 @@ def _data_uri(picture, fmt: str) -> str:
     return f"data:image/{fmt.lower()};base64,{base64.b64encode(buffer.getvalue()).decode()}"
 
 
+_NOTICE = "padding:6px 10px;margin:4px 0;border-left:4px solid #d97706;background:#fef3c7;color:#111"
 _HEAD = "padding:2px 4px;font-weight:600;white-space:nowrap"
 _ROW_HEAD = "padding:2px 6px;text-align:right;font-weight:600;white-space:nowrap"
 _CELL = "width:2.6em;height:1.8em;text-align:center;border:1px solid #e5e7eb;"

@@ -17,16 +17,16 @@ class LoadedCaptioner(LoadedModel):
     """Captions images with a SavedModel written by `seq2seq_app.captioning.captioner_export.CaptionerExport`.
 
     Args:
-        path: the SavedModel directory.
+        path: a SavedModel directory, a shipped model's name, or None for the shipped `caption_flickr8k`.
 
     Example:
-    >>> captioner = LoadedCaptioner("saved_models/caption_flickr8k")  # doctest: +SKIP
+    >>> captioner = LoadedCaptioner("caption_flickr8k")  # doctest: +SKIP
     >>> captioner.caption("photo.jpg")  # doctest: +SKIP
     'A dog runs through the grass.'
     """
 
-    def __init__(self, path: str | Path):
-        super().__init__(path, "python -m training.caption")
+    default_model = "caption_flickr8k"
+    train_command = "python -m training.caption"
 
     @staticmethod
     def _bytes(image: ImageInput) -> bytes:
@@ -104,6 +104,6 @@ def _name(image: ImageInput, index: int) -> str:
     return str(image) if isinstance(image, (str, Path)) else f"image {index}"
 
 
-def load_captioner(path: str | Path = "saved_models/caption_flickr8k") -> LoadedCaptioner:
-    """Loads a captioner SavedModel; see `LoadedCaptioner`."""
+def load_captioner(path: str | Path | None = None) -> LoadedCaptioner:
+    """Loads a captioner SavedModel (by default the shipped `caption_flickr8k`); see `LoadedCaptioner`."""
     return LoadedCaptioner(path)

@@ -15,16 +15,16 @@ class LoadedSentimentClassifier(LoadedModel):
     """Scores reviews with a SavedModel written by `seq2seq_app.sentiment.sentiment_export.SentimentExport`.
 
     Args:
-        path: the SavedModel directory.
+        path: a SavedModel directory, a shipped model's name, or None for the shipped `sentiment_nsmc`.
 
     Example:
-    >>> classifier = LoadedSentimentClassifier("saved_models/sentiment_nsmc")  # doctest: +SKIP
+    >>> classifier = LoadedSentimentClassifier("sentiment_nsmc")  # doctest: +SKIP
     >>> classifier.classify("와! 진짜 화날 정도로 재밌네요")["label"]  # doctest: +SKIP
     'positive'
     """
 
-    def __init__(self, path: str | Path):
-        super().__init__(path, "python -m training.sentiment")
+    default_model = "sentiment_nsmc"
+    train_command = "python -m training.sentiment"
 
     def classify(self, texts: str | Sequence[str], batch_size: int = 256) -> dict | list[dict]:
         """Scores one review (returns a dict) or a sequence of reviews (returns a list of dicts).
@@ -56,6 +56,6 @@ class LoadedSentimentClassifier(LoadedModel):
         return {k: v.numpy() for k, v in self._module.signatures["classify"](text=text).items()}
 
 
-def load_sentiment_classifier(path: str | Path = "saved_models/sentiment_nsmc") -> LoadedSentimentClassifier:
-    """Loads a sentiment SavedModel; see `LoadedSentimentClassifier`."""
+def load_sentiment_classifier(path: str | Path | None = None) -> LoadedSentimentClassifier:
+    """Loads a sentiment SavedModel (default: the shipped `sentiment_nsmc`); see the class."""
     return LoadedSentimentClassifier(path)

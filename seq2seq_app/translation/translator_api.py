@@ -15,16 +15,16 @@ class LoadedTranslator(LoadedModel):
     """Translates text with a SavedModel written by `TranslatorExport`.
 
     Args:
-        path: the SavedModel directory.
+        path: a SavedModel directory, a shipped model's name, or None for the shipped `translate_spa_en`.
 
     Example:
-    >>> translator = LoadedTranslator("saved_models/translate_spa_en")  # doctest: +SKIP
+    >>> translator = LoadedTranslator("translate_spa_en")  # doctest: +SKIP
     >>> translator.translate("¿Dónde está la biblioteca?")  # doctest: +SKIP
     'Where is the library?'
     """
 
-    def __init__(self, path: str | Path):
-        super().__init__(path, "python -m training.translate")
+    default_model = "translate_spa_en"
+    train_command = "python -m training.translate"
 
     def translate(
         self,
@@ -76,6 +76,6 @@ class LoadedTranslator(LoadedModel):
         return {k: v.numpy() for k, v in result.items()}
 
 
-def load_translator(path: str | Path = "saved_models/translate_spa_en") -> LoadedTranslator:
-    """Loads a translator SavedModel; see `LoadedTranslator`."""
+def load_translator(path: str | Path | None = None) -> LoadedTranslator:
+    """Loads a translator SavedModel (by default the shipped `translate_spa_en`); see `LoadedTranslator`."""
     return LoadedTranslator(path)
