@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from seq2seq_app.core.vocabulary import END_ID, START_ID, Vocabulary
 from seq2seq_app.translation import data
@@ -92,3 +93,33 @@ def test_byte_order_mark_is_not_part_of_the_first_sentence(tmp_path):
     path.write_bytes("\ufeffHi.\tHola.\n".encode())
     corpus = data.read_pair_file(path, 1, 0)
     assert corpus.targets == ["Hi."]
+
+
+def test_eval_pairs_read_pair_files_and_aligned_prefixes_with_clear_errors(tmp_path):
+    from training import translate
+
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("The cat.\tEl gato.\nThe dog.\tEl perro.\n", encoding="utf-8")
+    (tmp_path / "news.es").write_text("Hola.\nAdiós.\n", encoding="utf-8")
+    (tmp_path / "news.en").write_text("Hello.\nGoodbye.\n", encoding="utf-8")
+    parser = translate.build_parser()
+    args = parser.parse_args(["--eval-pairs", f"toy={pairs}", "--eval-pairs", f"news={tmp_path / 'news'}"])
+    sets = translate.read_eval_sets(args)
+    assert list(sets["toy"].sources) == ["El gato.", "El perro."]
+    assert list(sets["news"].targets) == ["Hello.", "Goodbye."]
+    for bad, message in [("nameless", "NAME=PATH"), (f"x={tmp_path / 'none'}", "cannot read --eval-pairs x")]:
+        with pytest.raises(SystemExit, match=message):
+            translate.read_eval_sets(parser.parse_args(["--eval-pairs", bad]))
+
+
+def test_evaluation_reports_the_loop_rate():
+    from seq2seq_app.translation.data import ParallelCorpus
+    from training import translate
+
+    class Looping:
+        def translate(self, sources, batch_size, beam_size=None):
+            return ["and the and the and the and the" for _ in sources]
+
+    corpus = ParallelCorpus(["uno", "dos"], ["one", "two"], 0)
+    results = translate.evaluate(Looping(), corpus, beam_size=2, name="toy")
+    assert results["greedy"]["loop_rate"] == 100.0 and results["beam2"]["loop_rate"] == 100.0

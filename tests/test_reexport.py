@@ -24,12 +24,17 @@ def test_reexport_reproduces_the_model_and_carries_its_vocabularies(trained_expo
     path = _with_command(trained_export[0], tmp_path, toy_corpus)
     sentences = tf.constant(["El gato come pan .", "¿ María ve el perro ?", ""])
     before = tf.saved_model.load(str(path)).signatures["translate"](text=sentences)["translation"].numpy()
-    card = reexport.reexport(path, no_repeat_ngram_size=3, news=None)
+    aligned = tmp_path / "aligned"
+    aligned.with_suffix(".es").write_text("El gato come pan .\n", encoding="utf-8")
+    aligned.with_suffix(".en").write_text("The cat eats bread.\n", encoding="utf-8")
+    card = reexport.reexport(path, no_repeat_ngram_size=3, eval_pairs=[f"toy={aligned}"])
+    assert set(card["metrics"]["toy"]) == {"pairs", "greedy", "beam4"}
+    assert "loop_rate" in card["metrics"]["toy"]["greedy"]
     assert card["export"]["decoding"] == {"no_repeat_ngram_size": 3}
     loaded = tf.saved_model.load(str(path))
     assert loaded.signatures["translate"](text=sentences)["translation"].numpy().tolist() == before.tolist()
     assert len(loaded.source_vocabulary.numpy()) == card["data"]["source_vocab"]
-    reexport.reexport(path, no_repeat_ngram_size=0, news=None)  # from the carried vocabularies this time
+    reexport.reexport(path, no_repeat_ngram_size=0)  # from the carried vocabularies this time
     assert not path.with_name(path.name + ".partial").exists()
 
 

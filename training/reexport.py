@@ -11,7 +11,7 @@ the new export is complete (`safe_export`).
 
 Example:
     python -m training.reexport saved_models/translate_spa_en \\
-        --news ../shared/data/translation/spa-eng/news/newstest2012
+        --eval-pairs newstest2012=../shared/data/translation/spa-eng/news/newstest2012
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 CHECK_SENTENCES = 300
 
 
-def _vocabularies(loaded, card: dict):
+def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
     """(source, target, translate args, test split); vocabularies rebuilt if the model lacks them."""
     import numpy as np
     import tensorflow as tf
@@ -37,6 +37,7 @@ def _vocabularies(loaded, card: dict):
 
     words = shlex.split(card["training"]["command"])
     args = translate.build_parser().parse_args(words[words.index("training.translate") + 1 :])
+    args.eval_pairs = eval_pairs
     with tempfile.TemporaryDirectory() as run_dir:
         _, test, src, tgt, _ = translate.prepare(args, Path(run_dir))
     if hasattr(loaded, "source_vocabulary"):
@@ -74,19 +75,21 @@ def _translate(function, sentences: list[str]) -> list[str]:
     return out
 
 
-def reexport(export_dir: Path, no_repeat_ngram_size: int, news: str | None) -> dict:
+def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] = ()) -> dict:
     import tensorflow as tf
 
-    from seq2seq_app.core import metrics
     from seq2seq_app.translation.translator_api import LoadedTranslator
     from seq2seq_app.translation.translator_export import TranslatorExport
-    from training import common, translate
+    from training import translate
+    from training.cards import command_line, write_model_card
+    from training.export import directory_megabytes, safe_export
 
     card = json.loads((export_dir / "model_card.json").read_text(encoding="utf-8"))
     if card.get("task") != "translate":
         raise SystemExit(f"{export_dir} is not a translator (task {card.get('task')!r})")
     loaded = tf.saved_model.load(str(export_dir))
-    src, tgt, args, test = _vocabularies(loaded, card)
+    src, tgt, args, test = _vocabularies(loaded, card, list(eval_pairs))
+    eval_sets = translate.read_eval_sets(args)
     model = _model(loaded, args, src, tgt)
     check = list(test.sources[:CHECK_SENTENCES])
     # Exports older than the n-gram ban carry no setting and decoded without it.
@@ -104,23 +107,17 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, news: str | None) -> d
         export.save(path)
         new = LoadedTranslator(path)
         card["metrics"].update(translate.evaluate(new, test))
-        if news:
-            sources = Path(news + ".es").read_text(encoding="utf-8").splitlines()
-            references = Path(news + ".en").read_text(encoding="utf-8").splitlines()
-            hyps = new.translate(sources, batch_size=64)
-            scores = metrics.corpus_scores(hyps, [references])
-            scores["loop_rate"] = metrics.loop_rate(hyps, references)
-            card["metrics"][f"news:{Path(news).name}"] = scores
-            print(f"{Path(news).name}: {scores}")
+        for name, corpus in eval_sets.items():
+            card["metrics"][name] = {"pairs": len(corpus), **translate.evaluate(new, corpus, name=name)}
         card["export"] = {
-            "size_mb": round(common.directory_megabytes(path), 1),
+            "size_mb": round(directory_megabytes(path), 1),
             "signatures": card.get("export", {}).get("signatures", ""),
             "decoding": {"no_repeat_ngram_size": no_repeat_ngram_size},
-            "reexported": {"command": common.command_line(), "date": datetime.date.today().isoformat()},
+            "reexported": {"command": command_line(), "date": datetime.date.today().isoformat()},
         }
-        common.write_model_card(path, card)
+        write_model_card(path, card)
 
-    common.safe_export(export_dir, write)
+    safe_export(export_dir, write)
     return card
 
 
@@ -128,7 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.reexport", description=__doc__.split("\n")[0])
     parser.add_argument("export_dir", help="a translator SavedModel folder with its model_card.json")
     parser.add_argument("--no-repeat-ngram-size", type=int, default=3, help="0 turns the ban off")
-    parser.add_argument("--news", help="aligned .es/.en prefix to report BLEU, chrF and loop rate on")
+    parser.add_argument(
+        "--eval-pairs",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="extra evaluation sets, as in python -m training.translate",
+    )
     return parser
 
 
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.no_repeat_ngram_size < 0:
         raise SystemExit("--no-repeat-ngram-size must be ≥ 0")
-    reexport(Path(args.export_dir), args.no_repeat_ngram_size, args.news)
+    reexport(Path(args.export_dir), args.no_repeat_ngram_size, args.eval_pairs)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--source-name", default="source language", help="for the model card, e.g. Spanish")
     src.add_argument("--target-name", default="target language", help="for the model card, e.g. English")
     src.add_argument("--data-credit", default="", help="data source and licence, for the model card")
+    src.add_argument(
+        "--eval-pairs",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="an extra evaluation set (repeatable): a pair file read with --source-column/--target-column, "
+        "or the prefix of line-aligned files PATH.<suffix> named by --eval-suffixes",
+    )
+    src.add_argument(
+        "--eval-suffixes", default="es,en", help="source,target suffixes of aligned --eval-pairs files"
+    )
     m = parser.add_argument_group("model")
     flags.add_recurrent_flags(m, cell="gru", embedding_dim=256, units=320, dropout=0.2)
     m.add_argument("--encoder-layers", type=flags.positive_int, default=1)
@@ -154,17 +165,40 @@ def example_inputs() -> dict[str, np.ndarray]:
     return {"source": dummy, "target_in": dummy}
 
 
-def evaluate(translator, test: data.ParallelCorpus, beam_size: int = 4) -> dict:
-    """BLEU and chrF of greedy and beam outputs against the raw references."""
+def evaluate(translator, test: data.ParallelCorpus, beam_size: int = 4, name: str = "test") -> dict:
+    """BLEU, chrF and loop rate of greedy and beam outputs against the raw references."""
     results = {}
-    for name, kwargs in [("greedy", {}), (f"beam{beam_size}", {"beam_size": beam_size})]:
+    for decoding, kwargs in [("greedy", {}), (f"beam{beam_size}", {"beam_size": beam_size})]:
         start = time.time()
         hyps = translator.translate(test.sources, batch_size=256, **kwargs)
         scores = metrics.corpus_scores(hyps, [test.targets])
+        scores["loop_rate"] = metrics.loop_rate(hyps, test.targets)
         scores["seconds"] = round(time.time() - start, 1)
-        results[name] = scores
-        print(f"test {name}: {scores}")
+        results[decoding] = scores
+        print(f"{name} {decoding}: {scores}")
     return results
+
+
+def read_eval_sets(args: argparse.Namespace) -> dict[str, data.ParallelCorpus]:
+    """The `--eval-pairs NAME=PATH` sets: pair files, or prefixes of aligned files."""
+    suffixes = args.eval_suffixes.split(",")
+    if len(suffixes) != 2 or not all(suffixes):
+        raise SystemExit(f"--eval-suffixes wants two suffixes like es,en, got {args.eval_suffixes!r}")
+    sets = {}
+    for spec in args.eval_pairs:
+        name, _, path = spec.partition("=")
+        if not name or not path:
+            raise SystemExit(f"--eval-pairs wants NAME=PATH, got {spec!r}")
+        try:
+            if Path(path).is_file():
+                sets[name] = data.read_pair_file(path, args.source_column, args.target_column)
+            else:
+                sets[name] = data.read_aligned_files(f"{path}.{suffixes[0]}", f"{path}.{suffixes[1]}")
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"cannot read --eval-pairs {name}: {e}") from e
+        if not len(sets[name]):
+            raise SystemExit(f"--eval-pairs {name} has no usable pairs")
+    return sets
 
 
 class TranslateTask(Task):
@@ -196,6 +230,7 @@ class TranslateTask(Task):
     signatures = "translate, translate_beam, translate_sample"
 
     def prepare(self, run: Run) -> None:
+        self.eval_sets = read_eval_sets(self.args)  # first, so a typo fails before any training
         self.splits, self.test, self.src_vocab, self.tgt_vocab, self.stats = prepare(self.args, run.run_dir)
 
     def build_model(self) -> Translator:
@@ -221,7 +256,10 @@ class TranslateTask(Task):
         from seq2seq_app.translation.translator_api import LoadedTranslator
 
         args, stats = self.args, self.stats
-        results = evaluate(LoadedTranslator(path), self.test)
+        translator = LoadedTranslator(path)
+        results = evaluate(translator, self.test)
+        for name, corpus in self.eval_sets.items():
+            results[name] = {"pairs": len(corpus), **evaluate(translator, corpus, name=name)}
         return {
             "title": f"{args.source_name} → {args.target_name} translator "
             f"({args.cell.upper()} encoder–decoder with {args.attention} attention)",
