@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pytest  # noqa: E402
+import pytest
+
+from tests.toy_data import (
+    CAPTION_FLAGS,
+    SENTIMENT_FLAGS,
+    TINY_FLAGS,
+    toy_pairs,
+    toy_reviews,
+    write_pair_file,
+    write_review_tsv,
+)
 
 # Fixtures that train a model through a CLI once per session, and modules that start servers, browsers or
 # worker processes: tests using them are `slow`, so `pytest -m "not slow"` is the quick inner loop.
@@ -29,71 +38,6 @@ def float32_policy():
     import keras
 
     keras.mixed_precision.set_global_policy("float32")
-
-
-# A toy "Spanish" with a fixed word-for-word English translation, enough structure for a few
-# epochs of training to learn something and small enough to train in seconds.
-LEXICON = {
-    "el": "the",
-    "gato": "cat",
-    "perro": "dog",
-    "come": "eats",
-    "bebe": "drinks",
-    "agua": "water",
-    "pan": "bread",
-    "rojo": "red",
-    "grande": "big",
-    "ve": "sees",
-    "niño": "boy",
-    "casa": "house",
-    "Tom": "Tom",
-    "María": "Mary",
-}
-SUBJECTS = ["el gato", "el perro", "el niño", "Tom", "María"]
-VERBS = ["come", "bebe", "ve"]
-OBJECTS = ["agua", "pan", "el gato", "la casa", "el perro"]
-
-
-def toy_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
-    rng = random.Random(seed)
-    pairs = []
-    for _ in range(n):
-        words = f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}".split()
-        english = " ".join(LEXICON.get(w, w) for w in words if w != "la")
-        english = english.replace(" house", " the house") if "la casa" in " ".join(words) else english
-        mark = rng.choice([".", "?"])
-        source = " ".join(words) + (" ?" if mark == "?" else " .")
-        source = ("¿" + source) if mark == "?" else source
-        pairs.append((english[0].upper() + english[1:] + mark, source[0].upper() + source[1:]))
-    return pairs
-
-
-def write_pair_file(path: Path, pairs, extra_lines: tuple[str, ...] = ()) -> Path:
-    lines = [f"{en}\t{es}" for en, es in pairs] + list(extra_lines)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-TINY_FLAGS = [
-    "--units",
-    "24",
-    "--embedding-dim",
-    "16",
-    "--epochs",
-    "3",
-    "--verbose",
-    "0",
-    "--tokens-per-batch",
-    "512",
-    "--checkpoint-every",
-    "10",
-    "--mixed-precision",
-    "off",
-    "--validation-fraction",
-    "0.1",
-    "--test-fraction",
-    "0.1",
-]
 
 
 @pytest.fixture(scope="session")
@@ -125,58 +69,6 @@ def trained_export(tmp_path_factory, toy_corpus) -> tuple[Path, dict]:
     return root / "export", card
 
 
-# Toy Korean-style reviews: one sentiment word among neutral ones, sometimes without spaces.
-POSITIVE_WORDS = ["재밌다", "최고", "감동적", "좋아요", "great"]
-NEGATIVE_WORDS = ["노잼", "최악", "지루해", "별로", "awful"]
-NEUTRAL_WORDS = ["영화", "배우", "진짜", "이번", "스토리", "연기", "그냥", "movie"]
-
-SENTIMENT_FLAGS = [
-    "--units",
-    "24",
-    "--embedding-dim",
-    "16",
-    "--epochs",
-    "6",
-    "--verbose",
-    "0",
-    "--batch-size",
-    "32",
-    "--checkpoint-every",
-    "10",
-    "--mixed-precision",
-    "off",
-    "--validation-fraction",
-    "0.1",
-    "--test-fraction",
-    "0.1",
-    "--vocab-size",
-    "200",
-    "--bigram-vocab-size",
-    "400",
-    "--learning-rate",
-    "0.01",
-]
-
-
-def toy_reviews(n: int, seed: int = 0) -> list[tuple[str, int]]:
-    rng = random.Random(seed)
-    reviews = []
-    for i in range(n):
-        label = i % 2
-        words = rng.sample(NEUTRAL_WORDS, rng.randint(1, 4))
-        words.insert(rng.randint(0, len(words)), rng.choice(POSITIVE_WORDS if label else NEGATIVE_WORDS))
-        reviews.append(
-            ((" " if rng.random() < 0.7 else "").join(words) + rng.choice(["", "!", "..", " ㅋㅋ"]), label)
-        )
-    return reviews
-
-
-def write_review_tsv(path: Path, reviews, extra_lines: tuple[str, ...] = ()) -> Path:
-    lines = ["id\tdocument\tlabel"] + [f"{i}\t{text}\t{label}" for i, (text, label) in enumerate(reviews)]
-    path.write_text("\n".join(lines + list(extra_lines)) + "\n", encoding="utf-8")
-    return path
-
-
 @pytest.fixture(scope="session")
 def review_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("reviews") / "reviews.tsv"
@@ -204,41 +96,6 @@ def sentiment_export(tmp_path_factory, review_file) -> tuple[Path, dict]:
         )
     )
     return root / "export", card
-
-
-# A captioner that must look at the image: coloured shapes, described by colour, shape and place.
-CAPTION_FLAGS = [
-    "--synthetic",
-    "1000",
-    "--backbone",
-    "grid",
-    "--image-size",
-    "64",
-    "--units",
-    "128",
-    "--embedding-dim",
-    "32",
-    "--epochs",
-    "12",
-    "--patience",
-    "30",
-    "--verbose",
-    "0",
-    "--mixed-precision",
-    "off",
-    "--learning-rate",
-    "0.01",
-    "--dropout",
-    "0",
-    "--batch-size",
-    "32",
-    "--validation-fraction",
-    "0.1",
-    "--test-fraction",
-    "0.1",
-    "--checkpoint-every",
-    "20",
-]
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from tests.plain_tf import run_with_tensorflow_alone
+from tests.toy_data import (
     SENTIMENT_FLAGS,
     TINY_FLAGS,
     toy_pairs,
@@ -25,7 +26,6 @@ from tests.conftest import (
     write_pair_file,
     write_review_tsv,
 )
-from tests.plain_tf import run_with_tensorflow_alone
 from training.cluster import free_ports, tf_config
 
 pytestmark = pytest.mark.slow

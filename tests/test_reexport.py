@@ -5,7 +5,7 @@ import shutil
 import pytest
 import tensorflow as tf
 
-from tests.conftest import TINY_FLAGS
+from tests.toy_data import TINY_FLAGS
 from training import reexport
 
 

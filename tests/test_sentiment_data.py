@@ -4,7 +4,7 @@ import tensorflow as tf
 from seq2seq_app.core.vocabulary import Vocabulary
 from seq2seq_app.sentiment import data
 from seq2seq_app.sentiment.review_tokenizer import ReviewTokenizer
-from tests.conftest import SENTIMENT_FLAGS, toy_reviews, write_review_tsv
+from tests.toy_data import SENTIMENT_FLAGS, toy_reviews, write_review_tsv
 
 
 def test_reads_quoted_fields_and_counts_malformed_rows(tmp_path):

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from seq2seq_app import LoadedSentimentClassifier, load_sentiment_classifier
-from tests.conftest import toy_reviews
 from tests.plain_tf import run_with_tensorflow_alone
+from tests.toy_data import toy_reviews
 
 BAD_INPUTS = ["", "   \t\n ", "재밌다 " * 20000, "😀🎉👍", "x" * 100000]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_FLAGS, toy_pairs, write_pair_file
+from tests.toy_data import TINY_FLAGS, toy_pairs, write_pair_file
 from training import translate
 from training.callbacks import StopFile, TrainingClock
 from training.export import safe_export
