@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from training import common
+from training.strategy import configure_precision, machine_description
 
 
 def latency_ms(fn: Callable[[], object], repeats: int) -> dict[str, float]:
@@ -83,15 +83,16 @@ def timed_fit(model, dataset: tf.data.Dataset, steps: int) -> tuple[list, float]
 
 def bench_translate_training(card: dict, pairs: str, steps: int, overrides: dict) -> dict:
     """Non-padding target tokens per second of `fit` with the card's hyperparameters."""
+    from seq2seq_app.core.text import tokenize_all
     from seq2seq_app.core.vocabulary import Vocabulary
     from seq2seq_app.translation import data
     from training.translate import build_model
 
     hp = {**card["hyperparameters"], **overrides}
-    policy = common.configure_precision("auto")
+    policy = configure_precision("auto")
     corpus = data.read_pair_file(pairs, 1, 0)
-    src_tok = data.tokenize_all(corpus.sources, True)
-    tgt_tok = data.tokenize_all(corpus.targets, False)
+    src_tok = tokenize_all(corpus.sources, True)
+    tgt_tok = tokenize_all(corpus.targets, False)
     src_vocab = Vocabulary.build(src_tok, hp["source_vocab_size"], hp["min_count"])
     tgt_vocab = Vocabulary.build(tgt_tok, hp["target_vocab_size"], hp["min_count"])
     s, t, _ = data.encode_pairs(src_tok, tgt_tok, src_vocab, tgt_vocab, hp["max_length"])
@@ -134,7 +135,7 @@ def bench_sentiment_training(
     from training.sentiment import build_model
 
     hp = {**card["hyperparameters"], **overrides}
-    policy = common.configure_precision("auto")
+    policy = configure_precision("auto")
     units, bigrams = ReviewTokenizer(Vocabulary([]), None, hp["unit"], hp["max_tokens"]).split(
         tf.constant(train_texts)
     )
@@ -180,8 +181,8 @@ def bench_caption_training(card: dict, train, steps: int) -> dict:
     of decoder training on cached features, with the card's hyperparameters."""
     from seq2seq_app.captioning import data
     from seq2seq_app.captioning.backbones import make_backbone
+    from seq2seq_app.core.text import tokenize_all
     from seq2seq_app.core.vocabulary import Vocabulary
-    from seq2seq_app.translation.data import tokenize_all
     from training.caption import build_model
 
     hp, backbone_card = card["hyperparameters"], card["backbone"]
@@ -192,7 +193,7 @@ def bench_caption_training(card: dict, train, steps: int) -> dict:
     start = time.perf_counter()
     features = data.extract_regions(backbone, images, backbone_card["image_size"])
     extraction = len(images) / (time.perf_counter() - start)
-    policy = common.configure_precision("auto")
+    policy = configure_precision("auto")
     vocab = Vocabulary.build(
         tokenize_all([c for caps in train.captions for c in caps], True), hp["vocab_size"], hp["min_count"]
     )
@@ -261,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     card_path = model_dir / "model_card.json"
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.exists() else {}
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    results = {"machine": common.machine_description()}
+    results = {"machine": machine_description()}
     if args.task == "translate":
         from seq2seq_app.translation import data
 

@@ -27,8 +27,8 @@ from seq2seq_app.captioning import data as data
 from seq2seq_app.captioning.backbones import BACKBONES, GRID, make_backbone
 from seq2seq_app.captioning.captioner import Captioner
 from seq2seq_app.core import metrics
+from seq2seq_app.core.text import tokenize_all
 from seq2seq_app.core.vocabulary import Vocabulary
-from seq2seq_app.translation.data import tokenize_all
 from training import flags
 from training.env import quiet_tensorflow
 from training.strategy import configure_precision

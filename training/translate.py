@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from seq2seq_app.core import metrics
+from seq2seq_app.core.text import tokenize_all
 from seq2seq_app.core.vocabulary import Vocabulary
 from seq2seq_app.translation import data as data
 from seq2seq_app.translation.translator import Translator
@@ -97,8 +98,8 @@ def prepare(args: argparse.Namespace, run_dir: Path):
         raise SystemExit(f"cannot read the training data: {e}") from e
     print(f"read {len(corpus)} pairs, skipped {corpus.malformed} malformed lines")
     train, val, test = carve_splits(corpus, data.split_corpus, args, "pairs")
-    src_tokens = data.tokenize_all(train.sources, lowercase=True)
-    tgt_tokens = data.tokenize_all(train.targets, lowercase=False)
+    src_tokens = tokenize_all(train.sources, lowercase=True)
+    tgt_tokens = tokenize_all(train.targets, lowercase=False)
     truecase = data.Truecaser(tgt_tokens)
     tgt_tokens = [truecase(t) for t in tgt_tokens]
     src_path, tgt_path = run_dir / "source_vocab.txt", run_dir / "target_vocab.txt"
@@ -121,8 +122,8 @@ def prepare(args: argparse.Namespace, run_dir: Path):
         "train": encode("train", src_tokens, tgt_tokens),
         "validation": encode(
             "validation",
-            data.tokenize_all(val.sources, lowercase=True),
-            [truecase(t) for t in data.tokenize_all(val.targets, lowercase=False)],
+            tokenize_all(val.sources, lowercase=True),
+            [truecase(t) for t in tokenize_all(val.targets, lowercase=False)],
         ),
     }
     stats = {

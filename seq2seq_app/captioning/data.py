@@ -269,8 +269,8 @@ def mirror_captions(captions: Sequence[str]) -> list[str]:
 
 def encode_captions(captions: Sequence[Sequence[str]], vocab, max_length: int) -> list[list[np.ndarray]]:
     """Each image's captions as `[START] … [END]` id arrays (cut at `max_length` words)."""
+    from seq2seq_app.core.text import tokenize_all
     from seq2seq_app.core.vocabulary import END_ID, START_ID
-    from seq2seq_app.translation.data import tokenize_all
 
     flat = [c for caps in captions for c in caps]
     ids = vocab.encode_numpy(tokenize_all(flat, lowercase=True)) if flat else []

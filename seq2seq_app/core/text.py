@@ -17,6 +17,7 @@ program with only `tensorflow` cannot load.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -175,3 +176,12 @@ def split_sentences(text: tf.Tensor) -> tf.RaggedTensor:
     text = tf.strings.regex_replace(text, _SENTENCE_END, r"\1" + _SPLIT + r"\2")
     sentences = tf.strings.strip(tf.strings.split(tf.strings.regex_replace(text, _KEPT_STOP, "."), _SPLIT))
     return tf.ragged.boolean_mask(sentences, tf.strings.length(sentences) > 0)
+
+
+def tokenize_all(sentences: Sequence[str], lowercase: bool, batch: int = 8192) -> list[list[str]]:
+    """Tokenises with the same in-graph function the exported model uses, in large batches."""
+    tokens: list[list[str]] = []
+    for i in range(0, len(sentences), batch):
+        ragged = tokenize(tf.constant(list(sentences[i : i + batch])), lowercase)
+        tokens.extend([t.decode("utf-8") for t in row] for row in ragged.to_list())
+    return tokens

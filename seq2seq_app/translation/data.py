@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from seq2seq_app.core import text
 from seq2seq_app.core.splits import grouped_split
 from seq2seq_app.core.vocabulary import END_ID, PAD_ID, START_ID, Vocabulary
 
@@ -109,15 +108,6 @@ def split_corpus(
         return ParallelCorpus([corpus.sources[i] for i in index], [corpus.targets[i] for i in index])
 
     return tuple(take(p) for p in grouped_split(corpus.sources, validation, test, seed))  # type: ignore[return-value]
-
-
-def tokenize_all(sentences: Sequence[str], lowercase: bool, batch: int = 8192) -> list[list[str]]:
-    """Tokenises with the same in-graph function the exported model uses, in large batches."""
-    tokens: list[list[str]] = []
-    for i in range(0, len(sentences), batch):
-        ragged = text.tokenize(tf.constant(list(sentences[i : i + batch])), lowercase)
-        tokens.extend([t.decode("utf-8") for t in row] for row in ragged.to_list())
-    return tokens
 
 
 class Truecaser:
