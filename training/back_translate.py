@@ -24,6 +24,8 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from training.env import quiet_tensorflow
+
 
 def _normalise(sentence: str) -> str:
     return re.sub(r"\W+", " ", sentence.lower()).strip()
@@ -148,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     run(build_parser().parse_args(argv))
 
 

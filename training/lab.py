@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from seq2seq_app.core.layers.rnn import CELLS  # noqa: E402
-from seq2seq_app.lab import cost, depth, gradients, inside, memory  # noqa: E402
-from seq2seq_app.lab.cells import LAB_CELLS, parse_cells  # noqa: E402
+from seq2seq_app.core.layers.rnn import CELLS
+from seq2seq_app.lab import cost, depth, gradients, inside, memory
+from seq2seq_app.lab.cells import LAB_CELLS, parse_cells
+from training.env import quiet_tensorflow
 
 EXPERIMENTS = ("gradients", "memory", "inside", "depth", "cost")
 
@@ -125,6 +123,7 @@ def _g(value: float | None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    quiet_tensorflow()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import shlex
 import tempfile
 from pathlib import Path
+
+from training.env import quiet_tensorflow
 
 CHECK_SENTENCES = 300
 
@@ -136,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     args = build_parser().parse_args(argv)
     if args.no_repeat_ngram_size < 0:
         raise SystemExit("--no-repeat-ngram-size must be ≥ 0")
