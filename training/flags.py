@@ -12,8 +12,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from seq2seq_app.core.layers.rnn import CELLS
-
 
 def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """Parses flags, taking defaults from `--config FILE` (JSON) when given; flags win.
@@ -106,6 +104,8 @@ def positive_int(text: str) -> int:
 
 def add_recurrent_flags(group, cell: str, embedding_dim: int, units: int, dropout: float) -> None:
     """The recurrent-model flags every CLI shares (each task with its own defaults)."""
+    from seq2seq_app.core.layers.rnn import CELLS  # here: flags.py itself imports no TensorFlow
+
     cells = [cell] + [c for c in CELLS if c != cell]
     group.add_argument("--cell", choices=cells, default=cell)
     group.add_argument("--embedding-dim", type=positive_int, default=embedding_dim)
