@@ -151,11 +151,13 @@ def _ngrams(seq, n):
 
 def test_a_decoder_that_wants_to_loop_repeats_no_ngram_under_the_constraint():
     limits = tf.constant([30, 30])
-    plain, _ = decoding.greedy_search(markov_step(LOOPING), tf.zeros([2]), tf.fill([2], START), limits, END)
+    plain, _ = decoding.greedy_search(
+        markov_step(LOOPING), tf.zeros([2]), tf.fill([2], START), max_lengths=limits, end_id=END
+    )
     assert len(set(_ngrams(plain.numpy()[0].tolist(), 3))) < 5  # unconstrained, it loops to the limit
     for n in (2, 3, 4):
         step, state = decoding.no_repeat_ngrams(markov_step(LOOPING), tf.zeros([2]), n, 30)
-        tokens, _ = decoding.greedy_search(step, state, tf.fill([2], START), limits, END)
+        tokens, _ = decoding.greedy_search(step, state, tf.fill([2], START), max_lengths=limits, end_id=END)
         seq = [START] + [t for t in tokens.numpy()[0].tolist() if t != PAD]
         assert len(set(_ngrams(seq, n))) == len(_ngrams(seq, n)), (n, seq)
         assert seq[-1] == END and len(seq) < 30
@@ -164,10 +166,14 @@ def test_a_decoder_that_wants_to_loop_repeats_no_ngram_under_the_constraint():
 def test_beam_search_under_the_constraint_repeats_no_ngram_and_beam_one_is_greedy():
     limits = tf.constant([25, 12, 0])
     step, state = decoding.no_repeat_ngrams(markov_step(LOOPING), tf.zeros([3]), 3, 25)
-    greedy, _ = decoding.greedy_search(step, state, tf.fill([3], START), limits, END)
-    beam1, _, _ = decoding.beam_search(step, state, tf.fill([3], START), limits, 1, 0.0, END)
+    greedy, _ = decoding.greedy_search(step, state, tf.fill([3], START), max_lengths=limits, end_id=END)
+    beam1, _, _ = decoding.beam_search(
+        step, state, tf.fill([3], START), max_lengths=limits, beam_size=1, length_penalty=0.0, end_id=END
+    )
     np.testing.assert_array_equal(beam1.numpy()[:, 0], greedy.numpy())
-    tokens, scores, _ = decoding.beam_search(step, state, tf.fill([3], START), limits, 4, 0.6, END)
+    tokens, scores, _ = decoding.beam_search(
+        step, state, tf.fill([3], START), max_lengths=limits, beam_size=4, length_penalty=0.6, end_id=END
+    )
     for row in tokens.numpy()[:2].reshape(-1, tokens.shape[-1]):
         seq = [START] + [t for t in row.tolist() if t != PAD]
         assert len(set(_ngrams(seq, 3))) == len(_ngrams(seq, 3)), seq
@@ -177,6 +183,6 @@ def test_beam_search_under_the_constraint_repeats_no_ngram_and_beam_one_is_greed
 def test_the_constraint_changes_nothing_for_a_decoder_that_does_not_repeat():
     limits = tf.constant([10, 10])
     step, state = decoding.no_repeat_ngrams(markov_step(TABLE), tf.zeros([2]), 3, 10)
-    tokens, _ = decoding.greedy_search(step, state, tf.fill([2], START), limits, END)
+    tokens, _ = decoding.greedy_search(step, state, tf.fill([2], START), max_lengths=limits, end_id=END)
     np.testing.assert_array_equal(tokens.numpy(), run_greedy()[0].numpy())
     assert decoding.no_repeat_ngrams(markov_step(TABLE), tf.zeros([2]), 0, 10)[1].shape == (2,)

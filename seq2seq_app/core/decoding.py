@@ -294,7 +294,7 @@ def no_repeat_ngrams(step_fn: StepFn, state, ngram_size: int, max_steps) -> tupl
 
     Example:
     >>> step, state = no_repeat_ngrams(model.decode_step, state, 3, 100)  # doctest: +SKIP
-    >>> tokens, attention = greedy_search(step, state, starts, limits, 3)  # doctest: +SKIP
+    >>> tokens, attention = greedy_search(step, state, starts, max_lengths=limits, end_id=3)  # doctest: +SKIP
     """
     if ngram_size < 2:
         return step_fn, state
