@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tests.toy_data import TINY_FLAGS
 from training import reexport
+from training.reexport import translator
 
 
 def _with_command(export, tmp_path, toy_corpus):
@@ -27,19 +28,19 @@ def test_reexport_reproduces_the_model_and_carries_its_vocabularies(trained_expo
     aligned = tmp_path / "aligned"
     aligned.with_suffix(".es").write_text("El gato come pan .\n", encoding="utf-8")
     aligned.with_suffix(".en").write_text("The cat eats bread.\n", encoding="utf-8")
-    card = reexport.reexport(path, no_repeat_ngram_size=3, eval_pairs=[f"toy={aligned}"])
+    card = translator.reexport(path, no_repeat_ngram_size=3, eval_pairs=[f"toy={aligned}"])
     assert set(card["metrics"]["toy"]) == {"pairs", "greedy", "beam4"}
     assert "loop_rate" in card["metrics"]["toy"]["greedy"]
     assert card["export"]["decoding"] == {"no_repeat_ngram_size": 3}
     loaded = tf.saved_model.load(str(path))
     assert loaded.signatures["translate"](text=sentences)["translation"].numpy().tolist() == before.tolist()
     assert len(loaded.source_vocabulary.numpy()) == card["data"]["source_vocab"]
-    reexport.reexport(path, no_repeat_ngram_size=0)  # from the carried vocabularies this time
+    translator.reexport(path, no_repeat_ngram_size=0)  # from the carried vocabularies this time
     assert not path.with_name(path.name + ".partial").exists()
 
 
 def test_reexport_refuses_what_is_not_a_translator(sentiment_export, tmp_path):
     copy = tmp_path / "sentiment"
     shutil.copytree(sentiment_export[0], copy)
-    with pytest.raises(SystemExit, match="not a translator"):
+    with pytest.raises(SystemExit, match="only translate and caption models"):
         reexport.main([str(copy)])

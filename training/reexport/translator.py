@@ -1,4 +1,4 @@
-"""`python -m training.reexport DIR`: a shipped translator re-exported through today's export code.
+"""A shipped translator re-exported through today's export code, without its training run.
 
 The decoding and text handling live in the export, not in the weights, so a trained model gains
 export fixes (e.g. the repeated n-gram ban) without retraining. The weights come from the
@@ -16,14 +16,13 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import shlex
 import tempfile
 from pathlib import Path
 
-from training.env import quiet_tensorflow
+from training.reexport.weights import copy_variables
 
 CHECK_SENTENCES = 300
 
@@ -50,7 +49,7 @@ def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
         default_value=tf.constant(-1, tf.int64),
     ).numpy()
     if not (found == np.arange(len(src))).all():
-        raise SystemExit("the rebuilt source vocabulary does not match the SavedModel's table")
+        raise ValueError("the rebuilt source vocabulary does not match the SavedModel's table")
     return src, tgt, args, test
 
 
@@ -58,12 +57,7 @@ def _model(loaded, args, src, tgt):
     from training import translate
 
     model = translate.build_model(args, src, tgt)
-    if len(model.weights) != len(loaded.model_variables):
-        raise SystemExit(f"{len(model.weights)} model weights but {len(loaded.model_variables)} saved")
-    for weight, saved in zip(model.weights, loaded.model_variables):
-        if tuple(weight.shape) != tuple(saved.shape):
-            raise SystemExit(f"{weight.path}: shape {weight.shape} but saved {saved.shape}")
-        weight.assign(saved)
+    copy_variables(loaded.model_variables, model.weights)
     return model
 
 
@@ -87,7 +81,7 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
 
     card = json.loads((export_dir / "model_card.json").read_text(encoding="utf-8"))
     if card.get("task") != "translate":
-        raise SystemExit(f"{export_dir} is not a translator (task {card.get('task')!r})")
+        raise ValueError(f"{export_dir} is not a translator (task {card.get('task')!r})")
     loaded = tf.saved_model.load(str(export_dir))
     src, tgt, args, test = _vocabularies(loaded, card, list(eval_pairs))
     eval_sets = translate.read_eval_sets(args)
@@ -98,7 +92,7 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
     old_ngram = int(old_ngram.numpy()) if old_ngram is not None else 0
     same = TranslatorExport(model, src, tgt, args.max_output_length, no_repeat_ngram_size=old_ngram)
     if _translate(same.translate, check) != _translate(loaded.signatures["translate"], check):
-        raise SystemExit("the rebuilt model does not reproduce the SavedModel's translations")
+        raise ValueError("the rebuilt model does not reproduce the SavedModel's translations")
     print(f"rebuilt model reproduces the SavedModel on {len(check)} test sentences")
     export = TranslatorExport(
         model, src, tgt, args.max_output_length, no_repeat_ngram_size=no_repeat_ngram_size
@@ -120,29 +114,3 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
 
     safe_export(export_dir, write)
     return card
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training.reexport", description=__doc__.split("\n")[0])
-    parser.add_argument("export_dir", help="a translator SavedModel folder with its model_card.json")
-    parser.add_argument("--no-repeat-ngram-size", type=int, default=3, help="0 turns the ban off")
-    parser.add_argument(
-        "--eval-pairs",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="extra evaluation sets, as in python -m training.translate",
-    )
-    return parser
-
-
-def main(argv: list[str] | None = None) -> None:
-    quiet_tensorflow()
-    args = build_parser().parse_args(argv)
-    if args.no_repeat_ngram_size < 0:
-        raise SystemExit("--no-repeat-ngram-size must be ≥ 0")
-    reexport(Path(args.export_dir), args.no_repeat_ngram_size, args.eval_pairs)
-
-
-if __name__ == "__main__":
-    main()

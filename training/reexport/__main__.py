@@ -1,0 +1,3 @@
+from training.reexport import main
+
+main()
