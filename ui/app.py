@@ -16,7 +16,7 @@ from ui.lab_tab import build_lab_tab
 CONCURRENCY = 4  # model calls run in parallel per event; further requests wait in Gradio's queue
 # Gradio keeps every session's last inputs and outputs (10,000 sessions by default), and each API
 # call without a session is a new one: with caption overlays of ~0.4 MB that grew the server by
-# ~60 MB a minute under load. The page keeps no state of its own worth more than this many sessions.
+# ~50 MB a minute under load. The page keeps no state of its own worth more than this many sessions.
 SESSIONS_KEPT = 200
 
 

@@ -23,11 +23,11 @@ REVIEW_EXAMPLES = [
 
 # The captioner learned from Flickr photos of people and dogs: examples of both what it knows and not.
 IMAGE_KINDS = {
-    "Like its training photos (people): the captions are roughly right": [
+    "People, like its training photos: it sees a person, the details are often wrong": [
         "astronaut.jpg",
         "photographer.jpg",
     ],
-    "Unlike its training photos (a cat, a cup): expect it to be wrong": ["cat.jpg", "coffee.jpg"],
+    "Unlike its training photos (a cat, a cup): it is wrong, calling them people": ["cat.jpg", "coffee.jpg"],
 }
 
 
