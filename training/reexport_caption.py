@@ -7,7 +7,7 @@ SavedModel (same order, names and shapes, or it stops), exports into a temporary
 that the new export captions example images exactly as the old one did, and only then replaces
 the folder.
 
-    python -m training.reexport saved_models/caption_flickr8k
+    python -m training.reexport_caption saved_models/caption_flickr8k
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def reexport(folder: str | Path, examples: Sequence[Path] = EXAMPLES) -> dict:
             raise ValueError(f"the re-export captions differently: {old_captions} != {new_captions}")
         card.setdefault("export", {})["reexported"] = {
             "date": datetime.date.today().isoformat(),
-            "command": f"python -m training.reexport {folder}",
+            "command": f"python -m training.reexport_caption {folder}",
             "why": "the current image checks: an undecodable image gets the status 'corrupt' instead "
             "of failing its batch; weights copied unchanged, captions of the example images checked equal",
         }

@@ -4,7 +4,7 @@ import shutil
 import pytest
 import tensorflow as tf
 
-from training import reexport
+from training import reexport_caption as reexport
 
 EXAMPLES = reexport.EXAMPLES[:2]
 
