@@ -175,8 +175,9 @@ def caption(
         raise InputError("That file is not a readable image (corrupt or truncated).") from e
     status = out["status"][0].decode()
     if status != "ok":
+        what = "not a readable image (corrupt or truncated)" if status == "corrupt" else status
         raise InputError(
-            f"That file is {status}: upload a JPEG, PNG, GIF or 24-bit BMP image of at most "
+            f"That file is {what}: upload a JPEG, PNG, GIF or 24-bit BMP image of at most "
             f"{MAX_PIXELS / 1e6:.0f} megapixels."
         )
     words = [w.decode("utf-8") for w in out["tokens"][0] if w]
