@@ -25,7 +25,9 @@ def command_line() -> str:
 def _module_name() -> str:
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
-    return spec.name if spec and spec.name else Path(sys.argv[0]).stem
+    if spec and spec.name:  # `python -m package` runs `package.__main__`
+        return spec.name.removesuffix(".__main__")
+    return Path(sys.argv[0]).stem
 
 
 def write_model_card(export_dir: Path, card: dict) -> None:
