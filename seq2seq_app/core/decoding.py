@@ -188,7 +188,7 @@ def beam_search(
     offsets = (tf.range(batch) * k)[:, None]
 
     def body(t, tokens, log_probs, finished, lengths, state, token_ta, parent_ta, attention_ta):
-        logits, attention, state = step_fn(tokens, state)
+        logits, attention, new_state = step_fn(tokens, state)
         vocab = tf.shape(logits)[1]
         step = tf.nn.log_softmax(logits + _logit_bias(vocab, banned_ids))
         step = tf.reshape(step, [batch, k, vocab])
@@ -203,7 +203,12 @@ def beam_search(
         attention = tf.gather(tf.reshape(attention, [batch, k, -1]), parents, batch_dims=1)
         attention = tf.where(was_finished[:, :, None], 0.0, attention)
         flat_parents = tf.reshape(parents + offsets, [-1])
-        state = tf.nest.map_structure(lambda x: tf.gather(x, flat_parents), state)
+        # A part of the state the step hands back untouched (the memory, its mask and keys) is
+        # the same for every beam of a sentence, and a parent is always a beam of the same
+        # sentence, so reordering would copy it onto itself: it is not gathered at all.
+        state = tf.nest.map_structure(
+            lambda old, new: new if new is old else tf.gather(new, flat_parents), state, new_state
+        )
         return (
             t + 1,
             tf.reshape(new_tokens, [-1]),
@@ -307,15 +312,15 @@ def no_repeat_ngrams(step_fn: StepFn, state, ngram_size: int, max_steps) -> tupl
         history = tf.where(tf.one_hot(count, width, on_value=True, off_value=False), tokens[:, None], history)
         count = count + 1
         logits, attention, inner = step_fn(tokens, inner)
-        logits = tf.where(_repeats(history, count, n, tf.shape(logits)[1]), NEG_INF, logits)
-        return logits, attention, (inner, history, count)
+        return _ban_repeats(logits, history, count, n), attention, (inner, history, count)
 
     return step, (state, tf.zeros([batch, width], tf.int32), tf.zeros([batch], tf.int32))
 
 
-def _repeats(history, count, n: int, vocab) -> tf.Tensor:
-    """bool [rows, vocab]: tokens that would complete an n-gram already in `history[:, :count]`."""
-    rows, width = tf.shape(history)[0], tf.shape(history)[1]
+def _ban_repeats(logits, history, count, n: int) -> tf.Tensor:
+    """`logits` with NEG_INF for every token that would complete an n-gram already in
+    `history[:, :count]`."""
+    width = tf.shape(history)[1]
     starts = tf.range(width - n + 1)
     # windows[r, j] = history[r, j : j + n - 1], the n-1 tokens before candidate j's next token.
     windows = tf.stack([history[:, i : width - n + 1 + i] for i in range(n - 1)], axis=-1)
@@ -323,7 +328,12 @@ def _repeats(history, count, n: int, vocab) -> tf.Tensor:
     tail = tf.gather(history, tf.maximum(count[:, None] - (n - 1) + tf.range(n - 1), 0), batch_dims=1)
     match = tf.reduce_all(tf.equal(windows, tail[:, None, :]), axis=-1)
     match &= (starts[None, :] + n - 1 < count[:, None]) & (count[:, None] >= n - 1)
-    where = tf.where(match)
-    banned = tf.stack([where[:, 0], tf.cast(tf.gather_nd(following, where), tf.int64)], axis=1)
-    hits = tf.scatter_nd(banned, tf.ones([tf.shape(banned)[0]], tf.int32), tf.cast([rows, vocab], tf.int64))
-    return hits > 0
+    where = tf.cast(tf.where(match), tf.int32)
+    banned = tf.stack([where[:, 0], tf.gather_nd(following, where)], axis=1)
+    # The banned tokens are a handful per row and most steps have none, so the logits are
+    # updated at those places only, and copied only on a step that bans something.
+    return tf.cond(
+        tf.size(banned) > 0,
+        lambda: tf.tensor_scatter_nd_update(logits, banned, tf.fill([tf.shape(banned)[0]], NEG_INF)),
+        lambda: logits,
+    )

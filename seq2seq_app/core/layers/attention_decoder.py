@@ -87,10 +87,24 @@ class AttentionDecoder(keras.layers.Layer):
         context, weights = self.attention(x, memory, memory_mask, keys=keys)
         x = self.combine(ops.concatenate([x, ops.cast(context, x.dtype)], axis=-1))
         x = self.dropout_layer(x, training=training)
-        # Tied embeddings (Press & Wolf, 2017): fewer parameters, better perplexity.
-        embeddings = ops.cast(self.embedding.embeddings, x.dtype)
-        logits = ops.matmul(x, ops.transpose(embeddings)) + ops.cast(self.output_bias, x.dtype)
+        logits = self._tied_logits(x) + ops.cast(self.output_bias, x.dtype)
         return ops.cast(logits, "float32"), ops.cast(weights, "float32"), new_states
+
+    def _tied_logits(self, x):
+        """x [batch, length, embedding_dim] scored against every token embedding.
+
+        Tied embeddings (Press & Wolf, 2017): fewer parameters, better perplexity.
+        """
+        embeddings = ops.cast(self.embedding.embeddings, x.dtype)
+        if x.shape[1] != 1:
+            return ops.matmul(x, ops.transpose(embeddings))
+        # One decoding step. With the [vocab, dim] table as the transposed right operand,
+        # TensorFlow's CPU matmul repacks the whole table on every call of more than one row (a
+        # beam, a batch), 2-5x the cost of the product itself; with the table on the left it is
+        # read in place and only the small [vocab, rows] result is transposed. For one row the
+        # two forms cost the same.
+        logits = ops.transpose(ops.matmul(embeddings, ops.transpose(x[:, 0])))
+        return ops.expand_dims(logits, 1)
 
     def get_config(self):
         config = super().get_config()
