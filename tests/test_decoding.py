@@ -186,3 +186,39 @@ def test_the_constraint_changes_nothing_for_a_decoder_that_does_not_repeat():
     tokens, _ = decoding.greedy_search(step, state, tf.fill([2], START), max_lengths=limits, end_id=END)
     np.testing.assert_array_equal(tokens.numpy(), run_greedy()[0].numpy())
     assert decoding.no_repeat_ngrams(markov_step(TABLE), tf.zeros([2]), 0, 10)[1].shape == (2,)
+
+
+def test_beam_search_leaves_state_the_step_does_not_change_as_it_is():
+    """A state part the step returns untouched is not reordered: the result is the same as when
+    the step hands back a copy (which beam search then reorders), and the part stays per sentence."""
+    markov = markov_step(TABLE)
+    seen = []
+
+    def step_with(copy):
+        def step(tokens, state):
+            context, counter = state
+            seen.append(context)
+            logits, attention, counter = markov(tokens, counter)
+            # Each sentence's context favours its own token, so a row reordered across sentences
+            # would change the output.
+            logits = logits + 3.0 * tf.one_hot(tf.cast(context[:, 0], tf.int32), V)
+            return logits, attention, (tf.identity(context) if copy else context, counter)
+
+        return step
+
+    def run(copy):
+        return decoding.beam_search(
+            step_with(copy),
+            (tf.constant([[4.0], [7.0], [6.0]]), tf.zeros([3])),
+            tf.fill([3], START),
+            max_lengths=tf.constant([6, 6, 6]),
+            beam_size=3,
+            length_penalty=0.6,
+            end_id=END,
+        )
+
+    kept, copied = run(copy=False), run(copy=True)
+    for a, b in zip(kept, copied):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert [t.numpy()[0, 0].tolist()[0] for t in (kept[0],)] == [4]
+    assert kept[0].numpy()[1, 0, 0] == 7 and kept[0].numpy()[2, 0, 0] == 6

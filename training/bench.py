@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from training import flops
+from training.hardware import cpu_description, cpu_summary, matmul_peak_gflops
 from training.strategy import configure_precision, machine_description
 
 
@@ -30,9 +32,13 @@ def latency_ms(fn: Callable[[], object], repeats: int) -> dict[str, float]:
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1000)
+    return _percentiles(times)
+
+
+def _percentiles(times_ms: list[float]) -> dict[str, float]:
     return {
-        "p50_ms": round(float(np.percentile(times, 50)), 2),
-        "p95_ms": round(float(np.percentile(times, 95)), 2),
+        "p50_ms": round(float(np.percentile(times_ms, 50)), 2),
+        "p95_ms": round(float(np.percentile(times_ms, 95)), 2),
     }
 
 
@@ -45,25 +51,80 @@ def throughput(fn: Callable[[list[str]], object], texts: list[str], batch: int) 
     return round(len(texts) / (time.perf_counter() - start), 1)
 
 
-def bench_translate_inference(model_dir: Path, sentences: list[str], repeats: int) -> dict:
+def side_by_side(
+    fns: dict[str, Callable[[list[str]], object]], texts: list[str], repeats: int, batch: int = 64
+) -> dict[str, dict]:
+    """Single-text latency and batch throughput of several functions, measured interleaved.
+
+    Every latency sample times each function on the same text one after the other, and the
+    throughput passes alternate, best of two, so a change in the machine's load during the run
+    falls on all of them alike and their ratios hold.
+    """
+    for fn in fns.values():
+        for text in texts[:3]:
+            fn([text])
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(repeats):
+        text = texts[i % len(texts)]
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn([text])
+            times[name].append((time.perf_counter() - start) * 1000)
+    best = dict.fromkeys(fns, 0.0)
+    for _ in range(2):
+        for name, fn in fns.items():
+            best[name] = max(best[name], throughput(fn, texts, batch))
+    return {name: {**_percentiles(times[name]), f"batch{batch}_per_s": best[name]} for name in fns}
+
+
+def string_signature(module) -> Callable[[list[str]], object]:
+    """A call of the SavedModel's signature (serving_default first) that takes one string batch."""
+    names = sorted(module.signatures.keys(), key=lambda n: n != "serving_default")
+    for name in names:
+        fn = module.signatures[name]
+        inputs = fn.structured_input_signature[1]
+        if len(inputs) == 1 and next(iter(inputs.values())).dtype == tf.string:
+            key = next(iter(inputs))
+            return lambda batch, fn=fn, key=key: fn(**{key: tf.constant(batch)})
+    raise ValueError(f"no signature of the SavedModel takes a single string batch (it has {names})")
+
+
+def bench_translate_inference(
+    model_dir: Path, sentences: list[str], repeats: int, reference: Path | None = None
+) -> dict:
+    """Greedy and beam-4 latency and batch-64 throughput, and their ratios; with `reference`,
+    that SavedModel's string signature timed interleaved with ours, and ours over it."""
     module = tf.saved_model.load(str(model_dir))
     greedy = module.signatures["translate"]
     beam = module.signatures["translate_beam"]
+    fns = {
+        "greedy": lambda batch: greedy(text=tf.constant(batch)),
+        "beam4": lambda batch: beam(
+            text=tf.constant(batch), beam_size=tf.constant(4), length_penalty=tf.constant(0.6)
+        ),
+    }
+    if reference is not None:
+        fns["reference"] = string_signature(tf.saved_model.load(str(reference)))
+    results = side_by_side(fns, sentences, repeats)
+    ratios = {
+        "beam4_over_greedy_p50": _ratio(results["beam4"]["p50_ms"], results["greedy"]["p50_ms"]),
+        "beam4_over_greedy_throughput": _ratio(
+            results["beam4"]["batch64_per_s"], results["greedy"]["batch64_per_s"]
+        ),
+    }
+    if reference is not None:
+        results["reference"]["model"] = str(reference)
+        ratios["greedy_over_reference_p50"] = _ratio(
+            results["greedy"]["p50_ms"], results["reference"]["p50_ms"]
+        )
+        ratios["greedy_over_reference_throughput"] = _ratio(
+            results["greedy"]["batch64_per_s"], results["reference"]["batch64_per_s"]
+        )
+    return {**results, "ratios": ratios}
 
-    def run_greedy(batch):
-        return greedy(text=tf.constant(batch))
 
-    def run_beam(batch):
-        return beam(text=tf.constant(batch), beam_size=tf.constant(4), length_penalty=tf.constant(0.6))
-
-    results = {}
-    for name, fn in (("greedy", run_greedy), ("beam4", run_beam)):
-        singles = iter(sentences * (repeats // max(1, len(sentences)) + 2))
-        results[name] = {
-            **latency_ms(lambda fn=fn, singles=singles: fn([next(singles)]), repeats),
-            "batch64_sentences_per_s": throughput(fn, sentences, 64),
-        }
-    return results
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 3) if b else float("nan")
 
 
 def timed_fit(model, dataset: tf.data.Dataset, steps: int) -> tuple[list, float]:
@@ -81,7 +142,19 @@ def timed_fit(model, dataset: tf.data.Dataset, steps: int) -> tuple[list, float]
     return timed, time.perf_counter() - start
 
 
-def bench_translate_training(card: dict, pairs: str, steps: int, overrides: dict) -> dict:
+def utilisation(model, timed: list, seconds: float, batch_flops, peak_gflops: float) -> dict:
+    """Model FLOPs of the timed batches (`training.flops`) per second, against the machine's peak."""
+    flops = sum(batch_flops(model, x, y) for x, y in timed)
+    achieved = flops / seconds / 1e9
+    return {
+        "model_flops": flops,
+        "achieved_gflops": round(achieved, 1),
+        "matmul_peak_gflops": peak_gflops,
+        "flops_utilization": round(achieved / peak_gflops, 3),
+    }
+
+
+def bench_translate_training(card: dict, pairs: str, steps: int, overrides: dict, peak_gflops: float) -> dict:
     """Non-padding target tokens per second of `fit` with the card's hyperparameters."""
     from seq2seq_app.core.text import tokenize_all
     from seq2seq_app.core.vocabulary import Vocabulary
@@ -101,8 +174,11 @@ def bench_translate_training(card: dict, pairs: str, steps: int, overrides: dict
     timed, seconds = timed_fit(model, dataset, steps)
     tokens = sum(int(np.sum(y.numpy() != 0)) for _, y in timed)
     padded = sum(int(np.prod(y.shape)) for _, y in timed)
+    used = utilisation(model, timed, seconds, flops.translation_batch_flops, peak_gflops)
     return {
         "target_tokens_per_s": round(tokens / seconds),
+        "flops_per_target_token": round(used.pop("model_flops") / tokens),
+        **used,
         "padding_fraction": round(1 - tokens / padded, 3),
         "precision_policy": policy,
         "steps": len(timed),
@@ -126,7 +202,12 @@ def bench_sentiment_inference(model_dir: Path, reviews: list[str], repeats: int)
 
 
 def bench_sentiment_training(
-    card: dict, train_texts: list[str], train_labels: list[int], steps: int, overrides: dict
+    card: dict,
+    train_texts: list[str],
+    train_labels: list[int],
+    steps: int,
+    overrides: dict,
+    peak_gflops: float,
 ) -> dict:
     """Reviews per second of `fit` with the card's hyperparameters."""
     from seq2seq_app.core.vocabulary import Vocabulary
@@ -153,8 +234,11 @@ def bench_sentiment_training(
     model = build_model(argparse.Namespace(**hp), tokenizer)
     timed, seconds = timed_fit(model, dataset, steps)
     reviews = sum(int(y.shape[0]) for _, y in timed)
+    used = utilisation(model, timed, seconds, flops.sentiment_batch_flops, peak_gflops)
     return {
         "reviews_per_s": round(reviews / seconds),
+        "flops_per_review": round(used.pop("model_flops") / reviews),
+        **used,
         "precision_policy": policy,
         "steps": len(timed),
         "parameters": model.count_params(),
@@ -176,7 +260,7 @@ def bench_caption_inference(model_dir: Path, images: list[bytes], repeats: int) 
     return results
 
 
-def bench_caption_training(card: dict, train, steps: int) -> dict:
+def bench_caption_training(card: dict, train, steps: int, peak_gflops: float) -> dict:
     """Images per second through the frozen backbone (feature caching) and captions per second
     of decoder training on cached features, with the card's hyperparameters."""
     from seq2seq_app.captioning import data
@@ -206,9 +290,12 @@ def bench_caption_training(card: dict, train, steps: int) -> dict:
     ).repeat()
     timed, seconds = timed_fit(model, dataset, steps)
     captions = sum(int(y.shape[0]) for _, y in timed)
+    used = utilisation(model, timed, seconds, flops.caption_batch_flops, peak_gflops)
     return {
         "backbone_images_per_s": round(extraction, 1),
         "decoder_captions_per_s": round(captions / seconds),
+        "flops_per_caption": round(used.pop("model_flops") / captions),
+        **used,
         "precision_policy": policy,
         "steps": len(timed),
     }
@@ -250,6 +337,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         metavar="NAME=VALUE",
         help="train with this hyperparameter changed, e.g. --set units=256 (repeatable)",
     )
+    parser.add_argument(
+        "--reference",
+        help="translate: another translation SavedModel (a signature taking one string batch) timed "
+        "interleaved with ours; prints ours over it",
+    )
     parser.add_argument("--skip-inference", action="store_true")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
@@ -262,7 +354,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     card_path = model_dir / "model_card.json"
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.exists() else {}
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    results = {"machine": machine_description()}
+    cpu = cpu_description()
+    peak = matmul_peak_gflops()
+    print(f"{cpu_summary(cpu)}; fp32 matmul peak {peak} GFLOP/s", flush=True)
+    results = {"machine": machine_description(), "cpu": cpu, "matmul_peak_gflops": peak}
     if args.task == "translate":
         from seq2seq_app.translation import data
 
@@ -270,10 +365,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         train, _, test = _held_out(card, data.split_corpus, corpus)
         if not args.skip_inference:
             results["inference"] = bench_translate_inference(
-                model_dir, test.sources[: args.items or 640], args.repeats
+                model_dir,
+                test.sources[: args.items or 640],
+                args.repeats,
+                Path(args.reference) if args.reference else None,
             )
         if args.train_steps and card:
-            results["training"] = bench_translate_training(card, data_path, args.train_steps, overrides)
+            results["training"] = bench_translate_training(card, data_path, args.train_steps, overrides, peak)
     elif args.task == "caption":
         from seq2seq_app.captioning import data
 
@@ -283,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 model_dir, held_out.images[: args.items or 64], args.repeats
             )
         if args.train_steps and card:
-            results["training"] = bench_caption_training(card, train, args.train_steps)
+            results["training"] = bench_caption_training(card, train, args.train_steps, peak)
     else:
         from seq2seq_app.sentiment import data
 
@@ -299,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         if args.train_steps and hp:
             results["training"] = bench_sentiment_training(
-                card, train.texts, train.labels, args.train_steps, overrides
+                card, train.texts, train.labels, args.train_steps, overrides, peak
             )
     print(json.dumps(results, indent=2))
     if args.json:
