@@ -15,17 +15,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 StepFn = Callable[[tf.Tensor, object], tuple[tf.Tensor, tf.Tensor, object]]
 NEG_INF = -1e9
 
 
-def _logit_bias(vocab_size: tf.Tensor, banned_ids: Sequence[int]) -> tf.Tensor:
-    """[vocab] vector that removes `banned_ids` (padding, start) from every choice."""
+def _ban(logits: tf.Tensor, banned_ids: Sequence[int]) -> tf.Tensor:
+    """`logits` [rows, vocab] with `banned_ids` (padding, start) removed from every choice."""
     if not banned_ids:
-        return tf.zeros([vocab_size])
-    return tf.reduce_sum(tf.one_hot(list(banned_ids), vocab_size, on_value=NEG_INF, off_value=0.0), 0)
+        return logits
+    vocab = logits.shape[1]
+    if vocab is None:
+        bias = tf.reduce_sum(tf.one_hot(list(banned_ids), tf.shape(logits)[1], on_value=NEG_INF), 0)
+    else:  # a constant, rather than a vector rebuilt on every step
+        bias = np.zeros([vocab], np.float32)
+        bias[list(banned_ids)] = NEG_INF
+    return logits + bias
 
 
 def _token_loop(
@@ -39,7 +46,7 @@ def _token_loop(
 
     def body(t, tokens, finished, state, token_ta, attention_ta):
         logits, attention, state = step_fn(tokens, state)
-        logits = logits + _logit_bias(tf.shape(logits)[1], banned_ids)
+        logits = _ban(logits, banned_ids)
         tokens = tf.where(finished, pad_id, tf.cast(select(logits), tf.int32))
         attention = tf.where(finished[:, None], 0.0, attention)
         finished = finished | tf.equal(tokens, end_id) | (t + 1 >= max_lengths)
@@ -190,7 +197,7 @@ def beam_search(
     def body(t, tokens, log_probs, finished, lengths, state, token_ta, parent_ta, attention_ta):
         logits, attention, new_state = step_fn(tokens, state)
         vocab = tf.shape(logits)[1]
-        step = tf.nn.log_softmax(logits + _logit_bias(vocab, banned_ids))
+        step = tf.nn.log_softmax(_ban(logits, banned_ids))
         step = tf.reshape(step, [batch, k, vocab])
         pad_only = tf.one_hot(pad_id, vocab, on_value=0.0, off_value=NEG_INF)
         step = tf.where(finished[:, :, None], pad_only, step)
