@@ -187,18 +187,26 @@ def bench_translate_training(card: dict, pairs: str, steps: int, overrides: dict
     }
 
 
-def bench_sentiment_inference(model_dir: Path, reviews: list[str], repeats: int) -> dict:
+def bench_sentiment_inference(
+    model_dir: Path, reviews: list[str], repeats: int, reference: Path | None = None
+) -> dict:
+    """Single-review latency and batch-256 throughput; with `reference`, that SavedModel's string
+    signature timed interleaved with ours, and ours over it."""
     classify = tf.saved_model.load(str(model_dir)).signatures["classify"]
-
-    def run(batch):
-        return classify(text=tf.constant(batch))
-
-    singles = iter(reviews * (repeats // max(1, len(reviews)) + 2))
-    return {
-        **latency_ms(lambda: run([next(singles)]), repeats),
-        "batch256_reviews_per_s": throughput(run, reviews, 256),
-        "batch1_reviews_per_s": throughput(run, reviews[:repeats], 1),
+    fns = {"ours": lambda batch: classify(text=tf.constant(batch))}
+    if reference is not None:
+        fns["reference"] = string_signature(tf.saved_model.load(str(reference)))
+    results = side_by_side(fns, reviews, repeats, batch=256)
+    if reference is None:
+        return results["ours"]
+    results["reference"]["model"] = str(reference)
+    results["ratios"] = {
+        "over_reference_p50": _ratio(results["ours"]["p50_ms"], results["reference"]["p50_ms"]),
+        "over_reference_throughput": _ratio(
+            results["ours"]["batch256_per_s"], results["reference"]["batch256_per_s"]
+        ),
     }
+    return results
 
 
 def bench_sentiment_training(
@@ -339,8 +347,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--reference",
-        help="translate: another translation SavedModel (a signature taking one string batch) timed "
-        "interleaved with ours; prints ours over it",
+        help="translate, sentiment: another SavedModel of the task (a signature taking one string "
+        "batch) timed interleaved with ours; prints ours over it",
     )
     parser.add_argument("--skip-inference", action="store_true")
     parser.add_argument("--json", help="also write the results to this file")
@@ -393,7 +401,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         train, _, test = _held_out(card, data.split_reviews, reviews)
         if not args.skip_inference:
             results["inference"] = bench_sentiment_inference(
-                model_dir, test.texts[: args.items or 2560], args.repeats
+                model_dir,
+                test.texts[: args.items or 2560],
+                args.repeats,
+                Path(args.reference) if args.reference else None,
             )
         if args.train_steps and hp:
             results["training"] = bench_sentiment_training(

@@ -113,8 +113,8 @@ def reexport(folder: str | Path, examples: Sequence[Path] = EXAMPLES) -> dict:
         card.setdefault("export", {})["reexported"] = {
             "date": datetime.date.today().isoformat(),
             "command": f"python -m training.reexport {folder}",
-            "why": "the current image checks: an undecodable image gets the status 'corrupt' instead "
-            "of failing its batch; weights copied unchanged, captions of the example images checked equal",
+            "why": "the current export code (image checks, decoding); weights copied unchanged, "
+            "captions of the example images checked equal",
         }
         (new / "model_card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", "utf-8")
         for extra in folder.iterdir():  # the README and anything else that is not part of the SavedModel
