@@ -254,17 +254,32 @@ def bench_sentiment_training(
     }
 
 
-def bench_caption_inference(model_dir: Path, images: list[bytes], repeats: int) -> dict:
+def bench_caption_inference(
+    model_dir: Path, images: list[bytes], repeats: int, reference: Path | None = None
+) -> dict:
+    """Greedy and beam-3 latency and greedy batch-16 throughput; with `reference`, that
+    captioner's image-batch signature timed interleaved with ours, and ours over it."""
     module = tf.saved_model.load(str(model_dir))
     greedy, beam = module.signatures["caption"], module.signatures["caption_beam"]
+    fns = {"greedy": lambda batch: greedy(image=tf.constant(batch))}
+    if reference is not None:
+        fns["reference"] = string_signature(tf.saved_model.load(str(reference)))
+    results = side_by_side(fns, images, repeats, batch=16)
     singles = iter(images * (repeats // max(1, len(images)) + 2))
-    results = {
-        "greedy": latency_ms(lambda: greedy(image=tf.constant([next(singles)])), repeats),
-        "beam3": latency_ms(
-            lambda: beam(image=tf.constant([next(singles)]), beam_size=tf.constant(3)), max(10, repeats // 4)
-        ),
+    results["beam3"] = latency_ms(
+        lambda: beam(image=tf.constant([next(singles)]), beam_size=tf.constant(3)), max(10, repeats // 4)
+    )
+    results["ratios"] = {
+        "beam3_over_greedy_p50": _ratio(results["beam3"]["p50_ms"], results["greedy"]["p50_ms"])
     }
-    results["greedy"]["batch16_images_per_s"] = throughput(lambda b: greedy(image=tf.constant(b)), images, 16)
+    if reference is not None:
+        results["reference"]["model"] = str(reference)
+        results["ratios"]["greedy_over_reference_p50"] = _ratio(
+            results["greedy"]["p50_ms"], results["reference"]["p50_ms"]
+        )
+        results["ratios"]["greedy_over_reference_throughput"] = _ratio(
+            results["greedy"]["batch16_per_s"], results["reference"]["batch16_per_s"]
+        )
     return results
 
 
@@ -347,8 +362,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--reference",
-        help="translate, sentiment: another SavedModel of the task (a signature taking one string "
-        "batch) timed interleaved with ours; prints ours over it",
+        help="another SavedModel of the task (a signature taking one batch of strings: texts, or "
+        "image bytes) timed interleaved with ours; prints ours over it",
     )
     parser.add_argument("--skip-inference", action="store_true")
     parser.add_argument("--json", help="also write the results to this file")
@@ -386,7 +401,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         train, held_out = data.read_flickr8k(data_path, "train"), data.read_flickr8k(data_path, "dev")
         if not args.skip_inference:
             results["inference"] = bench_caption_inference(
-                model_dir, held_out.images[: args.items or 64], args.repeats
+                model_dir,
+                held_out.images[: args.items or 64],
+                args.repeats,
+                Path(args.reference) if args.reference else None,
             )
         if args.train_steps and card:
             results["training"] = bench_caption_training(card, train, args.train_steps, peak)
