@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from seq2seq_app.core import metrics
+from seq2seq_app.core.subword_vocabulary import SubwordVocabulary
 from seq2seq_app.core.text import tokenize_all
 from seq2seq_app.core.vocabulary import Vocabulary
 from seq2seq_app.translation import data as data
@@ -23,6 +24,13 @@ from seq2seq_app.translation.translator import Translator
 from training import flags
 from training.env import quiet_tensorflow
 from training.task import Run, Task, carve_splits, compiled, run_task
+
+AnyVocabulary = Vocabulary | SubwordVocabulary
+VOCABULARIES = {"word": Vocabulary, "subword": SubwordVocabulary}
+UNIT_DESCRIPTIONS = {
+    "word": "word-level vocabularies with unknown words copied from the source.",
+    "subword": "byte-pair subword pieces segmented in the graph (open vocabulary), joined back to words.",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,13 +67,26 @@ def build_parser() -> argparse.ArgumentParser:
     flags.add_recurrent_flags(m, cell="gru", embedding_dim=256, units=320, dropout=0.2)
     m.add_argument("--encoder-layers", type=flags.positive_int, default=1)
     flags.add_decoder_flags(m)
-    m.add_argument("--source-vocab-size", type=flags.positive_int, default=16000)
-    m.add_argument("--target-vocab-size", type=flags.positive_int, default=10000)
     m.add_argument(
-        "--min-count", type=int, default=2, help="rarer words are unknown (copied from the source)"
+        "--text-unit",
+        choices=["word", "subword"],
+        default="word",
+        help="word: word vocabularies, unknown words copied from the source; subword: byte-pair "
+        "pieces (open vocabulary, see docs/translation.md), vocabulary sizes and lengths count pieces",
+    )
+    m.add_argument("--source-vocab-size", type=flags.positive_int, default=16000, help="words or pieces")
+    m.add_argument("--target-vocab-size", type=flags.positive_int, default=10000, help="words or pieces")
+    m.add_argument(
+        "--min-count",
+        type=int,
+        default=2,
+        help="rarer words are unknown and copied from the source (word), or not learned from (subword)",
     )
     m.add_argument(
-        "--max-length", type=flags.positive_int, default=50, help="longest training pair in tokens"
+        "--max-length",
+        type=flags.positive_int,
+        default=50,
+        help="longest training pair in tokens (words or pieces)",
     )
     m.add_argument("--tokens-per-batch", type=flags.positive_int, default=4096)
     m.add_argument(
@@ -104,10 +125,10 @@ def prepare(args: argparse.Namespace, run_dir: Path):
     tgt_tokens = [truecase(t) for t in tgt_tokens]
     src_path, tgt_path = run_dir / "source_vocab.txt", run_dir / "target_vocab.txt"
     if src_path.exists() and tgt_path.exists():
-        src_vocab, tgt_vocab = Vocabulary.load(src_path), Vocabulary.load(tgt_path)
+        kind = VOCABULARIES[args.text_unit]
+        src_vocab, tgt_vocab = kind.load(src_path), kind.load(tgt_path)
     else:
-        src_vocab = Vocabulary.build(src_tokens, args.source_vocab_size, args.min_count)
-        tgt_vocab = Vocabulary.build(tgt_tokens, args.target_vocab_size, args.min_count)
+        src_vocab, tgt_vocab = build_vocabularies(args, src_tokens, tgt_tokens)
         src_vocab.save(src_path)
         tgt_vocab.save(tgt_path)
 
@@ -127,6 +148,7 @@ def prepare(args: argparse.Namespace, run_dir: Path):
         ),
     }
     stats = {
+        "text_unit": args.text_unit,
         "pairs_read": len(corpus),
         "malformed_lines": corpus.malformed,
         "train_pairs": len(splits["train"][0]),
@@ -139,7 +161,22 @@ def prepare(args: argparse.Namespace, run_dir: Path):
     return splits, test, src_vocab, tgt_vocab, stats
 
 
-def build_model(args: argparse.Namespace, src_vocab: Vocabulary, tgt_vocab: Vocabulary) -> Translator:
+def build_vocabularies(
+    args: argparse.Namespace, src_tokens: list[list[str]], tgt_tokens: list[list[str]]
+) -> tuple[AnyVocabulary, AnyVocabulary]:
+    """Source and target vocabularies of the run's text unit, from the training tokens."""
+    if args.text_unit == "subword":
+        return (
+            SubwordVocabulary.learn(src_tokens, args.source_vocab_size, args.min_count),
+            SubwordVocabulary.learn(tgt_tokens, args.target_vocab_size, args.min_count),
+        )
+    return (
+        Vocabulary.build(src_tokens, args.source_vocab_size, args.min_count),
+        Vocabulary.build(tgt_tokens, args.target_vocab_size, args.min_count),
+    )
+
+
+def build_model(args: argparse.Namespace, src_vocab: AnyVocabulary, tgt_vocab: AnyVocabulary) -> Translator:
     model = Translator(
         source_vocab_size=len(src_vocab),
         target_vocab_size=len(tgt_vocab),
@@ -222,6 +259,7 @@ class TranslateTask(Task):
         "encoder_layers",
         "decoder_layers",
         "attention",
+        "text_unit",
         "source_vocab_size",
         "target_vocab_size",
         "min_count",
@@ -264,8 +302,9 @@ class TranslateTask(Task):
         return {
             "title": f"{args.source_name} → {args.target_name} translator "
             f"({args.cell.upper()} encoder–decoder with {args.attention} attention)",
-            "description": "Bidirectional recurrent encoder, attention decoder, word-level vocabularies with "
-            "unknown words copied from the source. Loads with `tensorflow` alone.",
+            "description": "Bidirectional recurrent encoder, attention decoder, "
+            + UNIT_DESCRIPTIONS[args.text_unit]
+            + " Loads with `tensorflow` alone.",
             "task": "translate",
             "data": {
                 "source": args.pairs or args.tfds or f"{args.source_file} + {args.target_file}",
