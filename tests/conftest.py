@@ -12,6 +12,7 @@ import pytest
 from tests.toy_data import (
     CAPTION_FLAGS,
     SENTIMENT_FLAGS,
+    SUBWORD_FLAGS,
     TINY_FLAGS,
     toy_pairs,
     toy_reviews,
@@ -21,7 +22,7 @@ from tests.toy_data import (
 
 # Fixtures that train a model through a CLI once per session, and modules that start servers, browsers or
 # worker processes: tests using them are `slow`, so `pytest -m "not slow"` is the quick inner loop.
-TRAINED_FIXTURES = {"trained_export", "sentiment_export", "caption_export"}
+TRAINED_FIXTURES = {"trained_export", "subword_export", "sentiment_export", "caption_export"}
 SLOW_MODULES = {"test_ui_api", "test_ui_browser", "test_training_cli"}
 
 
@@ -66,6 +67,17 @@ def trained_export(tmp_path_factory, toy_corpus) -> tuple[Path, dict]:
             ]
         )
     )
+    return root / "export", card
+
+
+@pytest.fixture(scope="session")
+def subword_export(tmp_path_factory, toy_corpus) -> tuple[Path, dict]:
+    """The tiny translator of `trained_export` on subword pieces, trained once per session."""
+    from training import translate
+
+    root = tmp_path_factory.mktemp("toy_subword_run")
+    flags = ["--pairs", str(toy_corpus), "--run-dir", str(root / "run"), "--export-dir", str(root / "export")]
+    card = translate.run(translate.build_parser().parse_args([*flags, *TINY_FLAGS, *SUBWORD_FLAGS]))
     return root / "export", card
 
 

@@ -206,3 +206,19 @@ def test_training_clock_saves_time_between_epochs(tmp_path):
     saved = json.loads((tmp_path / "state.json").read_text())
     assert saved["epochs_done"] == 2 and len(saved["history"]) == 2
     assert saved["train_seconds"] > 0
+
+
+def test_subword_run_trains_on_pieces_and_exports_words(subword_export):
+    from seq2seq_app import LoadedTranslator
+    from seq2seq_app.core.subword_vocabulary import SubwordVocabulary
+
+    export_dir, card = subword_export
+    assert card["data"]["text_unit"] == "subword" and card["hyperparameters"]["text_unit"] == "subword"
+    pieces = SubwordVocabulary.load(export_dir.parent / "run" / "source_vocab.txt")
+    assert len(pieces) == card["data"]["source_vocab"] and "##" in "".join(pieces.tokens)
+    assert "subword" in card["description"]
+    out = LoadedTranslator(export_dir).run(["El gato come pan .", "Tom ve 45 perros 😀", ""])
+    assert out["attention"].shape[1:] == (out["target_tokens"].shape[1], out["source_tokens"].shape[1])
+    assert [t.decode() for t in out["source_tokens"][1][:5]] == ["Tom", "ve", "45", "perros", "😀"]
+    translations = [t.decode() for t in out["translation"]]
+    assert translations[2] == "" and not any("[UNK]" in t or "##" in t for t in translations)

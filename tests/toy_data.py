@@ -77,6 +77,10 @@ TINY_FLAGS = [
 ]
 
 
+# On top of TINY_FLAGS: a subword translator, its piece vocabularies about the toy alphabet's size.
+SUBWORD_FLAGS = ["--text-unit", "subword", "--source-vocab-size", "60", "--target-vocab-size", "60"]
+
+
 # Toy Korean-style reviews: one sentiment word among neutral ones, sometimes without spaces.
 POSITIVE_WORDS = ["재밌다", "최고", "감동적", "좋아요", "great"]
 
