@@ -301,6 +301,20 @@ def test_subword_saved_model_matches_the_in_memory_export_and_keeps_the_word_con
         assert not any(b"[UNK]" in x or b"##" in x for x in theirs["translation"].numpy())
     empty = loaded.signatures["translate"](text=tf.constant([], tf.string))
     assert empty["translation"].shape == (0,)
+    greedy = loaded.signatures["translate"](text=texts)
+    one = loaded.signatures["translate_beam"](
+        text=texts, beam_size=tf.constant(1), length_penalty=tf.constant(0.6)
+    )
+    np.testing.assert_array_equal(one["translation"].numpy(), greedy["translation"].numpy())
+    np.testing.assert_allclose(one["attention"].numpy(), greedy["attention"].numpy(), atol=1e-6)
+    # The UI's "not in the vocabulary" note: a word is known when its characters are pieces.
+    assert LoadedTranslator(path).in_vocabulary(["gatos", "niño", "你好", "15", ""]) == [
+        True,
+        True,
+        False,
+        True,
+        True,
+    ]
 
 
 @pytest.mark.slow
