@@ -14,6 +14,7 @@ from tests.toy_data import (
     SENTIMENT_FLAGS,
     SUBWORD_FLAGS,
     TINY_FLAGS,
+    mixture_flags,
     toy_pairs,
     toy_reviews,
     write_pair_file,
@@ -72,11 +73,13 @@ def trained_export(tmp_path_factory, toy_corpus) -> tuple[Path, dict]:
 
 @pytest.fixture(scope="session")
 def subword_export(tmp_path_factory, toy_corpus) -> tuple[Path, dict]:
-    """The tiny translator of `trained_export` on subword pieces, trained once per session."""
+    """A tiny subword translator trained once per session on the toy corpus mixed with weighted
+    "news" and tagged "back-translated" pairs (`mixture_flags`)."""
     from training import translate
 
     root = tmp_path_factory.mktemp("toy_subword_run")
-    flags = ["--pairs", str(toy_corpus), "--run-dir", str(root / "run"), "--export-dir", str(root / "export")]
+    flags = ["--pairs", str(toy_corpus), *mixture_flags(toy_corpus.parent)]
+    flags += ["--run-dir", str(root / "run"), "--export-dir", str(root / "export")]
     card = translate.run(translate.build_parser().parse_args([*flags, *TINY_FLAGS, *SUBWORD_FLAGS]))
     return root / "export", card
 

@@ -5,7 +5,7 @@ import shutil
 import pytest
 import tensorflow as tf
 
-from tests.toy_data import SUBWORD_FLAGS, TINY_FLAGS
+from tests.toy_data import SUBWORD_FLAGS, TINY_FLAGS, mixture_flags
 from training import reexport
 from training.reexport import translator
 
@@ -40,8 +40,11 @@ def test_reexport_reproduces_the_model_and_carries_its_vocabularies(trained_expo
     assert not path.with_name(path.name + ".partial").exists()
 
 
-def test_reexport_keeps_a_subword_model_subword_and_its_translations(subword_export, toy_corpus, tmp_path):
-    path = _with_command(subword_export[0], tmp_path, toy_corpus, SUBWORD_FLAGS)
+def test_reexport_keeps_a_mixed_subword_model_subword_and_its_translations(
+    subword_export, toy_corpus, tmp_path
+):
+    flags = [*mixture_flags(toy_corpus.parent), *SUBWORD_FLAGS]
+    path = _with_command(subword_export[0], tmp_path, toy_corpus, flags)
     sentences = tf.constant(["El gato come pan .", "¿ María ve el perro ?", "Привет 8:30", ""])
     before = tf.saved_model.load(str(path)).signatures["translate"](text=sentences)["translation"].numpy()
     card = translator.reexport(path, no_repeat_ngram_size=3)  # checks it reproduces the old export
