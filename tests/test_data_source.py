@@ -145,7 +145,7 @@ def test_one_pair_file_splits_and_encodes_exactly_as_before(tmp_path):
     [
         (["--pairs", "x*two"], "--pairs wants PATH"),
         (["--synthetic-pairs", "x"], "need a genuine source"),
-        (["--tfds", "x", "--pairs", "y"], "choose exactly one data source"),
+        (["--tfds", "x", "--pairs", "y"], "choose the training data"),
         (["--aligned", "/nonexistent/news"], "cannot read the training data"),
     ],
 )

@@ -62,7 +62,7 @@ def test_config_file_sets_flags_and_rejects_typos(tmp_path, capsys):
     "flags, message",
     [
         (["--pairs", "/nonexistent/pairs.txt"], "cannot read"),
-        ([], "choose exactly one data source"),
+        ([], "choose the training data"),
         (["--source-file", "x"], "go together"),
     ],
 )

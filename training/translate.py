@@ -141,8 +141,8 @@ def load_sources(args: argparse.Namespace) -> list[tuple[DataSource, data.Parall
         args.tfds and (args.pairs or args.synthetic_pairs or args.aligned or files)
     ):
         raise SystemExit(
-            "choose exactly one data source: --pairs, --aligned or --source-file/--target-file (which "
-            "--synthetic-pairs may join), or --tfds"
+            "choose the training data: any mix of --pairs, --aligned, --source-file/--target-file and "
+            "--synthetic-pairs, or --tfds alone"
         )
     if files and not (args.source_file and args.target_file):
         raise SystemExit("--source-file and --target-file go together")

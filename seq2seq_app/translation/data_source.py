@@ -78,7 +78,7 @@ def oversampled(n: int, weight: float, seed: int = 0) -> list[int]:
     the fraction (weight 1 is `range(n)` itself).
 
     >>> oversampled(4, 2.5, seed=1)
-    [0, 1, 2, 3, 0, 1, 2, 3, 0, 2]
+    [0, 1, 2, 3, 0, 1, 2, 3, 1, 2]
     """
     whole = int(weight)
     extra = random.Random(seed).sample(range(n), round((weight - whole) * n))
