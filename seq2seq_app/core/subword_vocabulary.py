@@ -150,6 +150,9 @@ class SubwordVocabulary:
         split every word alike.
         """
         if self._segment_ids is None:
+            # The table is made here, eagerly: made inside the trace it would belong to that graph,
+            # and the export (another graph) could not use it.
+            _ = self.vocab.table
             self._segment_ids = tf.function(
                 lambda words: self.segment(words)[0],
                 input_signature=[tf.RaggedTensorSpec([None, None], tf.string, ragged_rank=1)],
