@@ -162,3 +162,13 @@ def test_runs_recorded_before_pairs_became_repeatable_still_resume(tmp_path):
         check_same_run(tmp_path, parser.parse_args(["--pairs", "other.txt"]), ["pairs"], record=False)
     (tmp_path / "args.json").write_text(json.dumps({"pairs": None}))
     check_same_run(tmp_path, parser.parse_args(["--source-file", "a", "--target-file", "b"]), ["pairs"])
+
+
+def test_a_config_file_lists_several_sources(tmp_path):
+    from training.flags import parse_with_config
+
+    config = tmp_path / "mix.json"
+    config.write_text(json.dumps({"pairs": ["spa.txt", "more.txt*2"], "synthetic_pairs": ["bt.tsv*0.5"]}))
+    args = parse_with_config(translate.build_parser(), ["--config", str(config), "--aligned", "news*3"])
+    assert args.pairs == ["spa.txt", "more.txt*2"] and args.synthetic_pairs == ["bt.tsv*0.5"]
+    assert args.aligned == ["news*3"]
