@@ -4,7 +4,13 @@ import pytest
 
 from seq2seq_app.translation import data
 from seq2seq_app.translation.data import ParallelCorpus
-from seq2seq_app.translation.data_source import BACK_TRANSLATION_TAG, DataSource, oversampled, split_mixture
+from seq2seq_app.translation.data_source import (
+    BACK_TRANSLATION_TAG,
+    DataSource,
+    oversampled,
+    per_source_tests,
+    split_mixture,
+)
 from tests.toy_data import toy_pairs, write_pair_file
 from training import translate
 from training.run_state import check_same_run
@@ -59,6 +65,12 @@ def test_mixture_splits_keep_carved_sentences_out_of_training_and_synthetic_out_
             + row["test_pairs"]
         )
     assert report[1]["held_out_overlap_dropped"] > 0 and report[2]["held_out_overlap_dropped"] > 0
+    parts = per_source_tests(test, report)
+    assert [name for name, _ in parts] == ["t", "n"]
+    for (_, part), corpus in zip(parts, (tatoeba, news)):
+        assert len(part) > 0 and set(zip(part.sources, part.targets)) <= set(
+            zip(corpus.sources, corpus.targets)
+        )
 
 
 @pytest.fixture

@@ -222,6 +222,11 @@ def test_mixed_subword_run_trains_on_pieces_lists_its_sources_and_exports_words(
         (80, 0.5, True),
     ]
     assert rows[2]["validation_pairs"] == rows[2]["test_pairs"] == 0 and rows[1]["test_pairs"] > 0
+    by_source = card["metrics"]["test_by_source"]
+    assert [(s["source"], s["pairs"]) for s in by_source] == [
+        (r["source"], r["test_pairs"]) for r in rows[:2]
+    ]
+    assert all({"bleu", "chrf", "loop_rate"} <= set(s["greedy"]) for s in by_source)
     pieces = SubwordVocabulary.load(export_dir.parent / "run" / "source_vocab.txt")
     assert len(pieces) == card["data"]["source_vocab"] and "##" in "".join(pieces.tokens)
     assert BACK_TRANSLATION_TAG in pieces.tokens

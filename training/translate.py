@@ -24,7 +24,13 @@ from seq2seq_app.core.subword_vocabulary import SubwordVocabulary
 from seq2seq_app.core.text import tokenize_all
 from seq2seq_app.core.vocabulary import RESERVED, Vocabulary
 from seq2seq_app.translation import data as data
-from seq2seq_app.translation.data_source import BACK_TRANSLATION_TAG, DataSource, oversampled, split_mixture
+from seq2seq_app.translation.data_source import (
+    BACK_TRANSLATION_TAG,
+    DataSource,
+    oversampled,
+    per_source_tests,
+    split_mixture,
+)
 from seq2seq_app.translation.translator import Translator
 from training import flags
 from training.env import quiet_tensorflow
@@ -312,6 +318,22 @@ def eval_suffixes(args: argparse.Namespace) -> tuple[str, str]:
     return suffixes[0], suffixes[1]
 
 
+def card_metrics(
+    translator, test: data.ParallelCorpus, eval_sets: dict[str, data.ParallelCorpus], sources: list[dict]
+) -> dict:
+    """The card's metrics: the test split, each `--eval-pairs` set and, when several genuine sources
+    were mixed, each source's own test pairs (`per_source_tests`)."""
+    results = evaluate(translator, test)
+    for name, corpus in eval_sets.items():
+        results[name] = {"pairs": len(corpus), **evaluate(translator, corpus, name=name)}
+    if sum(not row["synthetic"] for row in sources) > 1:
+        results["test_by_source"] = [
+            {"source": name, "pairs": len(part), **evaluate(translator, part, name=name)}
+            for name, part in per_source_tests(test, sources)
+        ]
+    return results
+
+
 def read_eval_sets(args: argparse.Namespace) -> dict[str, data.ParallelCorpus]:
     """The `--eval-pairs NAME=PATH` sets: pair files, or prefixes of aligned files."""
     suffixes = eval_suffixes(args)
@@ -390,10 +412,7 @@ class TranslateTask(Task):
         from seq2seq_app.translation.translator_api import LoadedTranslator
 
         args, stats = self.args, self.stats
-        translator = LoadedTranslator(path)
-        results = evaluate(translator, self.test)
-        for name, corpus in self.eval_sets.items():
-            results[name] = {"pairs": len(corpus), **evaluate(translator, corpus, name=name)}
+        results = card_metrics(LoadedTranslator(path), self.test, self.eval_sets, stats["sources"])
         return {
             "title": f"{args.source_name} → {args.target_name} translator "
             f"({args.cell.upper()} encoder–decoder with {args.attention} attention)",

@@ -89,7 +89,8 @@ def split_mixture(
     sources: Sequence[tuple[DataSource, ParallelCorpus]], validation: float, test: float, seed: int = 0
 ) -> tuple[list[ParallelCorpus], ParallelCorpus, ParallelCorpus, list[dict]]:
     """Training pairs of each source (in `sources`' order, not yet oversampled), the validation and
-    test pairs of all genuine sources, and a report row per source.
+    test pairs of all genuine sources (joined in that order; `per_source_tests` cuts them apart), and
+    a report row per source.
 
     Raises:
         ValueError: bad fractions.
@@ -128,3 +129,20 @@ def split_mixture(
         return ParallelCorpus([s for p in parts for s in p.sources], [t for p in parts for t in p.targets])
 
     return trains, joined([c[1] for c in carved.values()]), joined([c[2] for c in carved.values()]), report
+
+
+def per_source_tests(test: ParallelCorpus, report: Sequence[dict]) -> list[tuple[str, ParallelCorpus]]:
+    """The test pairs `split_mixture` joined, cut back into each genuine source's (in its order,
+    by the counts of its report rows); sources without test pairs are left out."""
+    parts, start = [], 0
+    for row in report:
+        n = 0 if row["synthetic"] else row["test_pairs"]
+        if n:
+            parts.append(
+                (
+                    row["source"],
+                    ParallelCorpus(test.sources[start : start + n], test.targets[start : start + n]),
+                )
+            )
+        start += n
+    return parts

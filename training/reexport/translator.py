@@ -103,10 +103,8 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
 
     def write(path: Path) -> None:
         export.save(path)
-        new = LoadedTranslator(path)
-        card["metrics"].update(translate.evaluate(new, test))
-        for name, corpus in eval_sets.items():
-            card["metrics"][name] = {"pairs": len(corpus), **translate.evaluate(new, corpus, name=name)}
+        sources = card["data"].get("sources", [])  # cards older than mixed sources have none
+        card["metrics"].update(translate.card_metrics(LoadedTranslator(path), test, eval_sets, sources))
         card["export"] = {
             "size_mb": round(directory_megabytes(path), 1),
             "signatures": card.get("export", {}).get("signatures", ""),
