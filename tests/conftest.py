@@ -12,7 +12,9 @@ import pytest
 from tests.toy_data import (
     CAPTION_FLAGS,
     SENTIMENT_FLAGS,
+    SUBWORD_FLAGS,
     TINY_FLAGS,
+    mixture_flags,
     toy_pairs,
     toy_reviews,
     write_pair_file,
@@ -21,7 +23,7 @@ from tests.toy_data import (
 
 # Fixtures that train a model through a CLI once per session, and modules that start servers, browsers or
 # worker processes: tests using them are `slow`, so `pytest -m "not slow"` is the quick inner loop.
-TRAINED_FIXTURES = {"trained_export", "sentiment_export", "caption_export"}
+TRAINED_FIXTURES = {"trained_export", "subword_export", "sentiment_export", "caption_export"}
 SLOW_MODULES = {"test_ui_api", "test_ui_browser", "test_training_cli"}
 
 
@@ -66,6 +68,19 @@ def trained_export(tmp_path_factory, toy_corpus) -> tuple[Path, dict]:
             ]
         )
     )
+    return root / "export", card
+
+
+@pytest.fixture(scope="session")
+def subword_export(tmp_path_factory, toy_corpus) -> tuple[Path, dict]:
+    """A tiny subword translator trained once per session on the toy corpus mixed with weighted
+    "news" and tagged "back-translated" pairs (`mixture_flags`)."""
+    from training import translate
+
+    root = tmp_path_factory.mktemp("toy_subword_run")
+    flags = ["--pairs", str(toy_corpus), *mixture_flags(toy_corpus.parent)]
+    flags += ["--run-dir", str(root / "run"), "--export-dir", str(root / "export")]
+    card = translate.run(translate.build_parser().parse_args([*flags, *TINY_FLAGS, *SUBWORD_FLAGS]))
     return root / "export", card
 
 

@@ -5,17 +5,18 @@ import shutil
 import pytest
 import tensorflow as tf
 
-from tests.toy_data import TINY_FLAGS
+from tests.toy_data import SUBWORD_FLAGS, TINY_FLAGS, mixture_flags
 from training import reexport
 from training.reexport import translator
 
 
-def _with_command(export, tmp_path, toy_corpus):
+def _with_command(export, tmp_path, toy_corpus, extra_flags=()):
     """A copy of the fixture's export whose card names the command that trained it."""
     copy = tmp_path / "translator"
     shutil.copytree(export, copy)
     card = json.loads((copy / "model_card.json").read_text(encoding="utf-8"))
     flags = ["--pairs", str(toy_corpus), "--run-dir", "unused", "--export-dir", str(copy), *TINY_FLAGS]
+    flags += extra_flags
     card["training"]["command"] = shlex.join(["python", "-m", "training.translate", *flags])
     (copy / "model_card.json").write_text(json.dumps(card), encoding="utf-8")
     return copy
@@ -37,6 +38,22 @@ def test_reexport_reproduces_the_model_and_carries_its_vocabularies(trained_expo
     assert len(loaded.source_vocabulary.numpy()) == card["data"]["source_vocab"]
     translator.reexport(path, no_repeat_ngram_size=0)  # from the carried vocabularies this time
     assert not path.with_name(path.name + ".partial").exists()
+
+
+def test_reexport_keeps_a_mixed_subword_model_subword_and_its_translations(
+    subword_export, toy_corpus, tmp_path
+):
+    flags = [*mixture_flags(toy_corpus.parent), *SUBWORD_FLAGS]
+    path = _with_command(subword_export[0], tmp_path, toy_corpus, flags)
+    sentences = tf.constant(["El gato come pan .", "¿ María ve el perro ?", "Привет 8:30", ""])
+    before = tf.saved_model.load(str(path)).signatures["translate"](text=sentences)["translation"].numpy()
+    card = translator.reexport(path, no_repeat_ngram_size=3)  # checks it reproduces the old export
+    loaded = tf.saved_model.load(str(path))
+    assert loaded.text_unit.numpy() == b"subword"
+    assert len(loaded.target_vocabulary.numpy()) == card["data"]["target_vocab"]
+    assert loaded.signatures["translate"](text=sentences)["translation"].numpy().tolist() == before.tolist()
+    translator.reexport(path, no_repeat_ngram_size=0)
+    assert int(tf.saved_model.load(str(path)).decoding_no_repeat_ngram_size.numpy()) == 0
 
 
 def test_reexport_refuses_what_is_not_a_translator(sentiment_export, tmp_path):

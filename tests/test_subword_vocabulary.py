@@ -130,3 +130,12 @@ def test_any_text_is_segmented_without_error_and_joins_back(sentences):
 
 
 _PROPERTY_VOCAB = _vocab(SPANISH + ENGLISH)
+
+
+def test_numpy_encoding_for_training_is_the_in_graph_segmentation():
+    vocab = _vocab(SPANISH)
+    rows = [[t.decode() for t in row] for row in _tokens(SPANISH + ["", "你好 sola"]).to_list()]
+    encoded = vocab.encode_numpy(rows, batch=3)  # batches of 3: rows split across calls
+    expected = vocab.segment(tf.ragged.constant(rows, tf.string))[0].to_list()
+    assert [ids.tolist() for ids in encoded] == expected and encoded[-2].dtype == "int32"
+    assert vocab.encode_numpy([]) == []

@@ -62,7 +62,7 @@ def test_config_file_sets_flags_and_rejects_typos(tmp_path, capsys):
     "flags, message",
     [
         (["--pairs", "/nonexistent/pairs.txt"], "cannot read"),
-        ([], "choose exactly one data source"),
+        ([], "choose the training data"),
         (["--source-file", "x"], "go together"),
     ],
 )
@@ -206,3 +206,33 @@ def test_training_clock_saves_time_between_epochs(tmp_path):
     saved = json.loads((tmp_path / "state.json").read_text())
     assert saved["epochs_done"] == 2 and len(saved["history"]) == 2
     assert saved["train_seconds"] > 0
+
+
+def test_mixed_subword_run_trains_on_pieces_lists_its_sources_and_exports_words(subword_export):
+    from seq2seq_app import LoadedTranslator
+    from seq2seq_app.core.subword_vocabulary import SubwordVocabulary
+    from seq2seq_app.translation.data_source import BACK_TRANSLATION_TAG
+
+    export_dir, card = subword_export
+    assert card["data"]["text_unit"] == "subword" and card["hyperparameters"]["text_unit"] == "subword"
+    rows = card["data"]["sources"]
+    assert [(r["pairs"], r["weight"], r["synthetic"]) for r in rows] == [
+        (600, 1.0, False),
+        (60, 2.0, False),
+        (80, 0.5, True),
+    ]
+    assert rows[2]["validation_pairs"] == rows[2]["test_pairs"] == 0 and rows[1]["test_pairs"] > 0
+    by_source = card["metrics"]["test_by_source"]
+    assert [(s["source"], s["pairs"]) for s in by_source] == [
+        (r["source"], r["test_pairs"]) for r in rows[:2]
+    ]
+    assert all({"bleu", "chrf", "loop_rate"} <= set(s["greedy"]) for s in by_source)
+    pieces = SubwordVocabulary.load(export_dir.parent / "run" / "source_vocab.txt")
+    assert len(pieces) == card["data"]["source_vocab"] and "##" in "".join(pieces.tokens)
+    assert BACK_TRANSLATION_TAG in pieces.tokens
+    assert "subword" in card["description"]
+    out = LoadedTranslator(export_dir).run(["El gato come pan .", "Tom ve 45 perros 😀", ""])
+    assert out["attention"].shape[1:] == (out["target_tokens"].shape[1], out["source_tokens"].shape[1])
+    assert [t.decode() for t in out["source_tokens"][1][:5]] == ["Tom", "ve", "45", "perros", "😀"]
+    translations = [t.decode() for t in out["translation"]]
+    assert translations[2] == "" and not any("[UNK]" in t or "##" in t for t in translations)

@@ -145,3 +145,180 @@ def test_model_card_records_data_metrics_and_command(trained_export):
     assert card["training"]["command"].startswith("python -m ")
     assert card["hyperparameters"]["parameters"] > 0
     assert (export_dir / "README.md").read_text().startswith("# ")
+
+
+# Subword exports. A copy model (it outputs the source pieces in order, attending each in turn) makes
+# the text handling exact to test; a tiny untrained `Translator` checks the SavedModel contract.
+SUBWORD_TRAINING = [
+    "¿Dónde está la estación de autobuses?",
+    "Llegamos a Sevilla a las 7:15, con 30 euros y un 😀.",
+    "Buenos días, señor Núñez: ¡qué alegría!",
+    "Tom y María comen pan en la casa grande.",
+]
+SUBWORD_INPUTS = [
+    "¿Dónde está Tom? Son las 8:30.",
+    "Tengo 45 euros, ¡olé! 😀",
+    "Привет, 你好 amigo 🎉 Straße",
+    "",
+    "señora Núñez: ¿la estación?",
+]
+
+
+def _pieces(sentences: list[str], size: int, lowercase: bool):
+    from seq2seq_app.core.subword_vocabulary import SubwordVocabulary
+    from seq2seq_app.core.text import tokenize_all
+
+    return SubwordVocabulary.learn(tokenize_all(sentences, lowercase=lowercase), vocab_size=size)
+
+
+class _CopyModel:
+    """Decodes a source's piece ids back in order, attending to each in turn (and then END)."""
+
+    weights: list = []
+
+    def __init__(self, vocab_size: int):
+        self.vocab_size = vocab_size
+
+    def encode(self, ids):
+        return ids, tf.zeros([tf.shape(ids)[0]], tf.int32)
+
+    def decode_step(self, tokens, state):
+        ids, position = state
+        width = tf.shape(ids)[1]
+        at = tf.minimum(position, width - 1)
+        logits = 10.0 * tf.one_hot(tf.gather(ids, at, batch_dims=1), self.vocab_size)
+        return logits, tf.one_hot(at, width), (ids, position + 1)
+
+
+@pytest.fixture(scope="module")
+def copy_export():
+    from seq2seq_app.translation.translator_export import TranslatorExport
+
+    vocab = _pieces(SUBWORD_TRAINING, 80, lowercase=True)
+    return TranslatorExport(_CopyModel(len(vocab)), vocab, vocab, no_repeat_ngram_size=0), vocab
+
+
+def test_subword_export_round_trips_accents_digits_punctuation_emoji_and_unseen_scripts(copy_export):
+    from seq2seq_app.core import text
+
+    export, vocab = copy_export
+    out = export.translate(tf.constant(SUBWORD_INPUTS))
+    cased = [[w.decode() for w in row] for row in text.tokenize(tf.constant(SUBWORD_INPUTS), False).to_list()]
+    flat = [w for row in cased for w in row]
+    unseen = vocab.unknown_characters(tf.ragged.constant([[w.lower()] for w in flat]))
+    unseen_words = {w for w, chars in zip(flat, unseen.numpy()) if chars}
+    # Words of seen characters come back as their (lowercased) pieces spelled them; a word with a
+    # character never seen is copied whole from the source, in its own case.
+    rows = [[w if w in unseen_words else w.lower() for w in row] for row in cased]
+    expected = text.detokenize(tf.ragged.constant(rows, tf.string))
+    translations = [t.decode() for t in out["translation"].numpy()]
+    assert translations == [t.decode() for t in expected.numpy()]
+    assert not any("[UNK]" in t or "##" in t for t in translations)
+    assert {"Привет", "你好", "🎉", "Straße"} <= unseen_words  # reported, then copied (ß alone is unseen)
+    assert all(w in translations[2] for w in ("Привет", "你好", "🎉", "Straße"))
+    # The contract speaks words: tokens and attention are per word, attention rows distributions.
+    assert out["source_tokens"].numpy()[1].tolist()[:7] == [
+        b"Tengo",
+        b"45",
+        b"euros",
+        b",",
+        b"\xc2\xa1",
+        b"ol\xc3\xa9",
+        b"!",
+    ]
+    b, t, s = out["attention"].shape
+    assert (b, t, s) == (5, out["target_tokens"].shape[1], out["source_tokens"].shape[1])
+    words = out["target_tokens"].numpy()
+    rows = out["attention"].numpy().sum(-1)
+    np.testing.assert_allclose(rows[words != b""], 1.0, atol=1e-5)
+    # Copying attends to word i when writing word i: the merged attention is the identity.
+    n = int((words[0] != b"").sum())
+    np.testing.assert_allclose(out["attention"].numpy()[0, :n, :n], np.eye(n), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_subword_beam_one_and_zero_temperature_equal_greedy(copy_export):
+    # With the copy model, whose choices win by wide margins: an untrained model's near-equal logits
+    # can rank differently under argmax and under log-softmax top-k on long outputs, in word mode too.
+    export, _ = copy_export
+    texts = tf.constant(SUBWORD_INPUTS)
+    greedy = export.translate(texts)
+    one = export.translate_beam(texts, tf.constant(1), tf.constant(0.6))
+    cold = export.translate_sample(texts, tf.constant(0.0))
+    for other in (one, cold):
+        np.testing.assert_array_equal(other["translation"].numpy(), greedy["translation"].numpy())
+        np.testing.assert_allclose(other["attention"].numpy(), greedy["attention"].numpy(), atol=1e-6)
+    three = export.translate_beam(texts, tf.constant(3), tf.constant(0.6))
+    assert three["candidates"].shape == (5, 3)
+    np.testing.assert_array_equal(three["candidates"].numpy()[:, 0], three["translation"].numpy())
+
+
+def test_subword_and_word_vocabularies_do_not_mix(copy_export):
+    from seq2seq_app.core.vocabulary import Vocabulary
+    from seq2seq_app.translation.translator_export import TranslatorExport
+
+    _, vocab = copy_export
+    with pytest.raises(TypeError, match="one kind"):
+        TranslatorExport(_CopyModel(len(vocab)), vocab, Vocabulary(["a"]))
+
+
+@pytest.fixture(scope="module")
+def subword_saved(tmp_path_factory):
+    """A tiny untrained subword translator, exported in memory and saved."""
+    from seq2seq_app.translation.translator import Translator
+    from seq2seq_app.translation.translator_export import TranslatorExport
+    from tests.toy_data import toy_pairs
+
+    english, spanish = zip(*toy_pairs(200))
+    src = _pieces(list(spanish) + SUBWORD_TRAINING, 60, lowercase=True)
+    tgt = _pieces(list(english), 50, lowercase=False)
+    model = Translator(len(src), len(tgt), embedding_dim=8, units=16)
+    model({"source": np.ones((1, 2), "int32"), "target_in": np.ones((1, 2), "int32")})
+    export = TranslatorExport(model, src, tgt)
+    path = tmp_path_factory.mktemp("subword") / "export"
+    export.save(path)
+    return export, path
+
+
+@pytest.mark.slow
+def test_subword_saved_model_matches_the_in_memory_export_and_keeps_the_word_contract(subword_saved):
+    export, path = subword_saved
+    loaded = tf.saved_model.load(str(path))
+    assert loaded.text_unit.numpy() == b"subword"
+    assert len(loaded.source_vocabulary.numpy()) == len(export.source_vocabulary.numpy())
+    texts = tf.constant(SUBWORD_INPUTS + ["El gato come pan . " * 30])
+    for name, kwargs in [
+        ("translate", {}),
+        ("translate_beam", {"beam_size": tf.constant(3), "length_penalty": tf.constant(0.6)}),
+    ]:
+        mine = getattr(export, name)(texts, *kwargs.values())
+        theirs = loaded.signatures[name](text=texts, **kwargs)
+        np.testing.assert_array_equal(mine["translation"].numpy(), theirs["translation"].numpy())
+        np.testing.assert_allclose(mine["attention"].numpy(), theirs["attention"].numpy(), atol=1e-5)
+        b, t, s = theirs["attention"].shape
+        assert theirs["target_tokens"].shape == (b, t) and theirs["source_tokens"].shape == (b, s)
+        rows = theirs["attention"].numpy().sum(-1)
+        assert np.all(np.isclose(rows, 1.0, atol=1e-4) | (rows == 0.0))
+        produced = theirs["target_tokens"].numpy() != b""
+        np.testing.assert_allclose(rows[produced], 1.0, atol=1e-4)
+        assert not any(b"[UNK]" in x or b"##" in x for x in theirs["translation"].numpy())
+    empty = loaded.signatures["translate"](text=tf.constant([], tf.string))
+    assert empty["translation"].shape == (0,)
+    sampled = loaded.signatures["translate_sample"](text=texts, temperature=tf.constant(1.0))
+    assert sampled["attention"].shape[1:] == (
+        sampled["target_tokens"].shape[1],
+        sampled["source_tokens"].shape[1],
+    )
+    # The UI's "not in the vocabulary" note: a word is known when its characters are pieces.
+    assert LoadedTranslator(path).in_vocabulary(["gatos", "niño", "你好", "15", ""]) == [
+        True,
+        True,
+        False,
+        True,
+        True,
+    ]
+
+
+@pytest.mark.slow
+def test_subword_saved_model_runs_with_tensorflow_alone(subword_saved, tmp_path):
+    assert run_with_tensorflow_alone(PLAIN_TF_SCRIPT, subword_saved[1], tmp_path).strip() != ""

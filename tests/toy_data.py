@@ -77,6 +77,20 @@ TINY_FLAGS = [
 ]
 
 
+# On top of TINY_FLAGS: a subword translator, its piece vocabularies about the toy alphabet's size.
+SUBWORD_FLAGS = ["--text-unit", "subword", "--source-vocab-size", "60", "--target-vocab-size", "60"]
+
+
+def mixture_flags(directory: Path) -> list[str]:
+    """Writes (the same each time) a line-aligned "news" corpus and a "back-translated" pair file into
+    `directory`; returns the flags adding them to a run, news twice and half the synthetic pairs."""
+    news = toy_pairs(60, seed=11)
+    (directory / "news.es").write_text("".join(f"{es}\n" for _, es in news), encoding="utf-8")
+    (directory / "news.en").write_text("".join(f"{en}\n" for en, _ in news), encoding="utf-8")
+    back = write_pair_file(directory / "back.tsv", toy_pairs(80, seed=12))
+    return ["--aligned", f"{directory / 'news'}*2", "--synthetic-pairs", f"{back}*0.5"]
+
+
 # Toy Korean-style reviews: one sentiment word among neutral ones, sometimes without spaces.
 POSITIVE_WORDS = ["재밌다", "최고", "감동적", "좋아요", "great"]
 

@@ -42,16 +42,19 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
 
 
 def config_tokens(config: dict) -> list[str]:
-    """Command-line tokens for a config's values: `true` switches a flag on, `false`/`null` leave it.
+    """Command-line tokens for a config's values: `true` switches a flag on, `false`/`null` leave it,
+    a list gives a repeatable flag once per item.
 
-    >>> config_tokens({"units": 12, "bidirectional": True, "flip": False})
-    ['--units=12', '--bidirectional']
+    >>> config_tokens({"units": 12, "bidirectional": True, "flip": False, "pairs": ["a", "b*3"]})
+    ['--units=12', '--bidirectional', '--pairs=a', '--pairs=b*3']
     """
     tokens = []
     for key, value in config.items():
         option = _option(key)
         if value is True:
             tokens.append(option)
+        elif isinstance(value, list):
+            tokens.extend(f"{option}={item}" for item in value)
         elif value is not False and value is not None:
             tokens.append(f"{option}={value}")
     return tokens

@@ -55,7 +55,7 @@ def check_same_run(
     path = Path(run_dir) / "args.json"
     if path.exists():
         previous = json.loads(path.read_text(encoding="utf-8"))
-        changed = [k for k in defining if k in previous and previous[k] != getattr(args, k)]
+        changed = [k for k in defining if k in previous and not _same_flag(previous[k], getattr(args, k))]
         if changed:
             raise SystemExit(
                 f"{run_dir} holds a run made with different "
@@ -64,3 +64,11 @@ def check_same_run(
             )
     if record:
         path.write_text(json.dumps(vars(args), indent=2), encoding="utf-8")
+
+
+def _same_flag(recorded, value) -> bool:
+    # A flag that became repeatable (translate's --pairs) is a list where older runs recorded its one
+    # value, or None when it was not given.
+    return recorded == value or (
+        isinstance(value, list) and value == ([] if recorded is None else [recorded])
+    )

@@ -3,6 +3,10 @@
 Example (the shipped Spanish→English model; see its model card for the exact command):
     python -m training.translate --pairs ../shared/data/translation/spa-eng/spa.txt \\
         --source-column 1 --target-column 0 --export-dir saved_models/translate_spa_en
+
+Subwords from several weighted sources with tagged back-translation (see docs/translation.md):
+    python -m training.translate --text-unit subword --pairs spa.txt --aligned 'news/news2008*3' \\
+        --synthetic-pairs 'back_translated.tsv*0.5' --export-dir saved_models/translate_mixed
 """
 
 from __future__ import annotations
@@ -16,13 +20,28 @@ import keras
 import numpy as np
 
 from seq2seq_app.core import metrics
+from seq2seq_app.core.subword_vocabulary import SubwordVocabulary
 from seq2seq_app.core.text import tokenize_all
-from seq2seq_app.core.vocabulary import Vocabulary
+from seq2seq_app.core.vocabulary import RESERVED, Vocabulary
 from seq2seq_app.translation import data as data
+from seq2seq_app.translation.data_source import (
+    BACK_TRANSLATION_TAG,
+    DataSource,
+    oversampled,
+    per_source_tests,
+    split_mixture,
+)
 from seq2seq_app.translation.translator import Translator
 from training import flags
 from training.env import quiet_tensorflow
-from training.task import Run, Task, carve_splits, compiled, run_task
+from training.task import Run, Task, compiled, require_nonempty, run_task
+
+AnyVocabulary = Vocabulary | SubwordVocabulary
+VOCABULARIES = {"word": Vocabulary, "subword": SubwordVocabulary}
+UNIT_DESCRIPTIONS = {
+    "word": "word-level vocabularies with unknown words copied from the source.",
+    "subword": "byte-pair subword pieces segmented in the graph (open vocabulary), joined back to words.",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,10 +50,41 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    src = parser.add_argument_group("data (choose one source)")
-    src.add_argument("--pairs", help="tab-separated pair file, e.g. Tatoeba's English<TAB>other")
-    src.add_argument("--source-column", type=int, default=1, help="column of the source language in --pairs")
-    src.add_argument("--target-column", type=int, default=0, help="column of the target language in --pairs")
+    src = parser.add_argument_group(
+        "data",
+        "training pairs from one or more sources: any mix of --pairs, --synthetic-pairs, --aligned\n"
+        "(each repeatable) and --source-file/--target-file, or --tfds alone. WEIGHT oversamples a\n"
+        "source (news*3: three copies an epoch; 0.5: a seeded half); quote a spec holding * in the\n"
+        "shell. Validation and test pairs are carved from every genuine source, never synthetic.",
+    )
+    src.add_argument(
+        "--pairs",
+        action="append",
+        default=[],
+        metavar="PATH[*WEIGHT]",
+        help="tab-separated pair file, e.g. Tatoeba's English<TAB>other (repeatable)",
+    )
+    src.add_argument(
+        "--synthetic-pairs",
+        action="append",
+        default=[],
+        metavar="PATH[*WEIGHT]",
+        help="back-translated pair file, same columns as --pairs (repeatable): its sources get a "
+        f"{BACK_TRANSLATION_TAG} tag token and none of its pairs go into validation or test",
+    )
+    src.add_argument(
+        "--aligned",
+        action="append",
+        default=[],
+        metavar="PREFIX[*WEIGHT]",
+        help="line-aligned files PREFIX.<suffix>, suffixes named by --eval-suffixes (repeatable)",
+    )
+    src.add_argument(
+        "--source-column", type=int, default=1, help="column of the source language in pair files"
+    )
+    src.add_argument(
+        "--target-column", type=int, default=0, help="column of the target language in pair files"
+    )
     src.add_argument("--source-file", help="line-aligned source file (with --target-file)")
     src.add_argument("--target-file", help="line-aligned target file (with --source-file)")
     src.add_argument("--tfds", help="TFDS dataset name, e.g. ted_hrlr_translate/pt_to_en (downloads)")
@@ -53,19 +103,34 @@ def build_parser() -> argparse.ArgumentParser:
         "or the prefix of line-aligned files PATH.<suffix> named by --eval-suffixes",
     )
     src.add_argument(
-        "--eval-suffixes", default="es,en", help="source,target suffixes of aligned --eval-pairs files"
+        "--eval-suffixes",
+        default="es,en",
+        help="source,target suffixes of line-aligned files (--aligned and --eval-pairs)",
     )
     m = parser.add_argument_group("model")
     flags.add_recurrent_flags(m, cell="gru", embedding_dim=256, units=320, dropout=0.2)
     m.add_argument("--encoder-layers", type=flags.positive_int, default=1)
     flags.add_decoder_flags(m)
-    m.add_argument("--source-vocab-size", type=flags.positive_int, default=16000)
-    m.add_argument("--target-vocab-size", type=flags.positive_int, default=10000)
     m.add_argument(
-        "--min-count", type=int, default=2, help="rarer words are unknown (copied from the source)"
+        "--text-unit",
+        choices=["word", "subword"],
+        default="word",
+        help="word: word vocabularies, unknown words copied from the source; subword: byte-pair "
+        "pieces (open vocabulary, see docs/translation.md), vocabulary sizes and lengths count pieces",
+    )
+    m.add_argument("--source-vocab-size", type=flags.positive_int, default=16000, help="words or pieces")
+    m.add_argument("--target-vocab-size", type=flags.positive_int, default=10000, help="words or pieces")
+    m.add_argument(
+        "--min-count",
+        type=int,
+        default=2,
+        help="rarer words are unknown and copied from the source (word), or not learned from (subword)",
     )
     m.add_argument(
-        "--max-length", type=flags.positive_int, default=50, help="longest training pair in tokens"
+        "--max-length",
+        type=flags.positive_int,
+        default=50,
+        help="longest training pair in tokens (words or pieces)",
     )
     m.add_argument("--tokens-per-batch", type=flags.positive_int, default=4096)
     m.add_argument(
@@ -75,39 +140,87 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_corpus(args: argparse.Namespace) -> data.ParallelCorpus:
-    chosen = [bool(args.pairs), bool(args.source_file or args.target_file), bool(args.tfds)]
-    if sum(chosen) != 1:
-        raise SystemExit("choose exactly one data source: --pairs, --source-file/--target-file or --tfds")
-    if args.pairs:
-        return data.read_pair_file(args.pairs, args.source_column, args.target_column)
+def load_sources(args: argparse.Namespace) -> list[tuple[DataSource, data.ParallelCorpus]]:
+    """Every training source the flags name, read."""
+    files = bool(args.source_file or args.target_file)
+    if not (args.pairs or args.synthetic_pairs or args.aligned or files or args.tfds) or (
+        args.tfds and (args.pairs or args.synthetic_pairs or args.aligned or files)
+    ):
+        raise SystemExit(
+            "choose the training data: any mix of --pairs, --aligned, --source-file/--target-file and "
+            "--synthetic-pairs, or --tfds alone"
+        )
+    if files and not (args.source_file and args.target_file):
+        raise SystemExit("--source-file and --target-file go together")
     if args.tfds:
-        return data.read_tfds(
+        corpus = data.read_tfds(
             args.tfds, "train", args.tfds_source_key, args.tfds_target_key, args.tfds_data_dir
         )
-    if not (args.source_file and args.target_file):
-        raise SystemExit("--source-file and --target-file go together")
-    return data.read_aligned_files(args.source_file, args.target_file)
+        return [(DataSource(args.tfds), corpus)]
+    suffixes = eval_suffixes(args)
+    specs = [
+        *[(spec, "--pairs", None, False) for spec in args.pairs],
+        *[(spec, "--aligned", suffixes, False) for spec in args.aligned],
+        *[(spec, "--synthetic-pairs", None, True) for spec in args.synthetic_pairs],
+    ]
+    sources = [DataSource(args.source_file, args.target_file)] if files else []
+    for spec, flag, aligned, synthetic in specs:
+        try:
+            sources.append(DataSource.parse(spec, aligned, synthetic))
+        except ValueError as e:
+            raise SystemExit(f"{flag} {e}") from e
+    if all(source.synthetic for source in sources):
+        raise SystemExit("--synthetic-pairs need a genuine source to carve validation and test pairs from")
+    return [(source, source.read(args.source_column, args.target_column)) for source in sources]
 
 
 def prepare(args: argparse.Namespace, run_dir: Path):
-    """Reads, splits and tokenises the corpus; builds (or, when resuming, reloads) vocabularies."""
+    """Reads, splits, tokenises and weights the sources; builds (or, when resuming, reloads)
+    vocabularies."""
     try:
-        corpus = load_corpus(args)
+        sources = load_sources(args)
     except (OSError, ValueError) as e:
         raise SystemExit(f"cannot read the training data: {e}") from e
-    print(f"read {len(corpus)} pairs, skipped {corpus.malformed} malformed lines")
-    train, val, test = carve_splits(corpus, data.split_corpus, args, "pairs")
-    src_tokens = tokenize_all(train.sources, lowercase=True)
-    tgt_tokens = tokenize_all(train.targets, lowercase=False)
+    for source, corpus in sources:
+        print(f"{source.describe()}: read {len(corpus)} pairs, skipped {corpus.malformed} malformed lines")
+    genuine = sum(len(corpus) for source, corpus in sources if not source.synthetic)
+    if genuine < 10:
+        raise SystemExit(f"only {genuine} usable pairs: too few to train on")
+    try:
+        trains, val, test, report = split_mixture(
+            sources, args.validation_fraction, args.test_fraction, args.seed
+        )
+    except ValueError as e:
+        raise SystemExit(str(e)) from e
+    require_nonempty(
+        [[s for train in trains for s in train.sources], val, test],
+        "adjust --validation-fraction/--test-fraction or add data",
+    )
+    src_tokens, tgt_tokens = [], []
+    for (source, _), train in zip(sources, trains):
+        source_tokens = tokenize_all(train.sources, lowercase=True)
+        target_tokens = tokenize_all(train.targets, lowercase=False)
+        if source.synthetic:
+            source_tokens = [[BACK_TRANSLATION_TAG, *tokens] for tokens in source_tokens]
+        for i in oversampled(len(train), source.weight, args.seed):
+            src_tokens.append(source_tokens[i])
+            tgt_tokens.append(target_tokens[i])
     truecase = data.Truecaser(tgt_tokens)
     tgt_tokens = [truecase(t) for t in tgt_tokens]
     src_path, tgt_path = run_dir / "source_vocab.txt", run_dir / "target_vocab.txt"
     if src_path.exists() and tgt_path.exists():
-        src_vocab, tgt_vocab = Vocabulary.load(src_path), Vocabulary.load(tgt_path)
+        kind = VOCABULARIES[args.text_unit]
+        src_vocab, tgt_vocab = kind.load(src_path), kind.load(tgt_path)
     else:
-        src_vocab = Vocabulary.build(src_tokens, args.source_vocab_size, args.min_count)
-        tgt_vocab = Vocabulary.build(tgt_tokens, args.target_vocab_size, args.min_count)
+        tagged = any(source.synthetic for source, _ in sources)
+        untagged = (
+            [[t for t in tokens if t != BACK_TRANSLATION_TAG] for tokens in src_tokens]
+            if tagged
+            else src_tokens
+        )
+        src_vocab, tgt_vocab = build_vocabularies(args, untagged, tgt_tokens)
+        if tagged:  # one token (one piece), whatever its count
+            src_vocab = type(src_vocab)([BACK_TRANSLATION_TAG, *src_vocab.tokens[len(RESERVED) :]])
         src_vocab.save(src_path)
         tgt_vocab.save(tgt_path)
 
@@ -127,8 +240,10 @@ def prepare(args: argparse.Namespace, run_dir: Path):
         ),
     }
     stats = {
-        "pairs_read": len(corpus),
-        "malformed_lines": corpus.malformed,
+        "text_unit": args.text_unit,
+        "pairs_read": sum(len(corpus) for _, corpus in sources),
+        "malformed_lines": sum(corpus.malformed for _, corpus in sources),
+        "sources": report,
         "train_pairs": len(splits["train"][0]),
         "validation_pairs": len(splits["validation"][0]),
         "test_pairs": len(test),
@@ -139,7 +254,22 @@ def prepare(args: argparse.Namespace, run_dir: Path):
     return splits, test, src_vocab, tgt_vocab, stats
 
 
-def build_model(args: argparse.Namespace, src_vocab: Vocabulary, tgt_vocab: Vocabulary) -> Translator:
+def build_vocabularies(
+    args: argparse.Namespace, src_tokens: list[list[str]], tgt_tokens: list[list[str]]
+) -> tuple[AnyVocabulary, AnyVocabulary]:
+    """Source and target vocabularies of the run's text unit, from the training tokens."""
+    if args.text_unit == "subword":
+        return (
+            SubwordVocabulary.learn(src_tokens, args.source_vocab_size, args.min_count),
+            SubwordVocabulary.learn(tgt_tokens, args.target_vocab_size, args.min_count),
+        )
+    return (
+        Vocabulary.build(src_tokens, args.source_vocab_size, args.min_count),
+        Vocabulary.build(tgt_tokens, args.target_vocab_size, args.min_count),
+    )
+
+
+def build_model(args: argparse.Namespace, src_vocab: AnyVocabulary, tgt_vocab: AnyVocabulary) -> Translator:
     model = Translator(
         source_vocab_size=len(src_vocab),
         target_vocab_size=len(tgt_vocab),
@@ -180,11 +310,33 @@ def evaluate(translator, test: data.ParallelCorpus, beam_size: int = 4, name: st
     return results
 
 
-def read_eval_sets(args: argparse.Namespace) -> dict[str, data.ParallelCorpus]:
-    """The `--eval-pairs NAME=PATH` sets: pair files, or prefixes of aligned files."""
+def eval_suffixes(args: argparse.Namespace) -> tuple[str, str]:
+    """The source and target suffixes of line-aligned files."""
     suffixes = args.eval_suffixes.split(",")
     if len(suffixes) != 2 or not all(suffixes):
         raise SystemExit(f"--eval-suffixes wants two suffixes like es,en, got {args.eval_suffixes!r}")
+    return suffixes[0], suffixes[1]
+
+
+def card_metrics(
+    translator, test: data.ParallelCorpus, eval_sets: dict[str, data.ParallelCorpus], sources: list[dict]
+) -> dict:
+    """The card's metrics: the test split, each `--eval-pairs` set and, when several genuine sources
+    were mixed, each source's own test pairs (`per_source_tests`)."""
+    results = evaluate(translator, test)
+    for name, corpus in eval_sets.items():
+        results[name] = {"pairs": len(corpus), **evaluate(translator, corpus, name=name)}
+    if sum(not row["synthetic"] for row in sources) > 1:
+        results["test_by_source"] = [
+            {"source": name, "pairs": len(part), **evaluate(translator, part, name=name)}
+            for name, part in per_source_tests(test, sources)
+        ]
+    return results
+
+
+def read_eval_sets(args: argparse.Namespace) -> dict[str, data.ParallelCorpus]:
+    """The `--eval-pairs NAME=PATH` sets: pair files, or prefixes of aligned files."""
+    suffixes = eval_suffixes(args)
     sets = {}
     for spec in args.eval_pairs:
         name, _, path = spec.partition("=")
@@ -207,6 +359,8 @@ class TranslateTask(Task):
 
     data_flags = (
         "pairs",
+        "synthetic_pairs",
+        "aligned",
         "source_column",
         "target_column",
         "source_file",
@@ -222,6 +376,7 @@ class TranslateTask(Task):
         "encoder_layers",
         "decoder_layers",
         "attention",
+        "text_unit",
         "source_vocab_size",
         "target_vocab_size",
         "min_count",
@@ -257,18 +412,16 @@ class TranslateTask(Task):
         from seq2seq_app.translation.translator_api import LoadedTranslator
 
         args, stats = self.args, self.stats
-        translator = LoadedTranslator(path)
-        results = evaluate(translator, self.test)
-        for name, corpus in self.eval_sets.items():
-            results[name] = {"pairs": len(corpus), **evaluate(translator, corpus, name=name)}
+        results = card_metrics(LoadedTranslator(path), self.test, self.eval_sets, stats["sources"])
         return {
             "title": f"{args.source_name} → {args.target_name} translator "
             f"({args.cell.upper()} encoder–decoder with {args.attention} attention)",
-            "description": "Bidirectional recurrent encoder, attention decoder, word-level vocabularies with "
-            "unknown words copied from the source. Loads with `tensorflow` alone.",
+            "description": "Bidirectional recurrent encoder, attention decoder, "
+            + UNIT_DESCRIPTIONS[args.text_unit]
+            + " Loads with `tensorflow` alone.",
             "task": "translate",
             "data": {
-                "source": args.pairs or args.tfds or f"{args.source_file} + {args.target_file}",
+                "source": "; ".join(row["source"] for row in stats["sources"]),
                 "credit": args.data_credit,
                 "validation_fraction": args.validation_fraction,
                 "test_fraction": args.test_fraction,
@@ -276,7 +429,7 @@ class TranslateTask(Task):
                 **stats,
             },
             "metrics": {
-                "test_split": f"{stats['test_pairs']} pairs carved from the training file "
+                "test_split": f"{stats['test_pairs']} pairs carved from the genuine training sources "
                 f"(seed {args.seed}, source sentences unseen in training)",
                 **results,
             },

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import collections
 import heapq
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from seq2seq_app.core.vocabulary import UNK_ID, Vocabulary
@@ -109,6 +110,7 @@ class SubwordVocabulary:
     def __init__(self, pieces: Iterable[str], max_piece_chars: int = 24):
         self.vocab = Vocabulary(pieces)
         self.max_piece_chars = max_piece_chars
+        self._segment_ids: tf.types.experimental.GenericFunction | None = None
 
     @classmethod
     def learn(
@@ -140,6 +142,29 @@ class SubwordVocabulary:
     @classmethod
     def load(cls, path: str | Path) -> SubwordVocabulary:
         return cls(Vocabulary.load(path).tokens)
+
+    def encode_numpy(self, token_lists: Sequence[Sequence[str]], batch: int = 4096) -> list[np.ndarray]:
+        """Piece ids of tokenised sentences for data preparation: a list of int32 arrays.
+
+        Segmented by the same in-graph `segment` the exported model runs, so training and serving
+        split every word alike.
+        """
+        if self._segment_ids is None:
+            # The table is made here, eagerly: made inside the trace it would belong to that graph,
+            # and the export (another graph) could not use it.
+            _ = self.vocab.table
+            self._segment_ids = tf.function(
+                lambda words: self.segment(words)[0],
+                input_signature=[tf.RaggedTensorSpec([None, None], tf.string, ragged_rank=1)],
+            )
+        out: list[np.ndarray] = []
+        for i in range(0, len(token_lists), batch):
+            chunk = token_lists[i : i + batch]
+            flat = tf.constant([t for tokens in chunk for t in tokens], tf.string)
+            words = tf.RaggedTensor.from_row_lengths(flat, [len(tokens) for tokens in chunk])
+            ids = self._segment_ids(words)
+            out.extend(np.split(ids.flat_values.numpy(), np.cumsum(ids.row_lengths().numpy())[:-1]))
+        return out
 
     def segment(self, words: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor, tf.RaggedTensor]:
         """Splits every word of a ragged batch [b, (words)] into pieces, in the graph.

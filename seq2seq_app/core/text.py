@@ -9,9 +9,10 @@ Tatoeba Spanish→English training file, words seen at least twice cover 98.7% o
 99.4% of English running tokens, so a word vocabulary of ~15k/9k loses little; words keep the
 decoder to ~8 steps a sentence where characters need ~35, which is what lets greedy decoding
 answer in a few milliseconds on a CPU; and the rare unknown word (a name, a number) is copied
-from the source through the attention weights instead of being printed as `[UNK]`. Subwords
-would need tensorflow-text's WordPiece or SentencePiece ops in the exported graph, which a
-program with only `tensorflow` cannot load.
+from the source through the attention weights instead of being printed as `[UNK]`. Subword
+translators split these words further into byte-pair pieces, also with core ops only
+(`seq2seq_app.core.subword_vocabulary`), where tensorflow-text's WordPiece or SentencePiece ops
+would not load in a program with only `tensorflow`.
 """
 
 from __future__ import annotations

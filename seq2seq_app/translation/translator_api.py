@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from seq2seq_app.core.loaded_model import LoadedModel
+from seq2seq_app.core.subword_vocabulary import CONTINUATION
 
 
 class LoadedTranslator(LoadedModel):
@@ -51,6 +52,17 @@ class LoadedTranslator(LoadedModel):
             result = self.run(batch[i : i + batch_size], beam_size, length_penalty, temperature)
             outputs.extend(t.decode("utf-8") for t in result["translation"])
         return outputs[0] if single else outputs
+
+    def in_vocabulary(self, tokens: list[str]) -> list[bool] | None:
+        """Whether each lowercased source word is known: a word-level model looks it up; for a subword
+        model a word is known when every character is a piece, since it is then spelled out in
+        pieces and never read as `[UNK]`."""
+        unit = getattr(self._module, "text_unit", None)
+        if unit is None or unit.numpy() != b"subword":
+            return super().in_vocabulary(tokens)
+        pieces = [[c if i == 0 else CONTINUATION + c for i, c in enumerate(t)] for t in tokens]
+        found = iter(super().in_vocabulary([p for word in pieces for p in word]) or [])
+        return [all([next(found) for _ in word]) for word in pieces]
 
     def run(
         self,

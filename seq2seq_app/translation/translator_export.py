@@ -10,30 +10,52 @@ Signatures (the contract other programs rely on; see the README):
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import tensorflow as tf
 
 from seq2seq_app.core import decoding, text
 from seq2seq_app.core.export_base import ExportBase
-from seq2seq_app.core.vocabulary import END_ID, PAD_ID, START_ID, UNK_ID, Vocabulary
+from seq2seq_app.core.subword_vocabulary import CONTINUATION, SubwordVocabulary
+from seq2seq_app.core.vocabulary import END_ID, PAD_ID, START_ID, UNK, UNK_ID, Vocabulary
 from seq2seq_app.translation.translator import Translator
 
 BANNED = (PAD_ID, START_ID)
 
 
+class _Source(NamedTuple):
+    """A batch of source texts as the searches and `_to_text` need them."""
+
+    ids: tf.Tensor  # int32 [b, s_ids], END after each sentence's words (word mode) or pieces
+    words: tf.Tensor  # string [b, s_words], the cased source words, "" aligned with END and padding
+    max_lengths: tf.Tensor  # int32 [b], each sentence's output cap in target ids
+    # float32 [b, s_ids, s_words]: 1 where an id column belongs to a word column; None in word mode,
+    # where ids and words align one to one.
+    columns: tf.Tensor | None
+
+
 class TranslatorExport(ExportBase):
     """Wraps a trained `Translator` and its vocabularies with text-level `tf.function`s.
 
-    Unknown target words are replaced by the source token the decoder attended to most when it
-    produced them (Luong et al., 2015), so names and numbers come through instead of `[UNK]`.
+    The text unit follows the vocabularies: word `Vocabulary`s look words up; `SubwordVocabulary`s
+    segment the source words into pieces in the graph and join the output pieces back to words.
+    Either way the signatures speak words: `source_tokens` and `target_tokens` are words and
+    `attention` is [b, target words, source words] (piece attention merged: summed over a source
+    word's pieces, averaged over a target word's pieces), so callers never see pieces.
+
+    Unknown target words, and target words holding an unknown piece, are replaced by the source
+    word the decoder attended to most when it produced them (Luong et al., 2015), so names and
+    numbers come through instead of `[UNK]`.
 
     Args:
         model: a built `Translator`.
-        source_vocab: vocabulary of lowercased source tokens.
-        target_vocab: vocabulary of target tokens.
-        max_output_length: hard cap on output tokens.
-        max_source_tokens: longer inputs are truncated to this many tokens.
-        no_repeat_ngram_size: no output repeats an n-gram of this many tokens (0 turns it off);
-            3 removed every loop from news sentences at no cost in BLEU (see docs/translation.md).
+        source_vocab: vocabulary of lowercased source words or pieces.
+        target_vocab: vocabulary of target words or pieces (the same kind as `source_vocab`).
+        max_output_length: hard cap on output tokens (words or pieces).
+        max_source_tokens: longer inputs are truncated to this many words.
+        no_repeat_ngram_size: no output repeats an n-gram of this many tokens (words or pieces; 0
+            turns it off); 3 removed every loop from news sentences at no cost in BLEU (see
+            docs/translation.md).
 
     Example:
     >>> TranslatorExport(model, src_vocab, tgt_vocab).save("saved_models/translate_spa_en")  # doctest: +SKIP
@@ -44,72 +66,126 @@ class TranslatorExport(ExportBase):
     def __init__(
         self,
         model: Translator,
-        source_vocab: Vocabulary,
-        target_vocab: Vocabulary,
+        source_vocab: Vocabulary | SubwordVocabulary,
+        target_vocab: Vocabulary | SubwordVocabulary,
         max_output_length: int = 100,
         max_source_tokens: int = 100,
         no_repeat_ngram_size: int = 3,
     ):
+        if type(source_vocab) is not type(target_vocab):
+            raise TypeError("source and target vocabularies must be of one kind (both words or both pieces)")
         super().__init__(model)
         self._encode = model.encode
         self._step = model.decode_step
-        self.source_table = source_vocab.table
+        self.subwords = source_vocab if isinstance(source_vocab, SubwordVocabulary) else None
+        self.source_table = source_vocab.table if self.subwords is None else self.subwords.vocab.table
         self.target_tokens = tf.constant(target_vocab.tokens)
-        # Both vocabularies and the decoding setting travel in the SavedModel, so it can be
-        # re-exported on its own (`python -m training.reexport`).
+        # Both vocabularies, their unit and the decoding setting travel in the SavedModel, so it can
+        # be re-exported on its own (`python -m training.reexport`).
         self.source_vocabulary = tf.Variable(source_vocab.tokens, trainable=False, name="source_vocabulary")
         self.target_vocabulary = tf.Variable(target_vocab.tokens, trainable=False, name="target_vocabulary")
+        self.text_unit = tf.Variable("word" if self.subwords is None else "subword", trainable=False)
         self.decoding_no_repeat_ngram_size = tf.Variable(no_repeat_ngram_size, trainable=False)
         self.max_output_length = max_output_length
         self.max_source_tokens = max_source_tokens
         self.no_repeat_ngram_size = no_repeat_ngram_size
 
-    def _encode_text(self, texts):
+    def _encode_text(self, texts) -> _Source:
         cased = text.tokenize(texts, lowercase=False)[:, : self.max_source_tokens]
         lowered = text.lowercase_tokens(cased)
-        raw = tf.concat([cased, tf.fill([cased.nrows(), 1], "")], axis=1)  # aligned with END below
-        ids = tf.cast(self.source_table.lookup(lowered), tf.int32)
+        words = tf.concat([cased, tf.fill([cased.nrows(), 1], "")], axis=1).to_tensor()  # "" aligned with END
+        columns = None
+        if self.subwords is None:
+            ids = tf.cast(self.source_table.lookup(lowered), tf.int32)
+        else:
+            ids, _, word_index = self.subwords.segment(lowered)
+            # END's column is the "" after each sentence's words; padding (-1) belongs to none.
+            ends = tf.cast(lowered.row_lengths(), tf.int32)[:, None]
+            word_index = tf.concat([word_index, ends], axis=1).to_tensor(default_value=-1)
+            columns = tf.one_hot(word_index, tf.shape(words)[1])
         ids = tf.concat([ids, tf.fill([ids.nrows(), 1], END_ID)], axis=1)  # every source ends with END
-        lengths = tf.cast(lowered.row_lengths(), tf.int32)
+        lengths = tf.cast(ids.row_lengths(), tf.int32) - 1
         # Outputs may be about twice as long as inputs, never longer than the cap; nothing in,
         # nothing out.
         max_lengths = tf.where(lengths > 0, tf.minimum(2 * lengths + 10, self.max_output_length), 0)
-        return ids.to_tensor(), raw.to_tensor(), max_lengths
+        return _Source(ids.to_tensor(), words, max_lengths, columns)
 
     def _search_inputs(self, texts):
-        """(source tokens [b, s], the search's keyword arguments) for a batch of texts."""
-        ids, raw, max_lengths = self._encode_text(self.non_empty(texts, tf.constant([""])))
+        """(the source, the search's keyword arguments) for a batch of texts."""
+        source = self._encode_text(self.non_empty(texts, tf.constant([""])))
         step, state = decoding.no_repeat_ngrams(
-            self._step, self._encode(ids), self.no_repeat_ngram_size, tf.reduce_max(max_lengths)
+            self._step, self._encode(source.ids), self.no_repeat_ngram_size, tf.reduce_max(source.max_lengths)
         )
         search = {
             "step_fn": step,
             "state": state,
-            "start_tokens": tf.fill([tf.shape(ids)[0]], START_ID),
-            "max_lengths": max_lengths,
+            "start_tokens": tf.fill([tf.shape(source.ids)[0]], START_ID),
+            "max_lengths": source.max_lengths,
             "end_id": END_ID,
             "pad_id": PAD_ID,
             "banned_ids": BANNED,
         }
-        return raw, search
+        return source, search
 
-    def _to_text(self, ids, attention, source_raw):
-        """Ids [b, t] → (text [b], tokens [b, t]); unknown words copied from the source."""
+    @staticmethod
+    def _repeated(source: _Source, times) -> _Source:
+        """Each sentence's source `times` times in a row, for the flattened beams."""
+        return _Source(*(None if x is None else tf.repeat(x, times, axis=0) for x in source))
+
+    def _to_text(self, ids, attention, source: _Source):
+        """Ids [b, t] and attention [b, t, s_ids] → (text [b], target words [b, t_words], word
+        attention [b, t_words, s_words]); unknown words copied from the source."""
+        if self.subwords is not None:
+            return self._pieces_to_text(ids, attention, source)
+        attention = decoding.fit_memory_columns(attention, tf.shape(source.words)[1])
         tokens = tf.gather(self.target_tokens, ids)
         attended = tf.argmax(attention, axis=-1, output_type=tf.int32)
-        copied = tf.gather(source_raw, attended, batch_dims=1)
+        copied = tf.gather(source.words, attended, batch_dims=1)
         tokens = tf.where(tf.equal(ids, UNK_ID), copied, tokens)
         keep = tf.not_equal(ids, PAD_ID) & tf.not_equal(ids, END_ID) & tf.not_equal(tokens, "")
         words = tf.ragged.boolean_mask(tokens, keep)
-        return text.detokenize(words), tf.where(keep, tokens, "")
+        return text.detokenize(words), tf.where(keep, tokens, ""), attention
 
-    def _outputs(self, text, ids, attention, raw, **extra):
-        attention = decoding.fit_memory_columns(attention, tf.shape(raw)[1])
-        translation, target_tokens = self._to_text(ids, attention, raw)
+    def _pieces_to_text(self, ids, attention, source: _Source):
+        """`_to_text` for pieces: pieces joined to words, piece attention merged to word attention."""
+        attention = decoding.fit_memory_columns(attention, tf.shape(source.columns)[1])
+        attention = tf.matmul(attention, source.columns)  # [b, t, s_words]: summed over a word's pieces
+        pieces = tf.gather(self.target_tokens, ids)
+        keep = tf.not_equal(ids, PAD_ID) & tf.not_equal(ids, END_ID)  # a prefix of each row
+        unknown = tf.equal(ids, UNK_ID) & keep
+        # An unknown piece is a character the target side never had, so the model can only have
+        # meant to pass something through from the source: the word holding it is replaced by the
+        # most-attended source word, as word mode does for unknown words, rather than keeping a
+        # character nobody can know. An unknown piece continues the word before it when both
+        # attended the same source word (你好 comes out as [UNK] [UNK] on one word; "caf" [UNK] on
+        # "café" is one word), otherwise it starts a word, so neither the known word before it nor a
+        # second copied word is lost.
+        attended = tf.argmax(attention, axis=-1, output_type=tf.int32)
+        same_word = tf.pad(tf.equal(attended[:, 1:], attended[:, :-1]), [[0, 0], [1, 0]])
+        pieces = tf.where(unknown & same_word, CONTINUATION + UNK, pieces)
+        first = tf.equal(tf.range(tf.shape(ids)[1]), 0)[None, :]
+        starts = keep & (first | ~tf.strings.regex_full_match(pieces, CONTINUATION + ".*"))
+        word_of = tf.where(keep, tf.cumsum(tf.cast(starts, tf.int32), axis=1) - 1, -1)  # [b, t]
+        n_words = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(starts, tf.int32), axis=1)), 0)
+        members = tf.transpose(tf.one_hot(word_of, n_words), [0, 2, 1])  # [b, t_words, t]
+        sizes = tf.reduce_sum(members, axis=2, keepdims=True)
+        word_attention = tf.matmul(members / tf.maximum(sizes, 1.0), attention)  # mean over a word's pieces
+        has_unknown = tf.matmul(members, tf.cast(unknown, tf.float32)[:, :, None])[:, :, 0] > 0
+        # Join's rule (a "##" piece continues the word before it) is the rule `starts` follows, so
+        # the joined words line up with the rows of `word_attention`.
+        joined = SubwordVocabulary.join(tf.ragged.boolean_mask(pieces, keep))
+        words = tf.strings.split(joined).to_tensor(default_value="", shape=tf.shape(has_unknown))
+        attended = tf.argmax(word_attention, axis=-1, output_type=tf.int32)
+        words = tf.where(has_unknown, tf.gather(source.words, attended, batch_dims=1), words)
+        translation = text.detokenize(tf.ragged.boolean_mask(words, tf.not_equal(words, "")))
+        return translation, words, word_attention
+
+    def _outputs(self, text, ids, attention, source: _Source, **extra):
+        translation, target_tokens, attention = self._to_text(ids, attention, source)
         outputs = {
             "translation": translation,
             "attention": attention,
-            "source_tokens": raw,
+            "source_tokens": source.words,
             "target_tokens": target_tokens,
             **extra,
         }
@@ -117,9 +193,9 @@ class TranslatorExport(ExportBase):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def translate(self, text):
-        raw, search = self._search_inputs(text)
+        source, search = self._search_inputs(text)
         ids, attention = decoding.greedy_search(**search)
-        return self._outputs(text, ids, attention, raw)
+        return self._outputs(text, ids, attention, source)
 
     @tf.function(
         input_signature=[
@@ -128,9 +204,9 @@ class TranslatorExport(ExportBase):
         ]
     )
     def translate_sample(self, text, temperature):
-        raw, search = self._search_inputs(text)
+        source, search = self._search_inputs(text)
         ids, attention = decoding.sample_search(temperature=temperature, **search)
-        return self._outputs(text, ids, attention, raw)
+        return self._outputs(text, ids, attention, source)
 
     @tf.function(
         input_signature=[
@@ -140,15 +216,14 @@ class TranslatorExport(ExportBase):
         ]
     )
     def translate_beam(self, text, beam_size, length_penalty):
-        raw, search = self._search_inputs(text)
+        source, search = self._search_inputs(text)
         ids, scores, attention = decoding.beam_search(
             beam_size=self.beam_size(beam_size), length_penalty=length_penalty, **search
         )
         beams = tf.shape(ids)[1]
 
         def to_text(flat_ids):
-            flat_attention = decoding.fit_memory_columns(self.flat_beams(attention), tf.shape(raw)[1])
-            return self._to_text(flat_ids, flat_attention, tf.repeat(raw, beams, axis=0))[0]
+            return self._to_text(flat_ids, self.flat_beams(attention), self._repeated(source, beams))[0]
 
         candidates = self.candidate_texts(to_text, ids)
-        return self._outputs(text, ids[:, 0], attention[:, 0], raw, candidates=candidates, scores=scores)
+        return self._outputs(text, ids[:, 0], attention[:, 0], source, candidates=candidates, scores=scores)

@@ -3,10 +3,11 @@
 The decoding and text handling live in the export, not in the weights, so a trained model gains
 export fixes (e.g. the repeated n-gram ban) without retraining. The weights come from the
 SavedModel itself (`model_variables`, in the order the export saved them); the vocabularies from
-the SavedModel when it carries them, otherwise they are rebuilt from the training data its card
-names, exactly as the training command built them, and checked: the source vocabulary against
-the SavedModel's lookup table, the target one by decoding test sentences as the old export did
-and requiring the old SavedModel's outputs word for word. The old folder is replaced only when
+the SavedModel when it carries them (words or subword pieces, as its `text_unit` says; exports
+without one are word-level), otherwise they are rebuilt from the training data its card names,
+exactly as the training command built them, and checked: the source vocabulary against the
+SavedModel's lookup table, the target one by decoding test sentences as the old export did and
+requiring the old SavedModel's outputs word for word. The old folder is replaced only when
 the new export is complete (`safe_export`).
 
 Example:
@@ -32,7 +33,6 @@ def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
     import numpy as np
     import tensorflow as tf
 
-    from seq2seq_app.core.vocabulary import Vocabulary
     from training import translate
 
     words = shlex.split(card["training"]["command"])
@@ -41,8 +41,11 @@ def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
     with tempfile.TemporaryDirectory() as run_dir:
         _, test, src, tgt, _ = translate.prepare(args, Path(run_dir))
     if hasattr(loaded, "source_vocabulary"):
-        src = Vocabulary(t.decode() for t in loaded.source_vocabulary.numpy())
-        tgt = Vocabulary(t.decode() for t in loaded.target_vocabulary.numpy())
+        # Exports older than subwords carry no text unit: they are word-level.
+        unit = loaded.text_unit.numpy().decode() if hasattr(loaded, "text_unit") else "word"
+        kind = translate.VOCABULARIES[unit]
+        src = kind(t.decode() for t in loaded.source_vocabulary.numpy())
+        tgt = kind(t.decode() for t in loaded.target_vocabulary.numpy())
     found = tf.raw_ops.LookupTableFindV2(
         table_handle=loaded.source_table.resource_handle,
         keys=tf.constant(src.tokens),
@@ -100,10 +103,8 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
 
     def write(path: Path) -> None:
         export.save(path)
-        new = LoadedTranslator(path)
-        card["metrics"].update(translate.evaluate(new, test))
-        for name, corpus in eval_sets.items():
-            card["metrics"][name] = {"pairs": len(corpus), **translate.evaluate(new, corpus, name=name)}
+        sources = card["data"].get("sources", [])  # cards older than mixed sources have none
+        card["metrics"].update(translate.card_metrics(LoadedTranslator(path), test, eval_sets, sources))
         card["export"] = {
             "size_mb": round(directory_megabytes(path), 1),
             "signatures": card.get("export", {}).get("signatures", ""),
