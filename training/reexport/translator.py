@@ -81,6 +81,7 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
     from training import translate
     from training.cards import command_line, write_model_card
     from training.export import directory_megabytes, safe_export
+    from training.hardware import cpu_description, cpu_summary
 
     card = json.loads((export_dir / "model_card.json").read_text(encoding="utf-8"))
     if card.get("task") != "translate":
@@ -109,7 +110,11 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
             "size_mb": round(directory_megabytes(path), 1),
             "signatures": card.get("export", {}).get("signatures", ""),
             "decoding": {"no_repeat_ngram_size": no_repeat_ngram_size},
-            "reexported": {"command": command_line(), "date": datetime.date.today().isoformat()},
+            "reexported": {
+                "command": command_line(),
+                "date": datetime.date.today().isoformat(),
+                "machine": cpu_summary(cpu_description()),  # the metrics' seconds were measured on it
+            },
         }
         write_model_card(path, card)
 
