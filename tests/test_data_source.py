@@ -73,6 +73,20 @@ def test_mixture_splits_keep_carved_sentences_out_of_training_and_synthetic_out_
         )
 
 
+def test_held_out_sentences_are_also_recognised_respaced_recased_or_split_into_sentences():
+    tatoeba = _corpus([(f"Hola {i}. ¿Qué tal?", f"Hi {i}. How are you?") for i in range(40)])
+    trains, val, test, _ = split_mixture([(DataSource("t"), tatoeba)], 0.1, 0.1, seed=0)
+    held = list(zip(val.sources + test.sources, val.targets + test.targets))
+    source, target = held[0]
+    first, second = target.split(". ")
+    news = _corpus([(source.replace(" ", "  ").upper(), "other"), ("frase nueva", "new")])
+    back = _corpus([("sintética a", first + "."), ("sintética b", second), ("sintética c", "Fresh.")])
+    sources = [(DataSource("t"), tatoeba), (DataSource("n"), news), (DataSource("b", synthetic=True), back)]
+    trains, *_ = split_mixture(sources, 0.1, 0.1, seed=0)
+    assert trains[1].sources == ["frase nueva"]  # the respaced, upper-cased held-out source is gone
+    assert trains[2].targets == ["Fresh."]  # so are both sentences of a held-out reference
+
+
 @pytest.fixture
 def mixed_files(tmp_path):
     tatoeba = write_pair_file(tmp_path / "tatoeba.txt", toy_pairs(120, seed=1))
@@ -176,6 +190,22 @@ def test_runs_recorded_before_pairs_became_repeatable_still_resume(tmp_path):
     check_same_run(tmp_path, parser.parse_args(["--source-file", "a", "--target-file", "b"]), ["pairs"])
 
 
+def test_a_flag_added_after_a_run_was_recorded_is_checked_at_its_default(tmp_path):
+    (tmp_path / "args.json").write_text(json.dumps({"pairs": ["spa.txt"]}))  # before --text-unit, --aligned
+    defining = translate.TranslateTask.run_defining_flags()
+    defaults = {k: translate.build_parser().get_default(k) for k in defining}
+    parser = translate.build_parser()
+
+    def check(*flags):
+        args = parser.parse_args(["--pairs", "spa.txt", *flags])
+        check_same_run(tmp_path, args, ["pairs", "text_unit", "aligned"], record=False, defaults=defaults)
+
+    check()
+    for flags, name in ((["--text-unit", "subword"], "--text-unit"), (["--aligned", "news*3"], "--aligned")):
+        with pytest.raises(SystemExit, match=name):
+            check(*flags)
+
+
 def test_a_config_file_lists_several_sources(tmp_path):
     from training.flags import parse_with_config
 
@@ -184,3 +214,12 @@ def test_a_config_file_lists_several_sources(tmp_path):
     args = parse_with_config(translate.build_parser(), ["--config", str(config), "--aligned", "news*3"])
     assert args.pairs == ["spa.txt", "more.txt*2"] and args.synthetic_pairs == ["bt.tsv*0.5"]
     assert args.aligned == ["news*3"]
+
+
+def test_repeatable_flags_on_the_command_line_replace_the_config_list(tmp_path):
+    from training.flags import parse_with_config
+
+    config = tmp_path / "mix.json"
+    config.write_text(json.dumps({"pairs": ["a.tsv", "b.tsv*2"], "aligned": ["news*3"]}))
+    args = parse_with_config(translate.build_parser(), ["--config", str(config), "--pairs", "c.tsv"])
+    assert args.pairs == ["c.tsv"] and args.aligned == ["news*3"]

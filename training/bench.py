@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from training import flops
+from training.flags import non_negative_int
 from training.hardware import cpu_description, cpu_summary, matmul_peak_gflops
 from training.strategy import configure_precision, machine_description
 
@@ -123,13 +124,13 @@ def bench_translate_inference(
     return {**results, "ratios": ratios}
 
 
-def _ratio(a: float, b: float) -> float:
-    return round(a / b, 3) if b else float("nan")
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b else None  # None, not NaN, which is not JSON
 
 
 def timed_fit(model, dataset: tf.data.Dataset, steps: int) -> tuple[list, float]:
     """Fits `steps` batches after 20 warm-up batches; returns the timed batches and seconds."""
-    batches = list(dataset.take(steps + 20))
+    batches = list(dataset.repeat().take(steps + 20))  # a small --data file still fills every step
     spec = dataset.element_spec
 
     def as_dataset(items):
@@ -352,7 +353,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="held-out sentences/reviews used for throughput (default: 640 sentences, 2,560 reviews)",
     )
     parser.add_argument("--repeats", type=int, default=200, help="single-item calls per latency figure")
-    parser.add_argument("--train-steps", type=int, default=60, help="timed training steps (0 skips training)")
+    parser.add_argument(
+        "--train-steps", type=non_negative_int, default=60, help="timed training steps (0 skips training)"
+    )
     parser.add_argument(
         "--set",
         action="append",

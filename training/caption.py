@@ -235,6 +235,7 @@ def extract_features(args: argparse.Namespace, run_dir: Path, train, val):
 class CaptionTask(Task):
     """The captioner's steps of the training skeleton (see training/task.py)."""
 
+    parser = staticmethod(build_parser)
     data_flags = (
         "flickr8k",
         "synthetic",

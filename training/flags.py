@@ -38,7 +38,15 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
     ]
     if unknown:
         parser.error(f"unknown keys in {first.config}: {', '.join(sorted(unknown))}")
-    return parser.parse_args(config_tokens(config) + argv)  # the last value wins: the command line
+    # The last value wins, the command line's; a repeatable flag given there replaces the config's
+    # list instead of adding to it.
+    given = {
+        a.dest
+        for a in parser._actions
+        if isinstance(a, argparse._AppendAction) and getattr(first, a.dest) != a.default
+    }
+    config = {k: v for k, v in config.items() if k.replace("-", "_") not in given}
+    return parser.parse_args(config_tokens(config) + argv)
 
 
 def config_tokens(config: dict) -> list[str]:
@@ -102,6 +110,14 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer of at least 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
 
 

@@ -48,14 +48,25 @@ class RunState:
 
 
 def check_same_run(
-    run_dir: Path, args: argparse.Namespace, defining: Sequence[str], record: bool = True
+    run_dir: Path,
+    args: argparse.Namespace,
+    defining: Sequence[str],
+    record: bool = True,
+    defaults: dict | None = None,
 ) -> None:
     """Refuses to resume a run directory with different data or architecture flags; records them
-    unless `record` is false (a non-chief worker only checks)."""
+    unless `record` is false (a non-chief worker only checks). A flag the record lacks was added
+    after that run and is compared at its value in `defaults` (left unchecked if not there)."""
     path = Path(run_dir) / "args.json"
     if path.exists():
         previous = json.loads(path.read_text(encoding="utf-8"))
-        changed = [k for k in defining if k in previous and not _same_flag(previous[k], getattr(args, k))]
+        defaults = defaults or {}
+        changed = [
+            k
+            for k in defining
+            if (k in previous or k in defaults)
+            and not _same_flag(previous.get(k, defaults.get(k)), getattr(args, k))
+        ]
         if changed:
             raise SystemExit(
                 f"{run_dir} holds a run made with different "

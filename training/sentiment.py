@@ -184,6 +184,7 @@ def evaluate(classifier, reviews: data.LabeledReviews) -> dict:
 class SentimentTask(Task):
     """The sentiment classifier's steps of the training skeleton (see training/task.py)."""
 
+    parser = staticmethod(build_parser)
     data_flags = ("tsv", "text_column", "label_column", "tfds", "tfds_text_key")
     architecture_flags = (
         "unit",

@@ -66,6 +66,9 @@ class Task(abc.ABC):
         ('pairs', 'units', 'validation_fraction', 'test_fraction', 'seed')
     """
 
+    # The CLI's parser: a flag that a run directory's record lacks (added after that run) is
+    # compared at its default, the value that run had in effect.
+    parser: Callable[[], argparse.ArgumentParser] | None = None
     data_flags: tuple[str, ...] = ()
     architecture_flags: tuple[str, ...] = ()
     batch_flag: str = "batch_size"
@@ -145,7 +148,9 @@ def run_task(task: Task) -> dict:
     with run.worker.chief_first():
         with run.strategy.scope():
             task.prepare(run)
-        check_same_run(run.run_dir, args, task.run_defining_flags(), record=run.worker.is_chief)
+        defining = task.run_defining_flags()
+        defaults = {k: task.parser().get_default(k) for k in defining} if task.parser else {}
+        check_same_run(run.run_dir, args, defining, record=run.worker.is_chief, defaults=defaults)
         task.prepare_unreplicated(run)
     run.state = RunState(run.run_dir, run.worker.write_dir(run.run_dir))
     with run.strategy.scope():

@@ -357,6 +357,7 @@ def read_eval_sets(args: argparse.Namespace) -> dict[str, data.ParallelCorpus]:
 class TranslateTask(Task):
     """The translator's steps of the training skeleton (see training/task.py)."""
 
+    parser = staticmethod(build_parser)
     data_flags = (
         "pairs",
         "synthetic_pairs",

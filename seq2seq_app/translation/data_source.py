@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 from collections.abc import Sequence
 
 from seq2seq_app.translation.data import ParallelCorpus, read_aligned_files, read_pair_file, split_corpus
@@ -85,6 +86,15 @@ def oversampled(n: int, weight: float, seed: int = 0) -> list[int]:
     return [i for _ in range(whole) for i in range(n)] + sorted(extra)
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
+
+
+def _key(sentence: str) -> str:
+    """A sentence's words, lowercased: what two copies of it share however they were spaced or
+    punctuated."""
+    return " ".join(re.findall(r"\w+", sentence.lower()))
+
+
 def split_mixture(
     sources: Sequence[tuple[DataSource, ParallelCorpus]], validation: float, test: float, seed: int = 0
 ) -> tuple[list[ParallelCorpus], ParallelCorpus, ParallelCorpus, list[dict]]:
@@ -99,16 +109,28 @@ def split_mixture(
     for i, (source, corpus) in enumerate(sources):
         if not source.synthetic:
             carved[i] = split_corpus(corpus, validation, test, seed)
-    held = [part for _, val, tst in carved.values() for part in (val, tst)]
-    held_sources = {s for part in held for s in part.sources}
-    held_targets = {t for part in held for t in part.targets}
+    held = {i: [val, tst] for i, (_, val, tst) in carved.items()}
+    held_sources = {s for parts in held.values() for part in parts for s in part.sources}
+    # Another source, or a back-translation (which respaces text and splits it into sentences),
+    # may hold a held-out sentence in another form: those are matched by their words.
+    source_keys = {i: {_key(s) for part in parts for s in part.sources} for i, parts in held.items()}
+    target_keys = {
+        _key(piece)
+        for parts in held.values()
+        for part in parts
+        for t in part.targets
+        for piece in (t, *_SENTENCE_END.split(t))
+    }
     trains, report = [], []
     for i, (source, corpus) in enumerate(sources):
         train = carved[i][0] if i in carved else corpus
+        other_keys = set().union(*(keys for j, keys in source_keys.items() if j != i))
         keep = [
             k
             for k, (s, t) in enumerate(zip(train.sources, train.targets))
-            if s not in held_sources and not (source.synthetic and t in held_targets)
+            if s not in held_sources
+            and _key(s) not in other_keys
+            and not (source.synthetic and _key(t) in target_keys)
         ]
         trains.append(ParallelCorpus([train.sources[k] for k in keep], [train.targets[k] for k in keep]))
         report.append(

@@ -33,10 +33,11 @@ def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
     import numpy as np
     import tensorflow as tf
 
-    from training import translate
+    from training import flags, translate
 
     words = shlex.split(card["training"]["command"])
-    args = translate.build_parser().parse_args(words[words.index("training.translate") + 1 :])
+    # A run may have read some flags from its --config file: parse as the CLI does.
+    args = flags.parse_with_config(translate.build_parser(), words[words.index("training.translate") + 1 :])
     args.eval_pairs = eval_pairs
     with tempfile.TemporaryDirectory() as run_dir:
         _, test, src, tgt, _ = translate.prepare(args, Path(run_dir))

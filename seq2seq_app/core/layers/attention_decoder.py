@@ -100,7 +100,7 @@ class AttentionDecoder(keras.layers.Layer):
             return ops.matmul(x, ops.transpose(embeddings))
         # One decoding step. With the [vocab, dim] table as the transposed right operand,
         # TensorFlow's CPU matmul repacks the whole table on every call of more than one row (a
-        # beam, a batch), 2-5x the cost of the product itself; with the table on the left it is
+        # beam, a batch), up to 10x the cost of the product at a few rows; with the table on the left it is
         # read in place and only the small [vocab, rows] result is transposed. For one row the
         # two forms cost the same.
         logits = ops.transpose(ops.matmul(embeddings, ops.transpose(x[:, 0])))
