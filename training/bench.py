@@ -155,23 +155,27 @@ def utilisation(model, timed: list, seconds: float, batch_flops, peak_gflops: fl
     }
 
 
-def bench_translate_training(card: dict, pairs: str, steps: int, overrides: dict, peak_gflops: float) -> dict:
-    """Non-padding target tokens per second of `fit` with the card's hyperparameters."""
-    from seq2seq_app.core.text import tokenize_all
-    from seq2seq_app.core.vocabulary import Vocabulary
-    from seq2seq_app.translation import data
-    from training.translate import build_model
+def bench_translate_training(
+    card: dict, pairs: str | None, steps: int, overrides: dict, peak_gflops: float
+) -> dict:
+    """Non-padding target tokens per second of `fit`, on the data, text unit and hyperparameters of
+    the card's training command (`pairs` replaces its sources), as the CLI prepares them."""
+    import tempfile
 
-    hp = {**card["hyperparameters"], **overrides}
+    from seq2seq_app.translation import data
+    from training import translate
+
+    args = translate.args_from_card(card)
+    if pairs:
+        args.pairs, args.aligned, args.synthetic_pairs = [pairs], [], []
+        args.source_file = args.target_file = args.tfds = None
+    for name, value in overrides.items():
+        setattr(args, name, value)
     policy = configure_precision("auto")
-    corpus = data.read_pair_file(pairs, 1, 0)
-    src_tok = tokenize_all(corpus.sources, True)
-    tgt_tok = tokenize_all(corpus.targets, False)
-    src_vocab = Vocabulary.build(src_tok, hp["source_vocab_size"], hp["min_count"])
-    tgt_vocab = Vocabulary.build(tgt_tok, hp["target_vocab_size"], hp["min_count"])
-    s, t, _ = data.encode_pairs(src_tok, tgt_tok, src_vocab, tgt_vocab, hp["max_length"])
-    dataset = data.make_dataset(s, t, hp["tokens_per_batch"], hp["max_length"], shuffle=True)
-    model = build_model(argparse.Namespace(**hp), src_vocab, tgt_vocab)
+    with tempfile.TemporaryDirectory() as run_dir:
+        splits, _, src_vocab, tgt_vocab, _ = translate.prepare(args, Path(run_dir))
+    dataset = data.make_dataset(*splits["train"], args.tokens_per_batch, args.max_length, shuffle=True)
+    model = translate.build_model(args, src_vocab, tgt_vocab)
     timed, seconds = timed_fit(model, dataset, steps)
     tokens = sum(int(np.sum(y.numpy() != 0)) for _, y in timed)
     padded = sum(int(np.prod(y.shape)) for _, y in timed)
@@ -184,6 +188,7 @@ def bench_translate_training(card: dict, pairs: str, steps: int, overrides: dict
         "precision_policy": policy,
         "steps": len(timed),
         "parameters": model.count_params(),
+        "text_unit": args.text_unit,
         "overrides": overrides,
     }
 
@@ -345,7 +350,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("task", choices=["translate", "sentiment", "caption"])
     parser.add_argument("--model", help="SavedModel folder (default: the shipped model of the task)")
     parser.add_argument(
-        "--data", help="file to time and train on (default: the shipped model's training file)"
+        "--data",
+        help="file to time on (default: the shipped model's training file); translate: also trained on, "
+        "in place of the card's sources",
     )
     parser.add_argument(
         "--items",
@@ -397,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 Path(args.reference) if args.reference else None,
             )
         if args.train_steps and card:
-            results["training"] = bench_translate_training(card, data_path, args.train_steps, overrides, peak)
+            results["training"] = bench_translate_training(card, args.data, args.train_steps, overrides, peak)
     elif args.task == "caption":
         from seq2seq_app.captioning import data
 

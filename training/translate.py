@@ -12,6 +12,7 @@ Subwords from several weighted sources with tagged back-translation (see docs/tr
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -172,6 +173,12 @@ def load_sources(args: argparse.Namespace) -> list[tuple[DataSource, data.Parall
     if all(source.synthetic for source in sources):
         raise SystemExit("--synthetic-pairs need a genuine source to carve validation and test pairs from")
     return [(source, source.read(args.source_column, args.target_column)) for source in sources]
+
+
+def args_from_card(card: dict) -> argparse.Namespace:
+    """The flags a model card's training command ran with (a --config file read as the CLI does)."""
+    words = shlex.split(card["training"]["command"])
+    return flags.parse_with_config(build_parser(), words[words.index("training.translate") + 1 :])
 
 
 def prepare(args: argparse.Namespace, run_dir: Path):

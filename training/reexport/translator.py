@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import shlex
 import tempfile
 from pathlib import Path
 
@@ -33,11 +32,9 @@ def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
     import numpy as np
     import tensorflow as tf
 
-    from training import flags, translate
+    from training import translate
 
-    words = shlex.split(card["training"]["command"])
-    # A run may have read some flags from its --config file: parse as the CLI does.
-    args = flags.parse_with_config(translate.build_parser(), words[words.index("training.translate") + 1 :])
+    args = translate.args_from_card(card)
     args.eval_pairs = eval_pairs
     with tempfile.TemporaryDirectory() as run_dir:
         _, test, src, tgt, _ = translate.prepare(args, Path(run_dir))
