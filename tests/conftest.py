@@ -21,15 +21,22 @@ from tests.toy_data import (
     write_review_tsv,
 )
 
-# Fixtures that train a model through a CLI once per session, and modules that start servers, browsers or
-# worker processes: tests using them are `slow`, so `pytest -m "not slow"` is the quick inner loop.
+# Fixtures that train a model through a CLI once per session, modules that start servers, browsers or
+# worker processes, and the lab experiments' doctests (each trains several models; tests/test_lab.py
+# runs them too): tests using them are `slow`, so `pytest -m "not slow"` is the quick inner loop.
 TRAINED_FIXTURES = {"trained_export", "subword_export", "sentiment_export", "caption_export"}
 SLOW_MODULES = {"test_ui_api", "test_ui_browser", "test_training_cli"}
 
 
+def _slow(item) -> bool:
+    if TRAINED_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.stem in SLOW_MODULES:
+        return True
+    return item.path.parent.name == "lab" and item.name.endswith("_experiment")
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
-        if TRAINED_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.stem in SLOW_MODULES:
+        if _slow(item):
             item.add_marker(pytest.mark.slow)
 
 
