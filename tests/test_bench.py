@@ -87,3 +87,27 @@ def test_side_by_side_times_every_function_on_the_same_texts():
     assert calls["a"] == calls["b"]  # interleaved on identical inputs
     for r in results.values():
         assert 0 < r["p50_ms"] <= r["p95_ms"] and r["batch2_per_s"] > 0
+
+
+def test_utilisation_holds_a_mixed_precision_model_against_its_own_dtypes_peak(monkeypatch):
+    measured = []
+    monkeypatch.setattr(bench, "matmul_peak_gflops", lambda dtype: measured.append(dtype) or 50.0)
+
+    def model(policy):  # as the benchmarks build them: under the global policy
+        keras.mixed_precision.set_global_policy(policy)
+        return keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+
+    count = lambda m, x, y: 4e9  # noqa: E731 — FLOPs of one batch
+    fp32 = bench.utilisation(model("float32"), [(None, None)], 1.0, count, 100.0)
+    assert (fp32["matmul_peak_gflops"], fp32["peak_dtype"], fp32["flops_utilization"]) == (
+        100.0,
+        "float32",
+        0.04,
+    )
+    bf16 = bench.utilisation(model("mixed_bfloat16"), [(None, None)], 1.0, count, 100.0)
+    assert (bf16["matmul_peak_gflops"], bf16["peak_dtype"], bf16["flops_utilization"]) == (
+        50.0,
+        "bfloat16",
+        0.08,
+    )
+    assert measured == ["bfloat16"]

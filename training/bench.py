@@ -144,13 +144,19 @@ def timed_fit(model, dataset: tf.data.Dataset, steps: int) -> tuple[list, float]
 
 
 def utilisation(model, timed: list, seconds: float, batch_flops, peak_gflops: float) -> dict:
-    """Model FLOPs of the timed batches (`training.flops`) per second, against the machine's peak."""
+    """Model FLOPs of the timed batches (`training.flops`) per second, against the machine's peak in
+    the precision the model computes in (`peak_gflops` is the fp32 one; a mixed-precision policy
+    is held against the peak of its own dtype, measured here)."""
     flops = sum(batch_flops(model, x, y) for x, y in timed)
     achieved = flops / seconds / 1e9
+    dtype = model.dtype_policy.compute_dtype
+    if dtype != "float32":
+        peak_gflops = matmul_peak_gflops(dtype=dtype)
     return {
         "model_flops": flops,
         "achieved_gflops": round(achieved, 1),
         "matmul_peak_gflops": peak_gflops,
+        "peak_dtype": dtype,
         "flops_utilization": round(achieved / peak_gflops, 3),
     }
 

@@ -58,16 +58,16 @@ def cpu_summary(cpu: dict) -> str:
     )
 
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """The best fp32 GFLOP/s of `size` x `size` matmuls on all cores, TensorFlow's own kernel.
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5, dtype: str = "float32") -> float:
+    """The best GFLOP/s of `size` x `size` matmuls in `dtype` on all cores, TensorFlow's own kernel.
 
     The best of `repeats` timed products (after one warm-up) is the machine's practical peak:
     what a model's large matmuls could reach at most.
     """
     import tensorflow as tf
 
-    a = tf.random.stateless_normal([size, size], seed=[1, 2])
-    b = tf.random.stateless_normal([size, size], seed=[3, 4])
+    a = tf.cast(tf.random.stateless_normal([size, size], seed=[1, 2]), dtype)
+    b = tf.cast(tf.random.stateless_normal([size, size], seed=[3, 4]), dtype)
     product = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))
     product(a, b).numpy()
     best = float("inf")
