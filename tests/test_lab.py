@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from seq2seq_app.lab.cells import LAB_CELLS, lab_rnn, parse_cells
 from seq2seq_app.lab.cost import cost_experiment
@@ -221,6 +222,27 @@ def test_translator_inside_matches_the_encoder(tmp_path):
     np.testing.assert_allclose(np.array(result["forward"]).T, memory[:, units], atol=1e-4)
     np.testing.assert_allclose(np.array(result["backward"]).T, memory[:, [6 + u for u in units]], atol=1e-4)
     np.testing.assert_allclose(result["forward_norm"], np.linalg.norm(memory[:, :6], axis=1), atol=1e-3)
+
+
+@pytest.mark.slow  # exports a SavedModel
+def test_translator_inside_reads_a_subword_model_piece_by_piece(tmp_path):
+    from seq2seq_app.core.subword_vocabulary import SubwordVocabulary
+    from seq2seq_app.translation.translator import Translator
+    from seq2seq_app.translation.translator_export import TranslatorExport
+
+    source = SubwordVocabulary.learn([["el", "gato", "come", "gatos", "."]] * 3, vocab_size=24)
+    target = SubwordVocabulary.learn([["the", "cat", "eats"]] * 3, vocab_size=16)
+    model = Translator(len(source), len(target), 8, 6, cell="gru")
+    model({"source": np.ones((1, 3), "int32"), "target_in": np.ones((1, 2), "int32")})
+    TranslatorExport(model, source, target).save(tmp_path)
+    card = {"task": "translate", "hyperparameters": {"cell": "gru", "encoder_layers": 1}}
+    (tmp_path / "model_card.json").write_text(json.dumps(card))
+    result = translator_inside(tmp_path, "El gatito come. Otra frase.")  # only the first sentence
+    ids, pieces, _ = source.segment(tf.ragged.constant([["el", "gatito", "come", "."]]))
+    assert result["tokens"] == [p.decode() for p in pieces[0].numpy()] + ["⟨end⟩"]
+    assert any(t.startswith("##") for t in result["tokens"])  # "gatito" is spelled in pieces
+    memory = np.asarray(model.encoder(np.append(ids[0].numpy(), 3)[None].astype("int32"))[0])[0]
+    np.testing.assert_allclose(np.array(result["forward"]).T, memory[:, result["units"]], atol=1e-4)
 
 
 class _Folder:

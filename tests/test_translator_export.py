@@ -72,9 +72,11 @@ def test_bad_inputs_give_strings_not_crashes(translator):
     assert translator.translate("") == ""
 
 
-def test_long_input_is_truncated_and_output_capped(translator):
-    out = translator.run(["gato " * 5000])
-    assert out["source_tokens"].shape[1] <= 101 and out["attention"].shape[1] <= 100
+def test_a_text_past_the_word_cap_is_cut_and_says_so(translator):
+    out = translator.run(["gato " * 5000, "El gato come pan ."])
+    words = (out["source_tokens"] != b"").sum(axis=1)
+    assert words.tolist() == [1000, 5]  # translated in pieces of 50 words, up to the cap
+    assert out["truncated"].tolist()[0] and out["attention"].shape[1] <= 20 * 110
 
 
 def test_empty_batch_gives_empty_outputs(trained_export):
@@ -198,6 +200,23 @@ def copy_export():
     return TranslatorExport(_CopyModel(len(vocab)), vocab, vocab, no_repeat_ngram_size=0), vocab
 
 
+def _copied(texts: list[str], unseen_words: set[str]) -> list[str]:
+    """What the copy model must write: each sentence's words lowercased (as its pieces spell them)
+    unless they hold an unseen character (copied whole, in their own case), detokenised sentence by
+    sentence and joined."""
+    from seq2seq_app.core import text
+
+    out = []
+    for sentences in text.split_sentences(tf.constant(texts)).to_list():
+        tokens = text.tokenize(tf.constant(sentences or [""]), False).to_list()
+        words = [[w.decode() for w in row] for row in tokens]
+        rows = [[w if w in unseen_words else w.lower() for w in row] for row in words]
+        detokenized = text.detokenize(tf.ragged.constant(rows, tf.string)).numpy()
+        joined = text.join_sentences(tf.ragged.constant([detokenized]))
+        out.append(joined.numpy()[0].decode())
+    return out
+
+
 def test_subword_export_round_trips_accents_digits_punctuation_emoji_and_unseen_scripts(copy_export):
     from seq2seq_app.core import text
 
@@ -207,12 +226,8 @@ def test_subword_export_round_trips_accents_digits_punctuation_emoji_and_unseen_
     flat = [w for row in cased for w in row]
     unseen = vocab.unknown_characters(tf.ragged.constant([[w.lower()] for w in flat]))
     unseen_words = {w for w, chars in zip(flat, unseen.numpy()) if chars}
-    # Words of seen characters come back as their (lowercased) pieces spelled them; a word with a
-    # character never seen is copied whole from the source, in its own case.
-    rows = [[w if w in unseen_words else w.lower() for w in row] for row in cased]
-    expected = text.detokenize(tf.ragged.constant(rows, tf.string))
     translations = [t.decode() for t in out["translation"].numpy()]
-    assert translations == [t.decode() for t in expected.numpy()]
+    assert translations == _copied(SUBWORD_INPUTS, unseen_words)
     assert not any("[UNK]" in t or "##" in t for t in translations)
     assert {"Привет", "你好", "🎉", "Straße"} <= unseen_words  # reported, then copied (ß alone is unseen)
     assert all(w in translations[2] for w in ("Привет", "你好", "🎉", "Straße"))
@@ -231,9 +246,60 @@ def test_subword_export_round_trips_accents_digits_punctuation_emoji_and_unseen_
     words = out["target_tokens"].numpy()
     rows = out["attention"].numpy().sum(-1)
     np.testing.assert_allclose(rows[words != b""], 1.0, atol=1e-5)
-    # Copying attends to word i when writing word i: the merged attention is the identity.
+    # Copying attends to word i when writing word i: over the source words (each sentence's end
+    # marker column left out) the merged attention is the identity.
     n = int((words[0] != b"").sum())
-    np.testing.assert_allclose(out["attention"].numpy()[0, :n, :n], np.eye(n), atol=1e-6)
+    columns = out["source_tokens"].numpy()[0] != b""
+    np.testing.assert_allclose(out["attention"].numpy()[0, :n][:, columns], np.eye(n), atol=1e-6)
+    assert not out["truncated"].numpy().any()
+
+
+def test_a_paragraph_is_translated_sentence_by_sentence_and_over_long_sentences_in_pieces():
+    from seq2seq_app.translation.translator_export import TranslatorExport
+
+    vocab = _pieces(SUBWORD_TRAINING, 80, lowercase=True)
+    export = TranslatorExport(
+        _CopyModel(len(vocab)), vocab, vocab, no_repeat_ngram_size=0, max_source_tokens=6
+    )
+    long = "Tom y María comen pan en la casa grande con 30 euros."  # 12 words and a full stop
+    paragraph = f"¿Dónde está la estación? {long} Son las 7:15."
+    out = export.translate(tf.constant([paragraph, "Tom come pan.", ""]))
+    assert out["translation"].numpy()[0].decode() == (
+        "¿Dónde está la estación? Tom y maría comen pan en La casa grande con 30 euros. Son las 7:15."
+    )  # every sentence and every 6-word piece translated; a piece starts with a capital
+    source = out["source_tokens"].numpy()[0].tolist()
+    # Each unit's words are followed by its end marker column, unit after unit.
+    assert source[:6] == [b"\xc2\xbf", b"D\xc3\xb3nde", b"est\xc3\xa1", b"la", b"estaci\xc3\xb3n", b"?"]
+    assert source[6] == b"" and source.count(b"") >= 5
+    attention = out["attention"].numpy()[0]
+    words = out["target_tokens"].numpy()[0] != b""
+    np.testing.assert_allclose(attention[words].sum(-1), 1.0, atol=1e-6)
+    # Block-diagonal: the first sentence's words attend only to the first sentence's columns.
+    assert attention[:6, 7:].sum() == 0.0 and attention[6:, :7].sum() == 0.0
+    alone = export.translate(tf.constant(["Tom come pan."]))
+    assert out["translation"].numpy()[1] == alone["translation"].numpy()[0]
+    assert out["translation"].numpy()[2] == b"" and not out["truncated"].numpy().any()
+    beam = export.translate_beam(tf.constant([paragraph]), tf.constant(2), tf.constant(0.6))
+    assert beam["candidates"].numpy()[0, 0] == out["translation"].numpy()[0]
+    assert beam["scores"].shape == (1, 2)
+
+
+class _EndlessModel(_CopyModel):
+    """Never writes END: always the first source piece."""
+
+    def decode_step(self, tokens, state):
+        logits, attention, state = super().decode_step(tokens, state)
+        return 10.0 * tf.one_hot(state[0][:, 0], self.vocab_size), attention, state
+
+
+def test_an_output_cut_at_the_length_cap_says_so():
+    from seq2seq_app.translation.translator_export import TranslatorExport
+
+    vocab = _pieces(SUBWORD_TRAINING, 80, lowercase=True)
+    export = TranslatorExport(_EndlessModel(len(vocab)), vocab, vocab, no_repeat_ngram_size=0)
+    out = export.translate(tf.constant(["Tom come pan.", "", "Hola. Tom come pan."]))
+    assert out["truncated"].numpy().tolist() == [True, False, True]
+    assert len(out["target_tokens"].numpy()[0]) >= 2 * 4 + 10  # it ran to the cap
 
 
 @pytest.mark.slow

@@ -271,12 +271,25 @@ def test_shipped_example_images_are_credited():
     assert images and all(f"`{p.name}`" in credits for p in images)
 
 
-def test_translation_names_unknown_words_and_where_a_long_text_was_cut(translator):
+class _CutTranslator:
+    """The translator, with every output reported as cut at the length cap."""
+
+    def __init__(self, translator):
+        self.translator = translator
+
+    def run(self, texts, **kwargs):
+        return {**self.translator.run(texts, **kwargs), "truncated": np.ones(len(texts), bool)}
+
+    def in_vocabulary(self, tokens):
+        return self.translator.in_vocabulary(tokens)
+
+
+def test_translation_names_unknown_words_and_says_when_an_output_was_cut(translator):
     _, _, page = handlers.translate(translator, "El gato 你好 come pan .")
     assert 'class="notice notice-ignored"' in page and "你好" in page.split("</p>")[0]
-    assert "notice-cut" not in page
-    _, _, page = handlers.translate(translator, " ".join(["gato"] * (handlers.MAX_SOURCE_TOKENS + 20)))
-    assert 'class="notice notice-cut"' in page and f"at most {handlers.MAX_SOURCE_TOKENS} words" in page
+    assert ("notice-cut" in page) == bool(translator.run(["El gato 你好 come pan ."])["truncated"][0])
+    _, _, page = handlers.translate(_CutTranslator(translator), "El gato come pan .")
+    assert 'class="notice notice-cut"' in page and "length limit" in page
 
 
 def test_a_review_with_nothing_the_model_can_read_is_not_given_a_verdict(sentiment_export):

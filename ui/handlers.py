@@ -16,7 +16,6 @@ from seq2seq_app.translation.translator_api import LoadedTranslator
 from ui import catalog, views
 
 MAX_TEXT_CHARS = 2000
-MAX_SOURCE_TOKENS = 100  # the translator export's cap (SavedModel contract)
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 DECODING_MODES = ("greedy", "beam", "sample")
 CAPTION_MODES = ("greedy", "beam")
@@ -65,15 +64,15 @@ def translate(
         out = translator.run([text])
         rows = []
     source = [t.decode("utf-8") for t in out["source_tokens"][0]]
-    words = [t for t in source if t]  # the last column is the end marker
+    words = [t for t in source if t]  # each sentence's last column is its end marker
     notes = _unknown_note(translator, words, [w.lower() for w in words], "Spanish vocabulary", "copied as is")
-    if len(words) >= MAX_SOURCE_TOKENS:
+    if out["truncated"][0]:
         notes += views.notice(
-            f"The model reads at most {MAX_SOURCE_TOKENS} words and punctuation marks: it stopped after "
-            f"“{words[-1]}”, and the rest of the text was not translated.",
+            "A sentence's translation reached the length limit (twice its words, plus 10) before the "
+            "model finished it, so its end is missing.",
             "cut",
         )
-    # Produced rows (the words, then the end marker) sum to 1 and come first; padding rows are zero.
+    # Produced rows (one per output word) sum to 1 and come first; padding rows are zero.
     attention = np.nan_to_num(out["attention"][0])
     produced = int(np.cumprod(attention.sum(-1) > 0.5).sum())
     target = [t.decode("utf-8") for t in out["target_tokens"][0][:produced]]

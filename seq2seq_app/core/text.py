@@ -139,6 +139,21 @@ def detokenize(tokens: tf.RaggedTensor) -> tf.Tensor:
     return capitalize_first(text)
 
 
+def join_sentences(sentences: tf.RaggedTensor, axis: int = 1) -> tf.Tensor:
+    """Joins detokenised sentences (or pieces of one) with spaces along `axis`, with no space
+    before closing or after opening punctuation where two pieces of one sentence meet.
+
+    Example:
+    >>> join_sentences(tf.ragged.constant([["Hello.", "", "How are", "you", "?"], []])).numpy()
+    array([b'Hello. How are you?', b''], dtype=object)
+    """
+    text = tf.strings.reduce_join(sentences, axis=axis, separator=" ")
+    text = tf.strings.regex_replace(text, "  +", " ")  # an empty sentence adds no space
+    for pattern, replacement in _DETOKENIZE_RULES[:2]:  # quotes cannot be paired across sentences
+        text = tf.strings.regex_replace(text, pattern, replacement)
+    return tf.strings.strip(text)
+
+
 def capitalize_first(text: tf.Tensor) -> tf.Tensor:
     """Uppercases the first letter of each string (after any opening "¿", "¡" or quote)."""
     prefix = tf.strings.regex_replace(text, r"(?s)^([^\p{L}\p{N}]*).*$", r"\1")

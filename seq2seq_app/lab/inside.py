@@ -17,11 +17,12 @@ import numpy as np
 import tensorflow as tf
 
 from seq2seq_app.core import text as text_ops
+from seq2seq_app.core.subword_vocabulary import SubwordVocabulary
 from seq2seq_app.core.vocabulary import END_ID, UNK_ID
 from seq2seq_app.sentiment.review_tokenizer import split_units
 
 TOP_UNITS = 16  # units shown per heatmap: the ones that move most over the text
-MAX_SOURCE_TOKENS = 100  # TranslatorExport's default truncation, which the shipped translator uses
+MAX_SOURCE_TOKENS = 50  # TranslatorExport's sentence piece length: the longest unit it encodes at once
 MATCH_TOLERANCE = 1e-4
 
 
@@ -72,6 +73,16 @@ def _load(path: str | Path, task: str):
 def _load_module(path: str):
     module = tf.saved_model.load(path)
     return module, [np.asarray(v, np.float64) for v in module.model_variables]
+
+
+@lru_cache(maxsize=4)
+def _subwords(path: str) -> SubwordVocabulary | None:
+    """The source pieces of a subword translator (None for a word-level one)."""
+    module = _load_module(path)[0]
+    unit = getattr(module, "text_unit", None)  # exports older than subwords have none: words
+    if unit is None or unit.numpy() != b"subword":
+        return None
+    return SubwordVocabulary(t.decode() for t in module.source_vocabulary.numpy())
 
 
 def _lookup(table, keys: tf.Tensor) -> np.ndarray:
@@ -141,7 +152,9 @@ def translator_inside(model_dir: str | Path, sentence: str) -> dict:
     """The forward and backward encoder states of a shipped translator, per source token.
 
     The forward state at token t has read tokens 0…t, the backward one tokens t…end; their
-    concatenation is what attention sees at t.
+    concatenation is what attention sees at t. The tokens are what the encoder reads: words for a
+    word-level model, pieces for a subword one (`##` marks a piece inside a word). Like the
+    export, it encodes one sentence at a time: the first sentence, up to its first 50 words.
 
     Args:
         model_dir: a SavedModel folder written by `training.translate` (1 bidirectional GRU layer).
@@ -155,18 +168,24 @@ def translator_inside(model_dir: str | Path, sentence: str) -> dict:
     hp = card["hyperparameters"]
     if hp["cell"] != "gru" or hp["encoder_layers"] != 1:
         raise ValueError("inside reads one bidirectional GRU encoder layer; this model is " + card["title"])
-    cased = text_ops.tokenize(tf.constant([sentence]), lowercase=False)[:, :MAX_SOURCE_TOKENS]
-    tokens = cased[0].numpy()
-    if len(tokens) == 0:
+    first = text_ops.split_sentences(tf.constant([sentence]))[:, :1].flat_values
+    cased = text_ops.tokenize(first, lowercase=False)[:, :MAX_SOURCE_TOKENS]
+    if cased.flat_values.shape[0] == 0:
         raise ValueError("The sentence has nothing to read.")
-    ids = np.append(_lookup(module.source_table, text_ops.lowercase_tokens(cased)[0]), END_ID)
+    lowered = text_ops.lowercase_tokens(cased)
+    subwords = _subwords(str(model_dir))
+    if subwords is None:
+        ids, tokens = _lookup(module.source_table, lowered[0]), [t.decode() for t in cased[0].numpy()]
+    else:
+        piece_ids, pieces, _ = subwords.segment(lowered)
+        ids, tokens = piece_ids[0].numpy(), [p.decode() for p in pieces[0].numpy()]
     embedding, fk, fr, fb, bk, br, bb = weights[:7]
-    x = embedding[ids]
+    x = embedding[np.append(ids, END_ID)]
     forward = gru_steps(x, fk, fr, fb)["hidden"]
     backward = gru_steps(x[::-1], bk, br, bb)["hidden"][::-1]
     shown = _top_units(np.concatenate([forward, backward], axis=0))
     return {
-        "tokens": [t.decode() for t in tokens] + ["⟨end⟩"],
+        "tokens": tokens + ["⟨end⟩"],
         "units": shown,
         "forward": _rows(forward, shown),
         "backward": _rows(backward, shown),

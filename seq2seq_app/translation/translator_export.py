@@ -1,11 +1,15 @@
 """The translator as a string-in/string-out SavedModel (core TensorFlow ops only).
 
-Signatures (the contract other programs rely on; see the README):
+Signatures (the contract other programs rely on; see docs/savedmodels.md):
     translate(text: string[b]) -> translation: string[b], attention: float32[b, t, s],
-        source_tokens: string[b, s], target_tokens: string[b, t]
-    translate_beam(text, beam_size: int32[], length_penalty: float32[]) -> translation,
-        candidates: string[b, n], scores: float32[b, n], attention, source_tokens, target_tokens
+        source_tokens: string[b, s], target_tokens: string[b, t], truncated: bool[b]
+    translate_beam(text, beam_size: int32[], length_penalty: float32[]) -> the translate outputs,
+        candidates: string[b, n], scores: float32[b, n]
     translate_sample(text, temperature: float32[]) -> same outputs as translate
+
+Each text is split into sentences in the graph and every sentence is translated on its own (a
+sentence longer than `max_source_tokens` words in pieces of that many words), so a paragraph is
+never cut; the outputs join the sentences back into one row per text.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ BANNED = (PAD_ID, START_ID)
 
 
 class _Source(NamedTuple):
-    """A batch of source texts as the searches and `_to_text` need them."""
+    """A batch of source units (sentences, or pieces of over-long ones) as the searches and
+    `_to_text` need them, and the text each unit came from."""
 
     ids: tf.Tensor  # int32 [b, s_ids], END after each sentence's words (word mode) or pieces
     words: tf.Tensor  # string [b, s_words], the cased source words, "" aligned with END and padding
@@ -32,6 +37,13 @@ class _Source(NamedTuple):
     # float32 [b, s_ids, s_words]: 1 where an id column belongs to a word column; None in word mode,
     # where ids and words align one to one.
     columns: tf.Tensor | None
+    text_of: tf.Tensor  # int64 [b], the input text the unit belongs to
+    cut: tf.Tensor  # bool [texts], whether a text's words past `max_text_tokens` were dropped
+
+
+def _texts(source: _Source) -> tf.Tensor:
+    """The number of input texts the units came from (int64 scalar)."""
+    return tf.shape(source.cut, out_type=tf.int64)[0]
 
 
 class TranslatorExport(ExportBase):
@@ -52,7 +64,11 @@ class TranslatorExport(ExportBase):
         source_vocab: vocabulary of lowercased source words or pieces.
         target_vocab: vocabulary of target words or pieces (the same kind as `source_vocab`).
         max_output_length: hard cap on output tokens (words or pieces).
-        max_source_tokens: longer inputs are truncated to this many words.
+        max_source_tokens: a sentence longer than this many words (and punctuation marks) is
+            translated in consecutive pieces of this many, so nothing is cut; 50 is the longest
+            sentence the shipped translators were trained on.
+        max_text_tokens: words past a text's first this many are dropped (`truncated` says so),
+            which bounds the outputs' size: attention is [texts, target words, source words].
         no_repeat_ngram_size: no output repeats an n-gram of this many tokens (words or pieces; 0
             turns it off); 3 removed every loop from news sentences at no cost in BLEU (see
             docs/translation.md).
@@ -69,7 +85,8 @@ class TranslatorExport(ExportBase):
         source_vocab: Vocabulary | SubwordVocabulary,
         target_vocab: Vocabulary | SubwordVocabulary,
         max_output_length: int = 100,
-        max_source_tokens: int = 100,
+        max_source_tokens: int = 50,
+        max_text_tokens: int = 1000,
         no_repeat_ngram_size: int = 3,
     ):
         if type(source_vocab) is not type(target_vocab):
@@ -88,10 +105,41 @@ class TranslatorExport(ExportBase):
         self.decoding_no_repeat_ngram_size = tf.Variable(no_repeat_ngram_size, trainable=False)
         self.max_output_length = max_output_length
         self.max_source_tokens = max_source_tokens
+        self.max_text_tokens = max_text_tokens
         self.no_repeat_ngram_size = no_repeat_ngram_size
 
+    def _units(self, texts) -> tuple[tf.RaggedTensor, tf.Tensor, tf.Tensor]:
+        """(cased words [units, (words)], the text of each unit [units], whether each text was cut
+        [texts]): every text split into its sentences and every sentence into pieces of at most
+        `max_source_tokens` words, up to the text's first `max_text_tokens` words. A text with no
+        words keeps one empty unit, so every text has an output row."""
+        n_texts = tf.shape(texts, out_type=tf.int64)[0]
+        sentences = text.split_sentences(texts)
+        counts = tf.maximum(sentences.row_lengths(), 1)
+        present = tf.sequence_mask(counts, tf.reduce_max(counts))
+        flat = tf.boolean_mask(sentences.to_tensor(default_value="", shape=tf.shape(present)), present)
+        sentence_text = tf.where(present)[:, 0]
+        words = text.tokenize(flat, lowercase=False)
+        # Where each sentence starts within its text: the words past the text's cap are dropped.
+        lengths = words.row_lengths()
+        start = tf.cumsum(lengths, exclusive=True)
+        offset = start - tf.gather(tf.math.unsorted_segment_min(start, sentence_text, n_texts), sentence_text)
+        kept = tf.clip_by_value(self.max_text_tokens - offset, 0, lengths)
+        cut = tf.math.unsorted_segment_max(tf.cast(kept < lengths, tf.int32), sentence_text, n_texts) > 0
+        position = tf.ragged.range(lengths)
+        words = tf.ragged.boolean_mask(words, position < kept[:, None])
+        starts_inside = offset < self.max_text_tokens  # a text's first sentence always does
+        words = tf.ragged.boolean_mask(words, starts_inside)
+        sentence_text = tf.boolean_mask(sentence_text, starts_inside)
+        lengths = words.row_lengths()
+        pieces = tf.maximum((lengths + self.max_source_tokens - 1) // self.max_source_tokens, 1)
+        rows = tf.repeat(tf.cumsum(pieces, exclusive=True), lengths)
+        rows += tf.ragged.range(lengths).flat_values // self.max_source_tokens
+        units = tf.RaggedTensor.from_value_rowids(words.flat_values, rows, nrows=tf.reduce_sum(pieces))
+        return units, tf.repeat(sentence_text, pieces), cut
+
     def _encode_text(self, texts) -> _Source:
-        cased = text.tokenize(texts, lowercase=False)[:, : self.max_source_tokens]
+        cased, text_of, cut = self._units(texts)
         lowered = text.lowercase_tokens(cased)
         words = tf.concat([cased, tf.fill([cased.nrows(), 1], "")], axis=1).to_tensor()  # "" aligned with END
         columns = None
@@ -108,7 +156,7 @@ class TranslatorExport(ExportBase):
         # Outputs may be about twice as long as inputs, never longer than the cap; nothing in,
         # nothing out.
         max_lengths = tf.where(lengths > 0, tf.minimum(2 * lengths + 10, self.max_output_length), 0)
-        return _Source(ids.to_tensor(), words, max_lengths, columns)
+        return _Source(ids.to_tensor(), words, max_lengths, columns, text_of, cut)
 
     def _search_inputs(self, texts):
         """(the source, the search's keyword arguments) for a batch of texts."""
@@ -129,8 +177,12 @@ class TranslatorExport(ExportBase):
 
     @staticmethod
     def _repeated(source: _Source, times) -> _Source:
-        """Each sentence's source `times` times in a row, for the flattened beams."""
-        return _Source(*(None if x is None else tf.repeat(x, times, axis=0) for x in source))
+        """Each unit's source `times` times in a row, for the flattened beams."""
+        per_unit = {name: getattr(source, name) for name in ("ids", "words", "max_lengths", "columns")}
+        # text_of and cut stay as they are: the flattened beams are joined back per unit first.
+        return source._replace(
+            **{name: tf.repeat(value, times, axis=0) for name, value in per_unit.items() if value is not None}
+        )
 
     def _to_text(self, ids, attention, source: _Source):
         """Ids [b, t] and attention [b, t, s_ids] → (text [b], target words [b, t_words], word
@@ -180,13 +232,69 @@ class TranslatorExport(ExportBase):
         translation = text.detokenize(tf.ragged.boolean_mask(words, tf.not_equal(words, "")))
         return translation, words, word_attention
 
+    @staticmethod
+    def _by_text(values, source: _Source):
+        """Per-unit rows [units, (n), …] → per-text rows [texts, (units), (n), …]."""
+        return tf.RaggedTensor.from_value_rowids(values, source.text_of, nrows=_texts(source))
+
+    @classmethod
+    def _joined(cls, sentences, source: _Source):
+        """Unit strings [units, …] → one string per text [texts, …], the units in order."""
+        return text.join_sentences(cls._by_text(sentences, source), axis=1)
+
+    @staticmethod
+    def _merged_attention(attention, target_kept, source_kept, source: _Source):
+        """Unit attention [units, t, s] → text attention [texts, T, S]: each text's kept target rows
+        and source columns, unit after unit, block-diagonal (a sentence attends only to itself).
+        Scattered entry by entry, so the cost grows with the units' own sizes, not with T × S."""
+        n = _texts(source)
+
+        def positions(kept):
+            """Each kept position's index among its text's kept positions [units, width], and the
+            most any text keeps."""
+            kept = tf.cast(kept, tf.int64)
+            counts = tf.reduce_sum(kept, axis=1)
+            start = tf.cumsum(counts, exclusive=True)
+            text_start = tf.gather(tf.math.unsorted_segment_min(start, source.text_of, n), source.text_of)
+            index = (start - text_start)[:, None] + tf.cumsum(kept, axis=1, exclusive=True)
+            return index, tf.reduce_max(tf.math.unsorted_segment_sum(counts, source.text_of, n))
+
+        rows, height = positions(target_kept)
+        columns, width = positions(source_kept)
+        entries = tf.where(target_kept[:, :, None] & source_kept[:, None, :])  # (unit, t, s)
+        index = tf.stack(
+            [
+                tf.gather(source.text_of, entries[:, 0]),
+                tf.gather_nd(rows, entries[:, :2]),
+                tf.gather_nd(columns, tf.gather(entries, [0, 2], axis=1)),
+            ],
+            axis=1,
+        )
+        return tf.scatter_nd(index, tf.gather_nd(attention, entries), tf.stack([n, height, width]))
+
     def _outputs(self, text, ids, attention, source: _Source, **extra):
         translation, target_tokens, attention = self._to_text(ids, attention, source)
+        target_kept = tf.not_equal(target_tokens, "")
+        # A unit's columns are its words and its END marker (an empty string).
+        source_kept = tf.sequence_mask(
+            tf.reduce_sum(tf.cast(tf.not_equal(source.words, ""), tf.int32), axis=1) + 1,
+            tf.shape(source.words)[1],
+        )
+
+        def merged_tokens(tokens, kept):
+            return self._by_text(tf.ragged.boolean_mask(tokens, kept), source).merge_dims(1, 2).to_tensor("")
+
+        # A text is cut when words past its cap were dropped, or a unit's search hit the length cap
+        # before the model wrote END.
+        unit_cut = (source.max_lengths > 0) & ~tf.reduce_any(tf.equal(ids, END_ID), axis=1)
+        unit_cut = tf.math.unsorted_segment_max(tf.cast(unit_cut, tf.int32), source.text_of, _texts(source))
+        cut = source.cut | (unit_cut > 0)
         outputs = {
-            "translation": translation,
-            "attention": attention,
-            "source_tokens": source.words,
-            "target_tokens": target_tokens,
+            "translation": self._joined(translation, source),
+            "attention": self._merged_attention(attention, target_kept, source_kept, source),
+            "source_tokens": merged_tokens(source.words, source_kept),
+            "target_tokens": merged_tokens(target_tokens, target_kept),
+            "truncated": cut,
             **extra,
         }
         return self.sliced(outputs, text)
@@ -225,5 +333,7 @@ class TranslatorExport(ExportBase):
         def to_text(flat_ids):
             return self._to_text(flat_ids, self.flat_beams(attention), self._repeated(source, beams))[0]
 
-        candidates = self.candidate_texts(to_text, ids)
+        # A paragraph's k-th candidate joins its sentences' k-th candidates; its score is their sum.
+        candidates = self._joined(self.candidate_texts(to_text, ids), source)
+        scores = tf.math.unsorted_segment_sum(scores, source.text_of, _texts(source))
         return self._outputs(text, ids[:, 0], attention[:, 0], source, candidates=candidates, scores=scores)
