@@ -115,6 +115,20 @@ class TranslatorExport(ExportBase):
         words keeps one empty unit, so every text has an output row."""
         n_texts = tf.shape(texts, out_type=tf.int64)[0]
         sentences = text.split_sentences(texts)
+        whole = text.tokenize(texts, lowercase=False)
+        # The usual batch, every text one sentence of at most `max_source_tokens` words, is its own
+        # units: the general split below costs about as much as tokenising again.
+        simple = tf.reduce_all(sentences.row_lengths() <= 1) & tf.reduce_all(
+            whole.row_lengths() <= self.max_source_tokens
+        )
+        return tf.cond(
+            simple,
+            lambda: (whole, tf.range(n_texts), tf.zeros([n_texts], tf.bool)),
+            lambda: self._split_units(sentences, n_texts),
+        )
+
+    def _split_units(self, sentences, n_texts) -> tuple[tf.RaggedTensor, tf.Tensor, tf.Tensor]:
+        """`_units` for any batch, from its sentences [texts, (sentences)]."""
         counts = tf.maximum(sentences.row_lengths(), 1)
         present = tf.sequence_mask(counts, tf.reduce_max(counts))
         flat = tf.boolean_mask(sentences.to_tensor(default_value="", shape=tf.shape(present)), present)
