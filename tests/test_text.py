@@ -98,3 +98,18 @@ def test_split_sentences_keeps_abbreviations_numbers_and_quotes_together():
     ]
     rows = text.split_sentences(tf.constant([paragraph, "", "  ", "sin punto"])).to_list()
     assert rows[1:] == [[], [], [b"sin punto"]]
+
+
+def test_split_sentences_never_splits_inside_a_quotation():
+    texts = [
+        'A veces dicen, "No puedo ir hoy. Iré mañana." Luego se van.',
+        "Dijo «Sí. Vale.» Bien. “Otra. Más.” Fin.",
+        'Un "comillas sin cerrar. Sigue. Y sigue.',
+        "Un\x1emarcador\x1fajeno. Nada más.",
+    ]
+    assert [[s.decode() for s in row] for row in text.split_sentences(tf.constant(texts)).to_list()] == [
+        ['A veces dicen, "No puedo ir hoy. Iré mañana."', "Luego se van."],
+        ["Dijo «Sí. Vale.»", "Bien.", "“Otra. Más.”", "Fin."],
+        ['Un "comillas sin cerrar. Sigue. Y sigue.'],
+        ["Un marcador ajeno.", "Nada más."],
+    ]

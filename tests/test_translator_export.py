@@ -284,6 +284,16 @@ def test_a_paragraph_is_translated_sentence_by_sentence_and_over_long_sentences_
     assert beam["scores"].shape == (1, 2)
 
 
+def test_a_text_of_many_sentences_keeps_its_first_units_and_says_it_was_cut():
+    from seq2seq_app.translation.translator_export import TranslatorExport
+
+    vocab = _pieces(SUBWORD_TRAINING, 80, lowercase=True)
+    export = TranslatorExport(_CopyModel(len(vocab)), vocab, vocab, no_repeat_ngram_size=0, max_text_units=4)
+    out = export.translate(tf.constant(["Sí. " * 10, "Sí. " * 4]))
+    assert [t.decode().count("Sí.") for t in out["translation"].numpy()] == [4, 4]
+    assert out["truncated"].numpy().tolist() == [True, False]
+
+
 class _EndlessModel(_CopyModel):
     """Never writes END: always the first source piece."""
 

@@ -290,6 +290,15 @@ def test_translation_names_unknown_words_and_says_when_an_output_was_cut(transla
     assert ("notice-cut" in page) == bool(translator.run(["El gato 你好 come pan ."])["truncated"][0])
     _, _, page = handlers.translate(_CutTranslator(translator), "El gato come pan .")
     assert 'class="notice notice-cut"' in page and "length limit" in page
+    _, _, page = handlers.translate(translator, ("y, " * 700)[: handlers.MAX_TEXT_CHARS])  # 1,333 tokens
+    assert 'class="notice notice-cut"' in page and "at most 1,000 words" in page
+
+
+def test_a_long_text_shows_the_first_sentences_of_its_heatmap(translator):
+    _, _, page = handlers.translate(translator, "El gato come pan. " * 30)
+    assert "The heatmap shows the first" in page
+    header = page.split("</tr>")[0]
+    assert header.count("<th") <= handlers.HEATMAP_COLUMNS + 1  # the corner cell and the columns
 
 
 def test_a_review_with_nothing_the_model_can_read_is_not_given_a_verdict(sentiment_export):

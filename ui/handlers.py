@@ -17,6 +17,9 @@ from ui import catalog, views
 
 MAX_TEXT_CHARS = 2000
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
+# The translator export's caps (SavedModel contract): words and sentences read from one text.
+MAX_TEXT_WORDS, MAX_TEXT_SENTENCES, OLD_MAX_SOURCE_TOKENS = 1000, 32, 100
+HEATMAP_ROWS, HEATMAP_COLUMNS = 60, 80
 DECODING_MODES = ("greedy", "beam", "sample")
 CAPTION_MODES = ("greedy", "beam")
 SENTIMENT_MODELS = ("auto", "sentiment_nsmc", "sentiment_imdb")
@@ -66,18 +69,50 @@ def translate(
     source = [t.decode("utf-8") for t in out["source_tokens"][0]]
     words = [t for t in source if t]  # each sentence's last column is its end marker
     notes = _unknown_note(translator, words, [w.lower() for w in words], "Spanish vocabulary", "copied as is")
-    if out["truncated"][0]:
-        notes += views.notice(
-            "A sentence's translation reached the length limit (twice its words, plus 10) before the "
-            "model finished it, so its end is missing.",
-            "cut",
-        )
+    notes += _cut_note(out, words, source.count(""))
     # Produced rows (one per output word) sum to 1 and come first; padding rows are zero.
     attention = np.nan_to_num(out["attention"][0])
     produced = int(np.cumprod(attention.sum(-1) > 0.5).sum())
     target = [t.decode("utf-8") for t in out["target_tokens"][0][:produced]]
-    heatmap = views.attention_heatmap(source, target, attention[:produced])
+    # Sentences are blocks on the diagonal; a long text shows its first ones rather than a table
+    # that grows with the square of its length.
+    rows_shown, columns_shown = min(produced, HEATMAP_ROWS), min(len(source), HEATMAP_COLUMNS)
+    heatmap = views.attention_heatmap(
+        source[:columns_shown], target[:rows_shown], attention[:rows_shown, :columns_shown]
+    )
+    if rows_shown < produced or columns_shown < len(source):
+        heatmap = (
+            views.notice(
+                f"The heatmap shows the first {rows_shown} output words and {columns_shown} source tokens.",
+                "ignored",
+            )
+            + heatmap
+        )
     return out["translation"][0].decode("utf-8"), rows, notes + heatmap
+
+
+def _cut_note(out: dict, words: list[str], units: int) -> str:
+    """A notice saying what of the text was not translated or not finished, or "" for nothing."""
+    if "truncated" not in out:  # exports older than sentence splitting cut every input at 100 words
+        cut = len(words) >= OLD_MAX_SOURCE_TOKENS
+        return (
+            views.notice(f"The model read only the first {OLD_MAX_SOURCE_TOKENS} words.", "cut")
+            if cut
+            else ""
+        )
+    if not out["truncated"][0]:
+        return ""
+    if len(words) >= MAX_TEXT_WORDS or units >= MAX_TEXT_SENTENCES:
+        return views.notice(
+            f"The model translates at most {MAX_TEXT_WORDS:,} words and punctuation marks and "
+            f"{MAX_TEXT_SENTENCES} sentences of a text: it stopped after “{words[-1]}”.",
+            "cut",
+        )
+    return views.notice(
+        "A sentence's translation reached the length limit (about twice its length, plus 10) before "
+        "the model finished it, so its end is missing.",
+        "cut",
+    )
 
 
 def _unknown_note(model, tokens: list[str], lookups: list[str], vocabulary: str, fate: str) -> str:

@@ -178,6 +178,9 @@ _SPLIT, _KEPT_STOP = "\x1f", "\x1e"
 def split_sentences(text: tf.Tensor) -> tf.RaggedTensor:
     """Splits each string of a batch into its sentences, in the graph.
 
+    A quotation is never split: a sentence end inside open quotes (an odd number of `"` so far, or
+    more “ « than ” » so far) joins the next sentence to it.
+
     Args:
         text: string tensor of shape [batch].
 
@@ -187,10 +190,33 @@ def split_sentences(text: tf.Tensor) -> tf.RaggedTensor:
     Example:
     >>> split_sentences(tf.constant(["Hola. ¿Qué tal? El Sr. Pérez llegó a las 8.30 a EE.UU."])).to_list()
     [[b'Hola.', b'\xc2\xbfQu\xc3\xa9 tal?', b'El Sr. P\xc3\xa9rez lleg\xc3\xb3 a las 8.30 a EE.UU.']]
+    >>> split_sentences(tf.constant(['Dijo: "No voy. Voy luego." Y se fue. Bien.'])).to_list()
+    [[b'Dijo: "No voy. Voy luego."', b'Y se fue.', b'Bien.']]
     """
-    text = tf.strings.regex_replace(tf.convert_to_tensor(text, tf.string), _ABBREVIATION, r"\1" + _KEPT_STOP)
+    # The placeholders are control characters; any already in the text are spaces first.
+    text = tf.strings.regex_replace(tf.convert_to_tensor(text, tf.string), f"[{_SPLIT}{_KEPT_STOP}]", " ")
+    text = tf.strings.regex_replace(text, _ABBREVIATION, r"\1" + _KEPT_STOP)
     text = tf.strings.regex_replace(text, _SENTENCE_END, r"\1" + _SPLIT + r"\2")
-    sentences = tf.strings.strip(tf.strings.split(tf.strings.regex_replace(text, _KEPT_STOP, "."), _SPLIT))
+    pieces = tf.strings.strip(tf.strings.split(tf.strings.regex_replace(text, _KEPT_STOP, "."), _SPLIT))
+
+    # Quote depth after each piece; a piece that starts inside a quotation continues the one before.
+    def count(pattern):
+        return tf.strings.length(
+            tf.strings.regex_replace(pieces.flat_values, f"[^{pattern}]", ""), "UTF8_CHAR"
+        )
+
+    straight = tf.math.cumsum(pieces.with_flat_values(count('"')), axis=1) % 2
+    curly = tf.math.cumsum(pieces.with_flat_values(count("“«") - count("”»")), axis=1)
+    open_after = (straight.flat_values > 0) | (curly.flat_values > 0)
+    first = tf.equal(tf.ragged.range(pieces.row_lengths()).flat_values, 0)
+    continues = ~first & tf.pad(open_after[:-1], [[1, 0]])  # the piece before left a quote open
+    group = tf.cumsum(tf.cast(~continues, tf.int64)) - 1  # a sentence per piece that starts one
+    sentences = tf.strings.unsorted_segment_join(
+        pieces.flat_values, group, tf.reduce_sum(tf.cast(~continues, tf.int32)), separator=" "
+    )
+    starts_per_text = tf.math.segment_sum(tf.cast(~continues, tf.int64), pieces.value_rowids())
+    starts_per_text = tf.pad(starts_per_text, [[0, pieces.nrows() - tf.shape(starts_per_text, tf.int64)[0]]])
+    sentences = tf.RaggedTensor.from_row_lengths(sentences, starts_per_text)
     return tf.ragged.boolean_mask(sentences, tf.strings.length(sentences) > 0)
 
 

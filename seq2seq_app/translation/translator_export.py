@@ -69,6 +69,8 @@ class TranslatorExport(ExportBase):
             sentence the shipped translators were trained on.
         max_text_tokens: words past a text's first this many are dropped (`truncated` says so),
             which bounds the outputs' size: attention is [texts, target words, source words].
+        max_text_units: so are sentences (and pieces of long ones) past a text's first this many,
+            which bounds the search's rows.
         no_repeat_ngram_size: no output repeats an n-gram of this many tokens (words or pieces; 0
             turns it off); 3 removed every loop from news sentences at no cost in BLEU (see
             docs/translation.md).
@@ -87,6 +89,7 @@ class TranslatorExport(ExportBase):
         max_output_length: int = 100,
         max_source_tokens: int = 50,
         max_text_tokens: int = 1000,
+        max_text_units: int = 32,
         no_repeat_ngram_size: int = 3,
     ):
         if type(source_vocab) is not type(target_vocab):
@@ -105,15 +108,22 @@ class TranslatorExport(ExportBase):
         self.decoding_no_repeat_ngram_size = tf.Variable(no_repeat_ngram_size, trainable=False)
         self.max_output_length = max_output_length
         self.max_source_tokens = max_source_tokens
+        if max_text_tokens < max_source_tokens:
+            raise ValueError("max_text_tokens must be at least max_source_tokens")
         self.max_text_tokens = max_text_tokens
+        self.max_text_units = max_text_units
         self.no_repeat_ngram_size = no_repeat_ngram_size
 
     def _units(self, texts) -> tuple[tf.RaggedTensor, tf.Tensor, tf.Tensor]:
         """(cased words [units, (words)], the text of each unit [units], whether each text was cut
         [texts]): every text split into its sentences and every sentence into pieces of at most
-        `max_source_tokens` words, up to the text's first `max_text_tokens` words. A text with no
+        `max_source_tokens` words, up to the text's first `max_text_tokens` words and
+        `max_text_units` units. A text with no
         words keeps one empty unit, so every text has an output row."""
         n_texts = tf.shape(texts, out_type=tf.int64)[0]
+        # split_sentences reads these control characters as its own markers and makes any in the
+        # text spaces; both paths below must see the same text.
+        texts = tf.strings.regex_replace(texts, "[\x1e\x1f]", " ")
         sentences = text.split_sentences(texts)
         whole = text.tokenize(texts, lowercase=False)
         # The usual batch, every text one sentence of at most `max_source_tokens` words, is its own
@@ -150,7 +160,14 @@ class TranslatorExport(ExportBase):
         rows = tf.repeat(tf.cumsum(pieces, exclusive=True), lengths)
         rows += tf.ragged.range(lengths).flat_values // self.max_source_tokens
         units = tf.RaggedTensor.from_value_rowids(words.flat_values, rows, nrows=tf.reduce_sum(pieces))
-        return units, tf.repeat(sentence_text, pieces), cut
+        # Units past a text's first `max_text_units` are dropped too: every unit is a row of the
+        # search (times the beam), so a text of hundreds of tiny sentences would cost hundreds of rows.
+        unit_text = tf.repeat(sentence_text, pieces)
+        index = tf.range(units.nrows())
+        index -= tf.gather(tf.math.unsorted_segment_min(index, unit_text, n_texts), unit_text)
+        kept_units = index < self.max_text_units
+        cut |= tf.math.unsorted_segment_max(tf.cast(~kept_units, tf.int32), unit_text, n_texts) > 0
+        return tf.ragged.boolean_mask(units, kept_units), tf.boolean_mask(unit_text, kept_units), cut
 
     def _encode_text(self, texts) -> _Source:
         cased, text_of, cut = self._units(texts)

@@ -105,6 +105,8 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
     old_ngram = int(old_ngram.numpy()) if old_ngram is not None else 0
     same = TranslatorExport(model, src, tgt, args.max_output_length, no_repeat_ngram_size=old_ngram)
     check = _single_sentences(test.sources, same.max_source_tokens)[:CHECK_SENTENCES]
+    if not check:
+        raise ValueError("no single-sentence test pair to check the rebuilt model on")
     if _translate(same.translate, check) != _translate(loaded.signatures["translate"], check):
         raise ValueError("the rebuilt model does not reproduce the SavedModel's translations")
     print(f"rebuilt model reproduces the SavedModel on {len(check)} test sentences")
