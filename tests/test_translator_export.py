@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from seq2seq_app import LoadedTranslator, load_translator
+from seq2seq_app.translation.translator_api import export_limits
 from tests.plain_tf import run_with_tensorflow_alone
 
 BAD_INPUTS = ["", "   \t ", "hola " * 2000, "😀🎉", "Привет 你好 hola 안녕", "x" * 10000]
@@ -81,12 +82,16 @@ def test_a_text_past_the_word_cap_is_cut_and_says_so(translator):
 
 def test_empty_batch_gives_empty_outputs(trained_export):
     module = tf.saved_model.load(str(trained_export[0]))
-    out = module.signatures["translate"](text=tf.constant([], tf.string))
-    assert out["translation"].shape == (0,)
-    beam = module.signatures["translate_beam"](
-        text=tf.constant([], tf.string), beam_size=tf.constant(2), length_penalty=tf.constant(0.6)
-    )
-    assert beam["candidates"].shape[0] == 0
+    empty = tf.constant([], tf.string)
+    outputs = [
+        module.signatures["translate"](text=empty),
+        module.signatures["translate_sample"](text=empty, temperature=tf.constant(1.0)),
+        module.signatures["translate_beam"](
+            text=empty, beam_size=tf.constant(2), length_penalty=tf.constant(0.6)
+        ),
+    ]
+    assert set(outputs[2]) > set(outputs[0]) == set(outputs[1])
+    assert all(value.shape[0] == 0 for out in outputs for value in out.values())
 
 
 def test_python_api_shapes_and_errors(translator, tmp_path):
@@ -327,6 +332,21 @@ def test_subword_beam_one_and_zero_temperature_equal_greedy(copy_export):
     three = export.translate_beam(texts, tf.constant(3), tf.constant(0.6))
     assert three["candidates"].shape == (5, 3)
     np.testing.assert_array_equal(three["candidates"].numpy()[:, 0], three["translation"].numpy())
+    # The input and output stages are shared by the three signatures, not traced once each.
+    assert export._encode_text.experimental_get_tracing_count() == 1
+    assert export._outputs.experimental_get_tracing_count() == 1
+
+
+def test_the_export_carries_its_caps_and_older_exports_get_the_old_ones(copy_export):
+    from seq2seq_app.translation.translator_api import DEFAULT_LIMITS
+    from seq2seq_app.translation.translator_export import TranslatorExport
+
+    vocab = copy_export[1]
+    export = TranslatorExport(_CopyModel(len(vocab)), vocab, vocab, max_source_tokens=7, max_text_units=3)
+    assert export_limits(export) == {**DEFAULT_LIMITS, "max_source_tokens": 7, "max_text_units": 3}
+    assert export_limits(tf.Module()) == DEFAULT_LIMITS
+    with pytest.raises(ValueError, match="at least max_source_tokens"):
+        TranslatorExport(_CopyModel(len(vocab)), vocab, vocab, max_text_tokens=10)
 
 
 def test_subword_and_word_vocabularies_do_not_mix(copy_export):
@@ -385,6 +405,8 @@ def test_subword_saved_model_matches_the_in_memory_export_and_keeps_the_word_con
         sampled["target_tokens"].shape[1],
         sampled["source_tokens"].shape[1],
     )
+    assert {name: int(value.numpy()) for name, value in loaded.limits.items()} == export_limits(export)
+    assert LoadedTranslator(path).limits == export_limits(export)
     # The UI's "not in the vocabulary" note: a word is known when its characters are pieces.
     assert LoadedTranslator(path).in_vocabulary(["gatos", "niño", "你好", "15", ""]) == [
         True,

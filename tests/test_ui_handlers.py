@@ -283,6 +283,18 @@ class _CutTranslator:
     def in_vocabulary(self, tokens):
         return self.translator.in_vocabulary(tokens)
 
+    @property
+    def limits(self):
+        return self.translator.limits
+
+
+def test_the_cut_notice_names_the_models_own_caps():
+    cut = {"truncated": np.array([True])}
+    limits = {"max_text_tokens": 5, "max_text_units": 32}
+    assert "at most 5 words" in handlers._cut_note(cut, ["a"] * 5, 1, limits)
+    assert "length limit" in handlers._cut_note(cut, ["a"] * 4, 1, limits)
+    assert handlers._cut_note({"truncated": np.array([False])}, ["a"] * 5, 1, limits) == ""
+
 
 def test_translation_names_unknown_words_and_says_when_an_output_was_cut(translator):
     _, _, page = handlers.translate(translator, "El gato 你好 come pan .")

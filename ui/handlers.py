@@ -17,8 +17,8 @@ from ui import catalog, views
 
 MAX_TEXT_CHARS = 2000
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
-# The translator export's caps (SavedModel contract): words and sentences read from one text.
-MAX_TEXT_WORDS, MAX_TEXT_SENTENCES, OLD_MAX_SOURCE_TOKENS = 1000, 32, 100
+# Exports older than sentence splitting cut every input at this many words.
+OLD_MAX_SOURCE_TOKENS = 100
 HEATMAP_ROWS, HEATMAP_COLUMNS = 60, 80
 DECODING_MODES = ("greedy", "beam", "sample")
 CAPTION_MODES = ("greedy", "beam")
@@ -69,7 +69,7 @@ def translate(
     source = [t.decode("utf-8") for t in out["source_tokens"][0]]
     words = [t for t in source if t]  # each sentence's last column is its end marker
     notes = _unknown_note(translator, words, [w.lower() for w in words], "Spanish vocabulary", "copied as is")
-    notes += _cut_note(out, words, source.count(""))
+    notes += _cut_note(out, words, source.count(""), translator.limits)
     # Produced rows (one per output word) sum to 1 and come first; padding rows are zero.
     attention = np.nan_to_num(out["attention"][0])
     produced = int(np.cumprod(attention.sum(-1) > 0.5).sum())
@@ -91,8 +91,9 @@ def translate(
     return out["translation"][0].decode("utf-8"), rows, notes + heatmap
 
 
-def _cut_note(out: dict, words: list[str], units: int) -> str:
-    """A notice saying what of the text was not translated or not finished, or "" for nothing."""
+def _cut_note(out: dict, words: list[str], units: int, limits: dict[str, int]) -> str:
+    """A notice saying what of the text was not translated or not finished, or "" for nothing;
+    `limits` are the export's caps (`LoadedTranslator.limits`)."""
     if "truncated" not in out:  # exports older than sentence splitting cut every input at 100 words
         cut = len(words) >= OLD_MAX_SOURCE_TOKENS
         return (
@@ -102,10 +103,11 @@ def _cut_note(out: dict, words: list[str], units: int) -> str:
         )
     if not out["truncated"][0]:
         return ""
-    if len(words) >= MAX_TEXT_WORDS or units >= MAX_TEXT_SENTENCES:
+    max_words, max_units = limits["max_text_tokens"], limits["max_text_units"]
+    if len(words) >= max_words or units >= max_units:
         return views.notice(
-            f"The model translates at most {MAX_TEXT_WORDS:,} words and punctuation marks and "
-            f"{MAX_TEXT_SENTENCES} sentences of a text: it stopped after “{words[-1]}”.",
+            f"The model translates at most {max_words:,} words and punctuation marks and "
+            f"{max_units} sentences of a text: it stopped after “{words[-1]}”.",
             "cut",
         )
     return views.notice(

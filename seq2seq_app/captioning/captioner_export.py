@@ -85,7 +85,7 @@ class CaptionerExport(ExportBase):
         outputs = {"caption": caption, "attention": attention, "tokens": tokens, "status": status, **extra}
         return self.sliced(outputs, image)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")], autograph=False)
     def caption(self, image):
         status, regions, search = self._search_inputs(image)
         ids, attention = decoding.greedy_search(self._step, **search)
@@ -95,7 +95,8 @@ class CaptionerExport(ExportBase):
         input_signature=[
             tf.TensorSpec([None], tf.string, name="image"),
             tf.TensorSpec([], tf.int32, name="beam_size"),
-        ]
+        ],
+        autograph=False,
     )
     def caption_beam(self, image, beam_size):
         status, regions, search = self._search_inputs(image)

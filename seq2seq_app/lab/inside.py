@@ -20,9 +20,9 @@ from seq2seq_app.core import text as text_ops
 from seq2seq_app.core.subword_vocabulary import SubwordVocabulary
 from seq2seq_app.core.vocabulary import END_ID, UNK_ID
 from seq2seq_app.sentiment.review_tokenizer import split_units
+from seq2seq_app.translation.translator_api import export_limits
 
 TOP_UNITS = 16  # units shown per heatmap: the ones that move most over the text
-MAX_SOURCE_TOKENS = 50  # TranslatorExport's sentence piece length: the longest unit it encodes at once
 MATCH_TOLERANCE = 1e-4
 
 
@@ -154,7 +154,8 @@ def translator_inside(model_dir: str | Path, sentence: str) -> dict:
     The forward state at token t has read tokens 0…t, the backward one tokens t…end; their
     concatenation is what attention sees at t. The tokens are what the encoder reads: words for a
     word-level model, pieces for a subword one (`##` marks a piece inside a word). Like the
-    export, it encodes one sentence at a time: the first sentence, up to its first 50 words.
+    export, it encodes one sentence at a time: the first sentence, up to the export's piece length
+    (50 words in the shipped model).
 
     Args:
         model_dir: a SavedModel folder written by `training.translate` (1 bidirectional GRU layer).
@@ -169,7 +170,7 @@ def translator_inside(model_dir: str | Path, sentence: str) -> dict:
     if hp["cell"] != "gru" or hp["encoder_layers"] != 1:
         raise ValueError("inside reads one bidirectional GRU encoder layer; this model is " + card["title"])
     first = text_ops.split_sentences(tf.constant([sentence]))[:, :1].flat_values
-    cased = text_ops.tokenize(first, lowercase=False)[:, :MAX_SOURCE_TOKENS]
+    cased = text_ops.tokenize(first, lowercase=False)[:, : export_limits(module)["max_source_tokens"]]
     if cased.flat_values.shape[0] == 0:
         raise ValueError("The sentence has nothing to read.")
     lowered = text_ops.lowercase_tokens(cased)

@@ -42,7 +42,7 @@ class SentimentExport(ExportBase):
         self.tokenizer = tokenizer
         self.tables = [v.table for v in (tokenizer.vocab, tokenizer.bigram_vocab) if v is not None]
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
     def classify(self, text):
         inputs, units = self.tokenizer(self.non_empty(text, tf.constant([""])))
         # At least one column, so a batch of empty reviews still runs (and scores EMPTY_SCORE).

@@ -11,6 +11,21 @@ import tensorflow as tf
 from seq2seq_app.core.loaded_model import LoadedModel
 from seq2seq_app.core.subword_vocabulary import CONTINUATION
 
+# The caps of exports that split sentences but predate `limits` in the SavedModel.
+DEFAULT_LIMITS = {
+    "max_output_length": 100,
+    "max_source_tokens": 50,
+    "max_text_tokens": 1000,
+    "max_text_units": 32,
+}
+
+
+def export_limits(module: tf.Module) -> dict[str, int]:
+    """A loaded translator SavedModel's caps: output tokens per sentence, words per sentence piece,
+    words and sentence units read from one text (see `TranslatorExport`)."""
+    stored = getattr(module, "limits", {})
+    return {**DEFAULT_LIMITS, **{name: int(value.numpy()) for name, value in stored.items()}}
+
 
 class LoadedTranslator(LoadedModel):
     """Translates text with a SavedModel written by `TranslatorExport`.
@@ -26,6 +41,11 @@ class LoadedTranslator(LoadedModel):
 
     default_model = "translate_spa_en"
     train_command = "python -m training.translate"
+
+    @property
+    def limits(self) -> dict[str, int]:
+        """The export's caps; see `export_limits`."""
+        return export_limits(self._module)
 
     def translate(
         self,

@@ -46,6 +46,12 @@ def _texts(source: _Source) -> tf.Tensor:
     return tf.shape(source.cut, out_type=tf.int64)[0]
 
 
+def _from_group_start(values, groups, n_groups):
+    """`values` [k] less the smallest value in each one's group [k]: a running position becomes the
+    position within the group, as groups (the texts) are contiguous and in order."""
+    return values - tf.gather(tf.math.unsorted_segment_min(values, groups, n_groups), groups)
+
+
 class TranslatorExport(ExportBase):
     """Wraps a trained `Translator` and its vocabularies with text-level `tf.function`s.
 
@@ -112,6 +118,17 @@ class TranslatorExport(ExportBase):
             raise ValueError("max_text_tokens must be at least max_source_tokens")
         self.max_text_tokens = max_text_tokens
         self.max_text_units = max_text_units
+        # The caps travel in the SavedModel as well, so the app and the lab read each model's own
+        # (`LoadedTranslator.limits`) rather than repeat them.
+        self.limits = {
+            name: tf.Variable(value, trainable=False, name=name)
+            for name, value in (
+                ("max_output_length", max_output_length),
+                ("max_source_tokens", max_source_tokens),
+                ("max_text_tokens", max_text_tokens),
+                ("max_text_units", max_text_units),
+            )
+        }
         self.no_repeat_ngram_size = no_repeat_ngram_size
 
     def _units(self, texts) -> tuple[tf.RaggedTensor, tf.Tensor, tf.Tensor]:
@@ -146,8 +163,7 @@ class TranslatorExport(ExportBase):
         words = text.tokenize(flat, lowercase=False)
         # Where each sentence starts within its text: the words past the text's cap are dropped.
         lengths = words.row_lengths()
-        start = tf.cumsum(lengths, exclusive=True)
-        offset = start - tf.gather(tf.math.unsorted_segment_min(start, sentence_text, n_texts), sentence_text)
+        offset = _from_group_start(tf.cumsum(lengths, exclusive=True), sentence_text, n_texts)
         kept = tf.clip_by_value(self.max_text_tokens - offset, 0, lengths)
         cut = tf.math.unsorted_segment_max(tf.cast(kept < lengths, tf.int32), sentence_text, n_texts) > 0
         position = tf.ragged.range(lengths)
@@ -163,12 +179,13 @@ class TranslatorExport(ExportBase):
         # Units past a text's first `max_text_units` are dropped too: every unit is a row of the
         # search (times the beam), so a text of hundreds of tiny sentences would cost hundreds of rows.
         unit_text = tf.repeat(sentence_text, pieces)
-        index = tf.range(units.nrows())
-        index -= tf.gather(tf.math.unsorted_segment_min(index, unit_text, n_texts), unit_text)
-        kept_units = index < self.max_text_units
+        kept_units = _from_group_start(tf.range(units.nrows()), unit_text, n_texts) < self.max_text_units
         cut |= tf.math.unsorted_segment_max(tf.cast(~kept_units, tf.int32), unit_text, n_texts) > 0
         return tf.ragged.boolean_mask(units, kept_units), tf.boolean_mask(unit_text, kept_units), cut
 
+    # One function for every signature: traced once, not once per signature, which halves the
+    # time to save and load the export.
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
     def _encode_text(self, texts) -> _Source:
         cased, text_of, cut = self._units(texts)
         lowered = text.lowercase_tokens(cased)
@@ -285,9 +302,8 @@ class TranslatorExport(ExportBase):
             most any text keeps."""
             kept = tf.cast(kept, tf.int64)
             counts = tf.reduce_sum(kept, axis=1)
-            start = tf.cumsum(counts, exclusive=True)
-            text_start = tf.gather(tf.math.unsorted_segment_min(start, source.text_of, n), source.text_of)
-            index = (start - text_start)[:, None] + tf.cumsum(kept, axis=1, exclusive=True)
+            start = _from_group_start(tf.cumsum(counts, exclusive=True), source.text_of, n)
+            index = start[:, None] + tf.cumsum(kept, axis=1, exclusive=True)
             return index, tf.reduce_max(tf.math.unsorted_segment_sum(counts, source.text_of, n))
 
         rows, height = positions(target_kept)
@@ -303,7 +319,9 @@ class TranslatorExport(ExportBase):
         )
         return tf.scatter_nd(index, tf.gather_nd(attention, entries), tf.stack([n, height, width]))
 
-    def _outputs(self, text, ids, attention, source: _Source, **extra):
+    @tf.function(autograph=False)  # traced once for every signature, as `_encode_text`
+    def _outputs(self, ids, attention, source: _Source):
+        """The signatures' outputs for every input text (the empty batch's stand-in row included)."""
         translation, target_tokens, attention = self._to_text(ids, attention, source)
         target_kept = tf.not_equal(target_tokens, "")
         # A unit's columns are its words and its END marker (an empty string).
@@ -320,39 +338,39 @@ class TranslatorExport(ExportBase):
         unit_cut = (source.max_lengths > 0) & ~tf.reduce_any(tf.equal(ids, END_ID), axis=1)
         unit_cut = tf.math.unsorted_segment_max(tf.cast(unit_cut, tf.int32), source.text_of, _texts(source))
         cut = source.cut | (unit_cut > 0)
-        outputs = {
+        return {
             "translation": self._joined(translation, source),
             "attention": self._merged_attention(attention, target_kept, source_kept, source),
             "source_tokens": merged_tokens(source.words, source_kept),
             "target_tokens": merged_tokens(target_tokens, target_kept),
             "truncated": cut,
-            **extra,
         }
-        return self.sliced(outputs, text)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
     def translate(self, text):
         source, search = self._search_inputs(text)
         ids, attention = decoding.greedy_search(**search)
-        return self._outputs(text, ids, attention, source)
+        return self.sliced(self._outputs(ids, attention, source), text)
 
     @tf.function(
         input_signature=[
             tf.TensorSpec([None], tf.string, name="text"),
             tf.TensorSpec([], tf.float32, name="temperature"),
-        ]
+        ],
+        autograph=False,
     )
     def translate_sample(self, text, temperature):
         source, search = self._search_inputs(text)
         ids, attention = decoding.sample_search(temperature=temperature, **search)
-        return self._outputs(text, ids, attention, source)
+        return self.sliced(self._outputs(ids, attention, source), text)
 
     @tf.function(
         input_signature=[
             tf.TensorSpec([None], tf.string, name="text"),
             tf.TensorSpec([], tf.int32, name="beam_size"),
             tf.TensorSpec([], tf.float32, name="length_penalty"),
-        ]
+        ],
+        autograph=False,
     )
     def translate_beam(self, text, beam_size, length_penalty):
         source, search = self._search_inputs(text)
@@ -367,4 +385,5 @@ class TranslatorExport(ExportBase):
         # A paragraph's k-th candidate joins its sentences' k-th candidates; its score is their sum.
         candidates = self._joined(self.candidate_texts(to_text, ids), source)
         scores = tf.math.unsorted_segment_sum(scores, source.text_of, _texts(source))
-        return self._outputs(text, ids[:, 0], attention[:, 0], source, candidates=candidates, scores=scores)
+        outputs = self._outputs(ids[:, 0], attention[:, 0], source)
+        return self.sliced({**outputs, "candidates": candidates, "scores": scores}, text)

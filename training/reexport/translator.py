@@ -86,7 +86,7 @@ def _translate(function, sentences: list[str]) -> list[str]:
 def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] = ()) -> dict:
     import tensorflow as tf
 
-    from seq2seq_app.translation.translator_api import LoadedTranslator
+    from seq2seq_app.translation.translator_api import LoadedTranslator, export_limits
     from seq2seq_app.translation.translator_export import TranslatorExport
     from training import translate
     from training.cards import command_line, write_model_card
@@ -103,7 +103,9 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
     # Exports older than the n-gram ban carry no setting and decoded without it.
     old_ngram = getattr(loaded, "decoding_no_repeat_ngram_size", None)
     old_ngram = int(old_ngram.numpy()) if old_ngram is not None else 0
-    same = TranslatorExport(model, src, tgt, args.max_output_length, no_repeat_ngram_size=old_ngram)
+    # The model's own caps carry over (exports older than `limits` get the defaults).
+    caps = {name: value for name, value in export_limits(loaded).items() if name != "max_output_length"}
+    same = TranslatorExport(model, src, tgt, args.max_output_length, no_repeat_ngram_size=old_ngram, **caps)
     check = _single_sentences(test.sources, same.max_source_tokens)[:CHECK_SENTENCES]
     if not check:
         raise ValueError("no single-sentence test pair to check the rebuilt model on")
@@ -111,7 +113,7 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
         raise ValueError("the rebuilt model does not reproduce the SavedModel's translations")
     print(f"rebuilt model reproduces the SavedModel on {len(check)} test sentences")
     export = TranslatorExport(
-        model, src, tgt, args.max_output_length, no_repeat_ngram_size=no_repeat_ngram_size
+        model, src, tgt, args.max_output_length, no_repeat_ngram_size=no_repeat_ngram_size, **caps
     )
 
     def write(path: Path) -> None:
