@@ -175,6 +175,17 @@ _ABBREVIATION = (
 _SPLIT, _KEPT_STOP = "\x1f", "\x1e"
 
 
+def without_markers(text: tf.Tensor) -> tf.Tensor:
+    """The text with the control characters `split_sentences` uses as its own markers made spaces
+    (it does so itself; a caller that also tokenises the text whole needs the same text).
+
+    Example:
+    >>> without_markers(tf.constant(["a\x1eb\x1fc"])).numpy().tolist()
+    [b'a b c']
+    """
+    return tf.strings.regex_replace(tf.convert_to_tensor(text, tf.string), f"[{_SPLIT}{_KEPT_STOP}]", " ")
+
+
 def split_sentences(text: tf.Tensor) -> tf.RaggedTensor:
     """Splits each string of a batch into its sentences, in the graph.
 
@@ -194,8 +205,7 @@ def split_sentences(text: tf.Tensor) -> tf.RaggedTensor:
     [[b'Dijo: "No voy. Voy luego."', b'Y se fue.', b'Bien.']]
     """
     # The placeholders are control characters; any already in the text are spaces first.
-    text = tf.strings.regex_replace(tf.convert_to_tensor(text, tf.string), f"[{_SPLIT}{_KEPT_STOP}]", " ")
-    text = tf.strings.regex_replace(text, _ABBREVIATION, r"\1" + _KEPT_STOP)
+    text = tf.strings.regex_replace(without_markers(text), _ABBREVIATION, r"\1" + _KEPT_STOP)
     text = tf.strings.regex_replace(text, _SENTENCE_END, r"\1" + _SPLIT + r"\2")
     pieces = tf.strings.strip(tf.strings.split(tf.strings.regex_replace(text, _KEPT_STOP, "."), _SPLIT))
 

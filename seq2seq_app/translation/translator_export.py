@@ -138,9 +138,7 @@ class TranslatorExport(ExportBase):
         `max_text_units` units. A text with no
         words keeps one empty unit, so every text has an output row."""
         n_texts = tf.shape(texts, out_type=tf.int64)[0]
-        # split_sentences reads these control characters as its own markers and makes any in the
-        # text spaces; both paths below must see the same text.
-        texts = tf.strings.regex_replace(texts, "[\x1e\x1f]", " ")
+        texts = text.without_markers(texts)  # both paths below must see the text split_sentences sees
         sentences = text.split_sentences(texts)
         whole = text.tokenize(texts, lowercase=False)
         # The usual batch, every text one sentence of at most `max_source_tokens` words, is its own
