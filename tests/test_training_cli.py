@@ -11,7 +11,7 @@ import pytest
 
 from tests.toy_data import TINY_FLAGS, toy_pairs, write_pair_file
 from training import translate
-from training.callbacks import StopFile, TrainingClock
+from training.callbacks import BackupAndRestore, StopFile, TrainingClock
 from training.export import safe_export
 from training.flags import parse_with_config
 from training.run_state import RunState
@@ -206,6 +206,24 @@ def test_training_clock_saves_time_between_epochs(tmp_path):
     saved = json.loads((tmp_path / "state.json").read_text())
     assert saved["epochs_done"] == 2 and len(saved["history"]) == 2
     assert saved["train_seconds"] > 0
+
+
+def test_backup_is_written_at_every_epoch_end_so_a_resumed_run_skips_finished_epochs(tmp_path):
+    import keras
+    import numpy as np
+
+    def fit(epochs: int) -> int:
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        # save_freq above the 4 batches of an epoch: only the epoch-end backup can fire.
+        backup = BackupAndRestore(str(tmp_path / "backup"), save_freq=100, delete_checkpoint=False)
+        data = np.ones((8, 2)), np.ones((8, 1))
+        history = model.fit(*data, batch_size=2, epochs=epochs, verbose=0, callbacks=[backup])
+        return len(history.history.get("loss", []))
+
+    assert fit(2) == 2
+    assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 2
+    assert fit(3) == 1
 
 
 def test_mixed_subword_run_trains_on_pieces_lists_its_sources_and_exports_words(subword_export):

@@ -88,12 +88,29 @@ class StopFile(keras.callbacks.Callback):
             self.path.unlink(missing_ok=True)
 
 
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's resumable backup, also written at the end of every epoch.
+
+    With an integer `save_freq` Keras backs up only every N batches, and on restore it keeps only
+    the epoch number, restarting that epoch from its first batch. A run stopped after an epoch's
+    validation but before the next N batches would redo the whole epoch; the epoch-end backup
+    makes a finished epoch stay finished.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.save_freq != "epoch":
+            # Keras has no public "back up now"; its own epoch-mode path calls this method.
+            self._save_model()
+            self._batches_seen_since_last_saving = 0
+
+
 def best_weights_path(run_dir: Path) -> Path:
     return Path(run_dir) / "best.weights.h5"
 
 
-def backup_and_restore(run_dir: Path, worker: Worker, every: int) -> keras.callbacks.BackupAndRestore:
-    """Keras's resumable backup, in RUN_DIR/backup on the chief.
+def backup_and_restore(run_dir: Path, worker: Worker, every: int) -> BackupAndRestore:
+    """The resumable backup, in RUN_DIR/backup on the chief.
 
     The other workers restore from a copy of the chief's backup and write theirs to scratch
     space, so every worker of a restarted cluster resumes from the same step.
@@ -104,7 +121,7 @@ def backup_and_restore(run_dir: Path, worker: Worker, every: int) -> keras.callb
         shutil.rmtree(mine, ignore_errors=True)
         if backup.exists():
             shutil.copytree(backup, mine)
-    return keras.callbacks.BackupAndRestore(str(mine), save_freq=every, double_checkpoint=True)
+    return BackupAndRestore(str(mine), save_freq=every, double_checkpoint=True)
 
 
 def fit_callbacks(
@@ -112,7 +129,6 @@ def fit_callbacks(
 ) -> list[keras.callbacks.Callback]:
     """Resumable backups, best-model checkpoint, early stopping, LR schedule and TensorBoard."""
     return [
-        backup_and_restore(run_dir, worker, args.checkpoint_every),
         # The threshold carries the best validation loss across restarts, so a resumed run never
         # overwrites a better checkpoint with a worse one.
         keras.callbacks.ModelCheckpoint(
@@ -127,4 +143,7 @@ def fit_callbacks(
         keras.callbacks.TensorBoard(str(worker.write_dir(Path(run_dir) / "logs"))),
         TrainingClock(state, args.checkpoint_every),
         StopFile(Path(run_dir) / "STOP", worker),
+        # Last, so an epoch-end backup is written only after the clock has recorded the epoch: a
+        # run killed in between redoes the epoch rather than resuming with a gap in its history.
+        backup_and_restore(run_dir, worker, args.checkpoint_every),
     ]
