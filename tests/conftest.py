@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
+from filelock import FileLock
 
 from tests.toy_data import (
     CAPTION_FLAGS,
@@ -15,10 +19,11 @@ from tests.toy_data import (
     SUBWORD_FLAGS,
     TINY_FLAGS,
     mixture_flags,
+    pair_lines,
+    review_lines,
     toy_pairs,
     toy_reviews,
-    write_pair_file,
-    write_review_tsv,
+    write_once,
 )
 
 # Fixtures that train a model through a CLI once per session, modules that start servers, browsers or
@@ -49,11 +54,40 @@ def float32_policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
+def shared_dir(tmp_path_factory) -> Path:
+    """The session's temporary directory, shared by every pytest-xdist worker.
+
+    Under pytest-xdist every worker has its own session (and temporary directory, inside this
+    one), so a session fixture would train once per worker; the shared fixtures are built here
+    instead, by the first worker to ask, while the others wait on a lock and reuse them.
+    """
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[list[str]], dict]) -> tuple[Path, dict]:
+    """`build(flags)` runs a training CLI with `flags` (its run and export directories added) and
+    returns the card; returns the export's path and the card, built once for all workers."""
+    base = shared_dir(tmp_path_factory)
+    root = base / name
+    with FileLock(f"{root}.lock"):
+        card_file = base / f"{name}.card.json"
+        if not card_file.exists():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            card = build(["--run-dir", str(root / "run"), "--export-dir", str(root / "export")])
+            card_file.write_text(json.dumps(card))
+        return root / "export", json.loads(card_file.read_text())
+
+
 @pytest.fixture(scope="session")
 def toy_corpus(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "toy.txt"
+    # Shared, so a run trained by one worker resumes in another with the same --pairs.
+    (shared_dir(tmp_path_factory) / "data").mkdir(exist_ok=True)
+    path = shared_dir(tmp_path_factory) / "data" / "toy.txt"
     # One malformed line (no tab) and one with an empty side: counted and skipped.
-    return write_pair_file(path, toy_pairs(600), extra_lines=("no tab here", "Empty.\t"))
+    write_once(path, pair_lines(toy_pairs(600), extra_lines=("no tab here", "Empty.\t")))
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -61,21 +95,12 @@ def trained_export(tmp_path_factory, toy_corpus) -> tuple[Path, dict]:
     """Trains and exports a tiny translator once per test session through the real CLI."""
     from training import translate
 
-    root = tmp_path_factory.mktemp("toy_run")
-    card = translate.run(
-        translate.build_parser().parse_args(
-            [
-                "--pairs",
-                str(toy_corpus),
-                "--run-dir",
-                str(root / "run"),
-                "--export-dir",
-                str(root / "export"),
-                *TINY_FLAGS,
-            ]
+    def build(dirs: list[str]) -> dict:
+        return translate.run(
+            translate.build_parser().parse_args(["--pairs", str(toy_corpus), *dirs, *TINY_FLAGS])
         )
-    )
-    return root / "export", card
+
+    return built_once(tmp_path_factory, "toy_run", build)
 
 
 @pytest.fixture(scope="session")
@@ -84,18 +109,20 @@ def subword_export(tmp_path_factory, toy_corpus) -> tuple[Path, dict]:
     "news" and tagged "back-translated" pairs (`mixture_flags`)."""
     from training import translate
 
-    root = tmp_path_factory.mktemp("toy_subword_run")
-    flags = ["--pairs", str(toy_corpus), *mixture_flags(toy_corpus.parent)]
-    flags += ["--run-dir", str(root / "run"), "--export-dir", str(root / "export")]
-    card = translate.run(translate.build_parser().parse_args([*flags, *TINY_FLAGS, *SUBWORD_FLAGS]))
-    return root / "export", card
+    def build(dirs: list[str]) -> dict:
+        flags = ["--pairs", str(toy_corpus), *mixture_flags(toy_corpus.parent), *dirs]
+        return translate.run(translate.build_parser().parse_args([*flags, *TINY_FLAGS, *SUBWORD_FLAGS]))
+
+    return built_once(tmp_path_factory, "toy_subword_run", build)
 
 
 @pytest.fixture(scope="session")
 def review_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("reviews") / "reviews.tsv"
+    (shared_dir(tmp_path_factory) / "reviews").mkdir(exist_ok=True)
+    path = shared_dir(tmp_path_factory) / "reviews" / "reviews.tsv"
     # Malformed rows: a missing column, an empty review and a label that is not 0/1.
-    return write_review_tsv(path, toy_reviews(800), extra_lines=("99\tno label", "100\t\t1", "101\t좋다\t5"))
+    write_once(path, review_lines(toy_reviews(800), extra_lines=("99\tno label", "100\t\t1", "101\t좋다\t5")))
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -103,21 +130,11 @@ def sentiment_export(tmp_path_factory, review_file) -> tuple[Path, dict]:
     """Trains and exports a tiny sentiment classifier once per test session through the real CLI."""
     from training import sentiment
 
-    root = tmp_path_factory.mktemp("sentiment_run")
-    card = sentiment.run(
-        sentiment.build_parser().parse_args(
-            [
-                "--tsv",
-                str(review_file),
-                "--run-dir",
-                str(root / "run"),
-                "--export-dir",
-                str(root / "export"),
-                *SENTIMENT_FLAGS,
-            ]
-        )
-    )
-    return root / "export", card
+    def build(dirs: list[str]) -> dict:
+        flags = ["--tsv", str(review_file), *dirs, *SENTIMENT_FLAGS]
+        return sentiment.run(sentiment.build_parser().parse_args(flags))
+
+    return built_once(tmp_path_factory, "sentiment_run", build)
 
 
 @pytest.fixture(scope="session")
@@ -125,10 +142,7 @@ def caption_export(tmp_path_factory) -> tuple[Path, dict]:
     """Trains and exports a small shapes captioner once per test session through the real CLI."""
     from training import caption
 
-    root = tmp_path_factory.mktemp("caption_run")
-    card = caption.run(
-        caption.build_parser().parse_args(
-            ["--run-dir", str(root / "run"), "--export-dir", str(root / "export"), *CAPTION_FLAGS]
-        )
-    )
-    return root / "export", card
+    def build(dirs: list[str]) -> dict:
+        return caption.run(caption.build_parser().parse_args([*dirs, *CAPTION_FLAGS]))
+
+    return built_once(tmp_path_factory, "caption_run", build)

@@ -3,6 +3,7 @@ train tiny models on them through the real CLIs."""
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -49,10 +50,21 @@ def toy_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
     return pairs
 
 
+def pair_lines(pairs, extra_lines: tuple[str, ...] = ()) -> str:
+    return "\n".join([f"{en}\t{es}" for en, es in pairs] + list(extra_lines)) + "\n"
+
+
 def write_pair_file(path: Path, pairs, extra_lines: tuple[str, ...] = ()) -> Path:
-    lines = [f"{en}\t{es}" for en, es in pairs] + list(extra_lines)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text(pair_lines(pairs, extra_lines), encoding="utf-8")
     return path
+
+
+def write_once(path: Path, text: str) -> None:
+    """Writes `path` unless it exists, atomically: test workers running side by side share it."""
+    if not path.exists():
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
 
 
 TINY_FLAGS = [
@@ -85,9 +97,10 @@ def mixture_flags(directory: Path) -> list[str]:
     """Writes (the same each time) a line-aligned "news" corpus and a "back-translated" pair file into
     `directory`; returns the flags adding them to a run, news twice and half the synthetic pairs."""
     news = toy_pairs(60, seed=11)
-    (directory / "news.es").write_text("".join(f"{es}\n" for _, es in news), encoding="utf-8")
-    (directory / "news.en").write_text("".join(f"{en}\n" for en, _ in news), encoding="utf-8")
-    back = write_pair_file(directory / "back.tsv", toy_pairs(80, seed=12))
+    write_once(directory / "news.es", "".join(f"{es}\n" for _, es in news))
+    write_once(directory / "news.en", "".join(f"{en}\n" for en, _ in news))
+    back = directory / "back.tsv"
+    write_once(back, pair_lines(toy_pairs(80, seed=12)))
     return ["--aligned", f"{directory / 'news'}*2", "--synthetic-pairs", f"{back}*0.5"]
 
 
@@ -142,9 +155,13 @@ def toy_reviews(n: int, seed: int = 0) -> list[tuple[str, int]]:
     return reviews
 
 
-def write_review_tsv(path: Path, reviews, extra_lines: tuple[str, ...] = ()) -> Path:
+def review_lines(reviews, extra_lines: tuple[str, ...] = ()) -> str:
     lines = ["id\tdocument\tlabel"] + [f"{i}\t{text}\t{label}" for i, (text, label) in enumerate(reviews)]
-    path.write_text("\n".join(lines + list(extra_lines)) + "\n", encoding="utf-8")
+    return "\n".join(lines + list(extra_lines)) + "\n"
+
+
+def write_review_tsv(path: Path, reviews, extra_lines: tuple[str, ...] = ()) -> Path:
+    path.write_text(review_lines(reviews, extra_lines), encoding="utf-8")
     return path
 
 
