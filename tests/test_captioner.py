@@ -81,6 +81,12 @@ def test_mirrored_images_get_mirrored_captions():
     ]
 
 
+@pytest.fixture(scope="module")
+def module(caption_export):
+    """The raw SavedModel, loaded once: a load and each signature's first call cost seconds."""
+    return tf.saved_model.load(str(caption_export[0]))
+
+
 def test_shapes_captioner_learned_to_look_at_the_image(caption_export):
     """A decoder that never saw the image could only ever write one caption."""
     card = caption_export[1]
@@ -90,8 +96,7 @@ def test_shapes_captioner_learned_to_look_at_the_image(caption_export):
     assert card["export"]["signatures"] == "caption, caption_beam"
 
 
-def test_caption_signature_contract(caption_export):
-    module = tf.saved_model.load(str(caption_export[0]))
+def test_caption_signature_contract(module):
     images = make_shapes_dataset(3, seed=7).images
     out = module.signatures["caption"](image=tf.constant(images))
     assert out["caption"].shape == (3,) and out["status"].numpy().tolist() == [b"ok"] * 3
@@ -104,8 +109,7 @@ def test_caption_signature_contract(caption_export):
         assert text and text[:1].isupper()
 
 
-def test_greedy_equals_beam_of_one_and_beam_gives_n_best(caption_export):
-    module = tf.saved_model.load(str(caption_export[0]))
+def test_greedy_equals_beam_of_one_and_beam_gives_n_best(module):
     images = tf.constant(make_shapes_dataset(4, seed=3).images)
     greedy = module.signatures["caption"](image=images)
     beam1 = module.signatures["caption_beam"](image=images, beam_size=tf.constant(1))
@@ -142,8 +146,7 @@ def test_bad_images_give_a_caption_or_a_clear_error(caption_export, tmp_path):
 
 
 @pytest.mark.parametrize("signature", ["caption", "caption_beam"])
-def test_one_bad_image_never_costs_the_batch_its_captions(caption_export, signature):
-    module = tf.saved_model.load(str(caption_export[0]))
+def test_one_bad_image_never_costs_the_batch_its_captions(module, signature):
     run = module.signatures[signature]
     options = {"beam_size": tf.constant(2)} if signature == "caption_beam" else {}
     alone = run(image=tf.constant([GOOD]), **options)
@@ -158,7 +161,7 @@ def test_one_bad_image_never_costs_the_batch_its_captions(caption_export, signat
             assert out["candidates"][0].numpy().tolist() == alone["candidates"][0].numpy().tolist()
 
 
-def test_export_matches_the_keras_models(caption_export):
+def test_export_matches_the_keras_models(caption_export, module):
     from seq2seq_app.captioning.captioner_export import CaptionerExport
     from seq2seq_app.core.vocabulary import Vocabulary
 
@@ -172,7 +175,7 @@ def test_export_matches_the_keras_models(caption_export):
     model.load_weights(run_dir / "final.weights.h5")
     exporter = CaptionerExport(backbone, model, vocab, 64, hp["max_length"])
     images = tf.constant(make_shapes_dataset(3, seed=11).images)
-    loaded = tf.saved_model.load(str(export_dir)).signatures["caption"](image=images)
+    loaded = module.signatures["caption"](image=images)
     in_memory = exporter.caption(images)
     assert in_memory["caption"].numpy().tolist() == loaded["caption"].numpy().tolist()
     np.testing.assert_allclose(in_memory["attention"].numpy(), loaded["attention"].numpy(), atol=1e-5)

@@ -17,8 +17,13 @@ def classifier(sentiment_export):
     return LoadedSentimentClassifier(sentiment_export[0])
 
 
-def test_classify_signature_contract(sentiment_export):
-    module = tf.saved_model.load(str(sentiment_export[0]))
+@pytest.fixture(scope="module")
+def module(sentiment_export):
+    """The raw SavedModel, loaded once: a load and each signature's first call cost seconds."""
+    return tf.saved_model.load(str(sentiment_export[0]))
+
+
+def test_classify_signature_contract(module):
     out = module.signatures["classify"](text=tf.constant(["진짜 최고 영화", "노잼 스토리"]))
     assert out["score"].dtype == tf.float32 and out["score"].shape == (2,)
     assert out["label"].dtype == tf.string and out["label"].shape == (2,)
@@ -82,7 +87,7 @@ def test_invalid_utf8_and_empty_batches(classifier):
         load_sentiment_classifier("/nonexistent")
 
 
-def test_export_matches_the_keras_model(sentiment_export):
+def test_export_matches_the_keras_model(sentiment_export, module):
     from seq2seq_app.core.vocabulary import Vocabulary
     from seq2seq_app.sentiment.review_tokenizer import ReviewTokenizer
     from seq2seq_app.sentiment.sentiment_classifier import SentimentClassifier
@@ -98,7 +103,7 @@ def test_export_matches_the_keras_model(sentiment_export):
     inputs, _ = tokenizer(tf.constant([text for text, _ in toy_reviews(20, seed=5)]))
     model(inputs)
     model.load_weights(run_dir / "final.weights.h5")
-    loaded = tf.saved_model.load(str(export_dir)).signatures["classify"]
+    loaded = module.signatures["classify"]
     out = loaded(text=tf.constant([text for text, _ in toy_reviews(20, seed=5)]))
     np.testing.assert_allclose(out["score"].numpy(), tf.sigmoid(model(inputs)).numpy(), atol=1e-5)
     exporter = SentimentExport(model, tokenizer)  # held: tf.function methods keep only a weak reference

@@ -16,8 +16,13 @@ def translator(trained_export):
     return LoadedTranslator(trained_export[0])
 
 
-def test_translate_signature_contract(trained_export):
-    module = tf.saved_model.load(str(trained_export[0]))
+@pytest.fixture(scope="module")
+def module(trained_export):
+    """The raw SavedModel, loaded once: a load and each signature's first call cost seconds."""
+    return tf.saved_model.load(str(trained_export[0]))
+
+
+def test_translate_signature_contract(module):
     out = module.signatures["translate"](text=tf.constant(["El gato come pan .", "Tom ve el perro ."]))
     assert out["translation"].dtype == tf.string and out["translation"].shape == (2,)
     b, t, s = out["attention"].shape
@@ -29,8 +34,7 @@ def test_translate_signature_contract(trained_export):
     assert np.all(np.isclose(rows, 1.0, atol=1e-4) | (rows == 0.0))  # padding steps are all zero
 
 
-def test_beam_signature_contract_and_beam_one_equals_greedy(trained_export):
-    module = tf.saved_model.load(str(trained_export[0]))
+def test_beam_signature_contract_and_beam_one_equals_greedy(module):
     text = tf.constant(["El gato come pan .", "¿María bebe agua ?", ""])
     greedy = module.signatures["translate"](text=text)
     one = module.signatures["translate_beam"](
@@ -62,13 +66,11 @@ def test_a_sentence_translates_the_same_alone_and_in_a_padded_batch(translator):
     np.testing.assert_allclose(alone["attention"][0], batched["attention"][0, :t, :s], atol=1e-5)
 
 
-def test_bad_inputs_give_strings_not_crashes(translator):
+def test_bad_inputs_give_strings_not_crashes(translator, module):
     for kwargs in ({}, {"beam_size": 3}, {"temperature": 0.8}):
         out = translator.translate(BAD_INPUTS, **kwargs)
         assert len(out) == len(BAD_INPUTS) and all(isinstance(o, str) for o in out)
-    raw = tf.saved_model.load(str(translator.path)).signatures["translate"](
-        text=tf.constant([b"\xff\xfe gato"])
-    )
+    raw = module.signatures["translate"](text=tf.constant([b"\xff\xfe gato"]))
     assert raw["translation"].shape == (1,)
     assert translator.translate("") == ""
 
@@ -80,8 +82,7 @@ def test_a_text_past_the_word_cap_is_cut_and_says_so(translator):
     assert out["truncated"].tolist()[0] and out["attention"].shape[1] <= 20 * 110
 
 
-def test_empty_batch_gives_empty_outputs(trained_export):
-    module = tf.saved_model.load(str(trained_export[0]))
+def test_empty_batch_gives_empty_outputs(module):
     empty = tf.constant([], tf.string)
     outputs = [
         module.signatures["translate"](text=empty),
@@ -104,7 +105,7 @@ def test_python_api_shapes_and_errors(translator, tmp_path):
     assert translator.card["task"] == "translate"
 
 
-def test_saved_model_matches_the_in_memory_export(trained_export):
+def test_saved_model_matches_the_in_memory_export(trained_export, module):
     """save -> load identity: the SavedModel computes what the trained Keras model computes."""
     import keras
 
@@ -122,9 +123,7 @@ def test_saved_model_matches_the_in_memory_export(trained_export):
     keras.mixed_precision.set_global_policy("float32")
     exporter = TranslatorExport(model, src, tgt)
     in_memory = exporter.translate(tf.constant(["El gato ve el perro ."]))
-    loaded = tf.saved_model.load(str(export_dir)).signatures["translate"](
-        text=tf.constant(["El gato ve el perro ."])
-    )
+    loaded = module.signatures["translate"](text=tf.constant(["El gato ve el perro ."]))
     assert in_memory["translation"].numpy()[0] == loaded["translation"].numpy()[0]
     np.testing.assert_allclose(in_memory["attention"].numpy(), loaded["attention"].numpy(), atol=1e-6)
 

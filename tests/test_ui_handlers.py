@@ -17,6 +17,21 @@ def translator(trained_export):
     return LoadedTranslator(trained_export[0])
 
 
+# Loaded once per module: a load and each signature's first call cost seconds.
+@pytest.fixture(scope="module")
+def classifier(sentiment_export):
+    from seq2seq_app import LoadedSentimentClassifier
+
+    return LoadedSentimentClassifier(sentiment_export[0])
+
+
+@pytest.fixture(scope="module")
+def captioner(caption_export):
+    from seq2seq_app import LoadedCaptioner
+
+    return LoadedCaptioner(caption_export[0])
+
+
 def test_translate_handler_modes(translator):
     text, rows, heatmap = handlers.translate(translator, "El gato come pan .", "greedy")
     assert isinstance(text, str) and rows == []
@@ -199,19 +214,14 @@ def test_train_commands_are_the_ones_that_trained_the_shipped_models(entry):
     assert shlex.split(entry.train_command) == shlex.split(shipped)
 
 
-def test_model_card_of_an_installed_model(sentiment_export):
-    from seq2seq_app import LoadedSentimentClassifier
-
-    model = LoadedSentimentClassifier(sentiment_export[0])
-    assert " MB" in catalog.card_title("sentiment_nsmc", model)
-    card = catalog.model_card("sentiment_nsmc", model)
+def test_model_card_of_an_installed_model(classifier):
+    assert " MB" in catalog.card_title("sentiment_nsmc", classifier)
+    card = catalog.model_card("sentiment_nsmc", classifier)
     assert "command" in card and "\n# " not in card  # the card's headings are demoted under the tab's
 
 
-def test_classify_handler_gives_verdict_moves_and_trajectory(sentiment_export):
-    from seq2seq_app import LoadedSentimentClassifier
-
-    classifiers = {"sentiment_nsmc": LoadedSentimentClassifier(sentiment_export[0]), "sentiment_imdb": None}
+def test_classify_handler_gives_verdict_moves_and_trajectory(classifier):
+    classifiers = {"sentiment_nsmc": classifier, "sentiment_imdb": None}
     verdict, moves, trajectory = handlers.classify(classifiers, "이번 영화 최고")
     assert verdict.startswith(("positive", "negative")) and "% positive" in verdict and "NSMC" in verdict
     assert list(trajectory["token"]) == ["이", "번", "영", "화", "최", "고"]
@@ -227,11 +237,9 @@ def test_classify_handler_gives_verdict_moves_and_trajectory(sentiment_export):
             handlers.classify(classifiers, text)
 
 
-def test_caption_handler_gives_caption_and_overlays(caption_export):
-    from seq2seq_app import LoadedCaptioner
+def test_caption_handler_gives_caption_and_overlays(captioner):
     from seq2seq_app.captioning.shapes import make_shapes_dataset
 
-    captioner = LoadedCaptioner(caption_export[0])
     image = make_shapes_dataset(1, seed=4).images[0]
     text, overlays = handlers.caption(captioner, image, "beam", 2)
     words = len(text.rstrip(".").split()) + text.endswith(".")
@@ -249,11 +257,9 @@ def test_caption_handler_gives_caption_and_overlays(caption_export):
         handlers.caption(captioner, image, "sample")
 
 
-def test_caption_handler_reads_files_and_checks_their_size_first(caption_export, tmp_path, monkeypatch):
-    from seq2seq_app import LoadedCaptioner
+def test_caption_handler_reads_files_and_checks_their_size_first(captioner, tmp_path, monkeypatch):
     from seq2seq_app.captioning.shapes import make_shapes_dataset
 
-    captioner = LoadedCaptioner(caption_export[0])
     path = tmp_path / "shapes.png"
     path.write_bytes(make_shapes_dataset(1, seed=4).images[0])
     assert handlers.caption(captioner, path)[0] == handlers.caption(captioner, path.read_bytes())[0]
@@ -313,10 +319,8 @@ def test_a_long_text_shows_the_first_sentences_of_its_heatmap(translator):
     assert header.count("<th") <= handlers.HEATMAP_COLUMNS + 1  # the corner cell and the columns
 
 
-def test_a_review_with_nothing_the_model_can_read_is_not_given_a_verdict(sentiment_export):
-    from seq2seq_app import LoadedSentimentClassifier
-
-    classifiers = {"sentiment_nsmc": LoadedSentimentClassifier(sentiment_export[0])}
+def test_a_review_with_nothing_the_model_can_read_is_not_given_a_verdict(classifier):
+    classifiers = {"sentiment_nsmc": classifier}
     verdict, moves, trajectory = handlers.classify(classifiers, "😀🎉😀", "sentiment_nsmc")
     assert verdict.startswith("nothing to score") and "notice-nothing" in moves and trajectory.empty
     verdict, moves, _ = handlers.classify(classifiers, "이번 영화 최고 😀", "sentiment_nsmc")
@@ -324,29 +328,26 @@ def test_a_review_with_nothing_the_model_can_read_is_not_given_a_verdict(sentime
     assert 'class="notice notice-ignored"' in moves and "😀" in moves.split("</p>")[0]
 
 
-def test_an_image_that_only_partly_decodes_says_so(caption_export):
+def test_an_image_that_only_partly_decodes_says_so(captioner):
     import io
 
     from PIL import Image
 
-    from seq2seq_app import LoadedCaptioner
     from seq2seq_app.captioning.shapes import make_shapes_dataset
 
     buffer = io.BytesIO()
     Image.open(io.BytesIO(make_shapes_dataset(1, seed=4).images[0])).convert("RGB").save(buffer, "JPEG")
     cut = buffer.getvalue()[:-2]  # no end-of-image marker: the model recovers it, PIL does not
-    text, overlays = handlers.caption(LoadedCaptioner(caption_export[0]), cut)
+    text, overlays = handlers.caption(captioner, cut)
     assert text and "partial-image" in overlays and "Only part of this image could be read" in overlays
 
 
-def test_warm_up_calls_every_signature(translator, sentiment_export, caption_export, monkeypatch):
-    from seq2seq_app import LoadedCaptioner, LoadedSentimentClassifier
-
+def test_warm_up_calls_every_signature(translator, classifier, captioner, monkeypatch):
     models = {
         "translate": translator,
-        "sentiment_nsmc": LoadedSentimentClassifier(sentiment_export[0]),
+        "sentiment_nsmc": classifier,
         "sentiment_imdb": None,
-        "caption": LoadedCaptioner(caption_export[0]),
+        "caption": captioner,
     }
     called = []
     for key, model in models.items():
