@@ -208,22 +208,34 @@ def test_training_clock_saves_time_between_epochs(tmp_path):
     assert saved["train_seconds"] > 0
 
 
-def test_backup_is_written_at_every_epoch_end_so_a_resumed_run_skips_finished_epochs(tmp_path):
+def test_backups_name_the_right_epoch_and_come_at_every_epoch_end_so_resumes_skip_finished_epochs(tmp_path):
     import keras
     import numpy as np
 
-    def fit(epochs: int) -> int:
+    metadata = tmp_path / "backup" / "training_metadata.json"
+    seen = []
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if metadata.exists():
+                seen.append(json.loads(metadata.read_text())["epoch"])
+
+    def fit(epochs: int, save_freq: int) -> int:
         model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
         model.compile(optimizer="sgd", loss="mse")
-        # save_freq above the 4 batches of an epoch: only the epoch-end backup can fire.
-        backup = BackupAndRestore(str(tmp_path / "backup"), save_freq=100, delete_checkpoint=False)
+        backup = BackupAndRestore(str(tmp_path / "backup"), save_freq=save_freq, delete_checkpoint=False)
         data = np.ones((8, 2)), np.ones((8, 1))
-        history = model.fit(*data, batch_size=2, epochs=epochs, verbose=0, callbacks=[backup])
+        history = model.fit(*data, batch_size=2, epochs=epochs, verbose=0, callbacks=[backup, Watch()])
         return len(history.history.get("loss", []))
 
-    assert fit(2) == 2
-    assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 2
-    assert fit(3) == 1
+    # save_freq above the 4 batches of an epoch: only the epoch-end backup can fire.
+    assert fit(2, save_freq=100) == 2
+    assert json.loads(metadata.read_text())["epoch"] == 2
+    # A resumed run's mid-epoch backups name the epoch it is in, not 0.
+    seen.clear()
+    assert fit(3, save_freq=1) == 1
+    assert seen == [2, 2, 2, 2] and json.loads(metadata.read_text())["epoch"] == 3
+    assert fit(3, save_freq=1) == 0
 
 
 def test_mixed_subword_run_trains_on_pieces_lists_its_sources_and_exports_words(subword_export):

@@ -89,13 +89,20 @@ class StopFile(keras.callbacks.Callback):
 
 
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras's resumable backup, also written at the end of every epoch.
+    """Keras's resumable backup, written at the end of every epoch too, and with the right epoch.
 
     With an integer `save_freq` Keras backs up only every N batches, and on restore it keeps only
     the epoch number, restarting that epoch from its first batch. A run stopped after an epoch's
     validation but before the next N batches would redo the whole epoch; the epoch-end backup
     makes a finished epoch stay finished.
+
+    Keras also counts the epoch it writes into a backup from 0 in every process, so a resumed
+    run's mid-epoch backups claimed epoch 0 and a second resume started over; the count is set
+    from the epoch being trained.
     """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
