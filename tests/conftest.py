@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,11 +72,17 @@ def built_once(tmp_path_factory, name: str, build: Callable[[list[str]], dict]) 
     base = shared_dir(tmp_path_factory)
     root = base / name
     with FileLock(f"{root}.lock"):
-        card_file = base / f"{name}.card.json"
+        card_file, failed = base / f"{name}.card.json", base / f"{name}.failed"
+        if failed.exists():  # another worker's build failed: its error is reported there, once
+            pytest.fail(f"building {name} failed in another worker:\n{failed.read_text()}")
         if not card_file.exists():
             shutil.rmtree(root, ignore_errors=True)
             root.mkdir()
-            card = build(["--run-dir", str(root / "run"), "--export-dir", str(root / "export")])
+            try:
+                card = build(["--run-dir", str(root / "run"), "--export-dir", str(root / "export")])
+            except BaseException:
+                failed.write_text(traceback.format_exc())
+                raise
             card_file.write_text(json.dumps(card))
         return root / "export", json.loads(card_file.read_text())
 

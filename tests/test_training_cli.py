@@ -4,12 +4,17 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.toy_data import TINY_FLAGS, toy_pairs, write_pair_file
+from tests.toy_data import (
+    TINY_FLAGS,
+    first_epoch_trained,
+    toy_pairs,
+    wait_for_a_backed_up_epoch,
+    write_pair_file,
+)
 from training import translate
 from training.callbacks import BackupAndRestore, StopFile, TrainingClock
 from training.export import safe_export
@@ -120,23 +125,32 @@ def test_sigkilled_run_resumes_from_its_last_backup(tmp_path):
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.time() + 240
-    state_file = run_dir / "state.json"
-    while time.time() < deadline and process.poll() is None:
-        if state_file.exists() and json.loads(state_file.read_text()).get("epochs_done", 0) >= 1:
-            break
-        time.sleep(0.2)
-    assert process.poll() is None, "the run ended before it could be killed"
+    backed_up = wait_for_a_backed_up_epoch(run_dir, [process], timeout=240)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done_before_kill = json.loads(state_file.read_text())["epochs_done"]
-    assert done_before_kill < 4 and (run_dir / "backup").exists()
-    subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
-    state = json.loads(state_file.read_text())
-    assert state["finished"] and state["epochs_done"] == 4
-    # Resumed, not restarted: each epoch was recorded once (a restart would repeat the first ones).
-    assert len(state["history"]) == 4
+    assert 1 <= backed_up < 4
+    command[command.index("--verbose") + 1] = "2"  # prints "Epoch k/4" as each epoch begins
+    out = subprocess.run(command, cwd=REPO, env=env, check=True, capture_output=True, text=True, timeout=600)
+    # Resumed, not restarted: training goes on with the first epoch the backup had not finished.
+    assert first_epoch_trained(out.stdout) == backed_up + 1
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["finished"] and state["epochs_done"] == 4 and len(state["history"]) == 4
     assert (tmp_path / "export" / "saved_model.pb").exists()
+    assert not (run_dir / "backup").exists()  # removed once the final weights were saved
+
+
+def test_the_backup_is_the_last_callback_so_it_saves_after_the_clock(tmp_path):
+    import argparse
+
+    import tensorflow as tf
+
+    from training.callbacks import fit_callbacks
+    from training.strategy import Worker
+
+    args = argparse.Namespace(checkpoint_every=5, patience=2)
+    callbacks = fit_callbacks(args, tmp_path, RunState(tmp_path), Worker(tf.distribute.get_strategy()))
+    assert isinstance(callbacks[-1], BackupAndRestore)
+    assert [type(c) for c in callbacks].index(TrainingClock) < len(callbacks) - 1
 
 
 def test_stop_file_ends_training_after_the_current_epoch(tmp_path):
@@ -152,8 +166,9 @@ def test_stop_file_ends_training_after_the_current_epoch(tmp_path):
     assert not stop.exists()
 
 
-def test_resuming_with_different_architecture_is_refused(trained_export, toy_corpus):
-    export_dir, _ = trained_export
+def test_resuming_with_different_architecture_is_refused(trained_export, toy_corpus, tmp_path):
+    # A copy: should the refusal ever break, the shared run must not be retrained in place.
+    shutil.copytree(trained_export[0].parent / "run", tmp_path / "run")
     flags = [*TINY_FLAGS]
     flags[flags.index("--units") + 1] = "48"
     with pytest.raises(SystemExit, match="--units"):
@@ -162,9 +177,9 @@ def test_resuming_with_different_architecture_is_refused(trained_export, toy_cor
                 "--pairs",
                 str(toy_corpus),
                 "--run-dir",
-                str(export_dir.parent / "run"),
+                str(tmp_path / "run"),
                 "--export-dir",
-                str(export_dir.parent / "other"),
+                str(tmp_path / "other"),
                 *flags,
             ]
         )

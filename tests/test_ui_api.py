@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,7 @@ def test_python_m_ui_is_local_and_private_by_default(monkeypatch, tmp_path):
     import ui.__main__ as entry
     import ui.app
     import ui.catalog
+    import ui.handlers
 
     launched = {}
 
@@ -125,12 +127,23 @@ def test_python_m_ui_is_local_and_private_by_default(monkeypatch, tmp_path):
     monkeypatch.setattr(
         ui.catalog, "load_models", lambda models_dir: launched.update(models=models_dir) or {}
     )
+    warmed = threading.Event()
+
+    def warm_up(models):
+        # In the background, after the server is up: the page does not wait for the tracing.
+        launched["warmed after serving"] = "host" in launched and threading.current_thread().name == "warm-up"
+        warmed.set()
+
+    monkeypatch.setattr(ui.handlers, "warm_up", warm_up)
     monkeypatch.chdir(tmp_path)  # no ./saved_models here: the checkout's shipped folder is the default
     entry.main([])
+    assert warmed.wait(10) and launched.pop("warmed after serving")
     assert launched.pop("models") == entry.default_models_dir()
     assert os.path.samefile(entry.default_models_dir(), Path(entry.__file__).parents[1] / "saved_models")
     assert launched == {"host": "127.0.0.1", "share": False, "blocked": 1}
+    warmed.clear()
     entry.main(["--models-dir", str(tmp_path), "--host", "0.0.0.0", "--share"])
+    assert warmed.wait(10) and launched.pop("warmed after serving")
     assert launched == {"host": "0.0.0.0", "share": True, "models": str(tmp_path), "blocked": 1}
 
 

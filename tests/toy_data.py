@@ -3,8 +3,12 @@ train tiny models on them through the real CLIs."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import re
+import subprocess
+import time
 from pathlib import Path
 
 # A toy "Spanish" with a fixed word-for-word English translation, enough structure for a few
@@ -198,3 +202,26 @@ CAPTION_FLAGS = [
     "--checkpoint-every",
     "20",
 ]
+
+
+def wait_for_a_backed_up_epoch(run_dir: Path, processes: list[subprocess.Popen], timeout: float) -> int:
+    """Waits until the run's backup holds a finished epoch while `processes` still run; returns
+    the epoch it will resume from (the number of epochs it has finished)."""
+    metadata = Path(run_dir) / "backup" / "training_metadata.json"
+    deadline = time.time() + timeout
+    while time.time() < deadline and all(p.poll() is None for p in processes):
+        try:
+            epoch = json.loads(metadata.read_text())["epoch"]
+        except (OSError, ValueError):  # not written yet, or caught mid-write
+            epoch = 0
+        if epoch >= 1:
+            return epoch
+        time.sleep(0.1)
+    raise AssertionError("the run ended, or backed up no finished epoch, before it could be killed")
+
+
+def first_epoch_trained(keras_output: str) -> int:
+    """The first "Epoch k/N" Keras printed (with --verbose 1 or 2)."""
+    found = re.search(r"^Epoch (\d+)/\d+", keras_output, re.M)
+    assert found, keras_output[-2000:]
+    return int(found.group(1))

@@ -98,10 +98,16 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     Keras also counts the epoch it writes into a backup from 0 in every process, so a resumed
     run's mid-epoch backups claimed epoch 0 and a second resume started over; the count is set
-    from the epoch being trained.
+    from the epoch being trained. Both repairs use the Keras class's private members (checked
+    against Keras 3.15); tests/test_training_cli.py pins what they do.
+
+    The run deletes its backup itself once its final weights are saved (`delete_checkpoint` is
+    off): Keras would delete it at the end of `fit`, and a kill before the final save would then
+    start the run over.
     """
 
     def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
         self._current_epoch = epoch
 
     def on_epoch_end(self, epoch, logs=None):
@@ -116,6 +122,11 @@ def best_weights_path(run_dir: Path) -> Path:
     return Path(run_dir) / "best.weights.h5"
 
 
+def remove_backup(run_dir: Path) -> None:
+    """Deletes the chief's backup once the run is finished (the others' goes with their scratch)."""
+    shutil.rmtree(Path(run_dir) / "backup", ignore_errors=True)
+
+
 def backup_and_restore(run_dir: Path, worker: Worker, every: int) -> BackupAndRestore:
     """The resumable backup, in RUN_DIR/backup on the chief.
 
@@ -128,13 +139,14 @@ def backup_and_restore(run_dir: Path, worker: Worker, every: int) -> BackupAndRe
         shutil.rmtree(mine, ignore_errors=True)
         if backup.exists():
             shutil.copytree(backup, mine)
-    return BackupAndRestore(str(mine), save_freq=every, double_checkpoint=True)
+    return BackupAndRestore(str(mine), save_freq=every, double_checkpoint=True, delete_checkpoint=False)
 
 
 def fit_callbacks(
     args: argparse.Namespace, run_dir: Path, state: RunState, worker: Worker
 ) -> list[keras.callbacks.Callback]:
-    """Resumable backups, best-model checkpoint, early stopping, LR schedule and TensorBoard."""
+    """Best-model checkpoint, early stopping, LR schedule, TensorBoard, clock, stop file and,
+    last, the resumable backup."""
     return [
         # The threshold carries the best validation loss across restarts, so a resumed run never
         # overwrites a better checkpoint with a worse one.

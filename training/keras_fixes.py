@@ -11,8 +11,8 @@ tensorflow/tensorflow#72388, keras-team/keras#20329):
 
 `multi_worker_fit` replaces both, for the duration of one `fit`, with what they mean to do: build
 from this worker's own batch, and average the logs over replicas (`axis=None`). It touches Keras
-internals, so it is confined to this module and exercised by the 2-worker tests; under any other
-strategy it changes nothing.
+internals, so it is confined to this module (and the backup callback in `training.callbacks`) and
+exercised by the 2-worker tests; under any other strategy it changes nothing.
 """
 
 from __future__ import annotations

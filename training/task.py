@@ -25,7 +25,7 @@ import keras
 import tensorflow as tf
 
 from training import keras_fixes
-from training.callbacks import best_weights_path, fit_callbacks
+from training.callbacks import best_weights_path, fit_callbacks, remove_backup
 from training.cards import training_card
 from training.export import export_with_card, float32_copy
 from training.run_state import RunState, check_same_run
@@ -232,3 +232,4 @@ def fit_or_load(
         model.load_weights(best_weights_path(run_dir))
     model.save_weights(final_weights)
     state.update(finished=True)
+    remove_backup(run_dir)  # only now: a kill before this point resumes from it

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 
@@ -81,7 +82,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         from ui.handlers import warm_up
 
         models = load_models(models_dir)
-        warm_up(models)  # every signature traced now, so no user waits for it
         demo = build_demo(models)
     _, url, share_url = serve(demo, args.host, args.port, args.share, prevent_thread_lock=True, quiet=True)
     loaded = ", ".join(m.path.name for m in models.values() if m is not None) or "none"
@@ -90,7 +90,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"· ready in {time.perf_counter() - began:.1f} s (Ctrl-C stops)",
         flush=True,
     )
+    # Every signature is traced once in the background, so the page is up without waiting for it
+    # and a request that comes first waits only for the signature it calls.
+    threading.Thread(target=_warm_up, args=(warm_up, models), name="warm-up", daemon=True).start()
     demo.block_thread()
+
+
+def _warm_up(warm_up, models: dict) -> None:
+    began = time.perf_counter()
+    try:
+        warm_up(models)
+    except Exception:  # the app still serves; the first request of that kind traces it instead
+        logging.getLogger("ui").exception("warming up the models failed")
+        return
+    logging.getLogger("ui").info("every model warmed up in %.1f s", time.perf_counter() - began)
 
 
 if __name__ == "__main__":
