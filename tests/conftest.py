@@ -55,15 +55,6 @@ def float32_policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
-def pytest_xdist_auto_num_workers(config) -> int:
-    """`-n auto`: one worker per core, at most 4, since each holds TensorFlow and its models (about
-    1.5 GB) and the cluster tests start two more processes; PYTEST_XDIST_AUTO_NUM_WORKERS overrides."""
-    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
-        return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(4, cores))
-
-
 def shared_dir(tmp_path_factory) -> Path:
     """The session's temporary directory, shared by every pytest-xdist worker.
 

@@ -204,18 +204,20 @@ CAPTION_FLAGS = [
 ]
 
 
-def wait_for_a_backed_up_epoch(run_dir: Path, processes: list[subprocess.Popen], timeout: float) -> int:
-    """Waits until the run's backup holds a finished epoch while `processes` still run; returns
-    the epoch it will resume from (the number of epochs it has finished)."""
-    metadata = Path(run_dir) / "backup" / "training_metadata.json"
+def backed_up_epoch(run_dir: Path) -> int:
+    """The epoch a run's backup resumes from (the number of epochs it has finished); 0 if none."""
+    try:
+        return json.loads((Path(run_dir) / "backup" / "training_metadata.json").read_text())["epoch"]
+    except (OSError, ValueError):  # not written yet, or caught mid-write
+        return 0
+
+
+def wait_for_a_backed_up_epoch(run_dir: Path, processes: list[subprocess.Popen], timeout: float) -> None:
+    """Waits until the run's backup holds a finished epoch while `processes` still run."""
     deadline = time.time() + timeout
     while time.time() < deadline and all(p.poll() is None for p in processes):
-        try:
-            epoch = json.loads(metadata.read_text())["epoch"]
-        except (OSError, ValueError):  # not written yet, or caught mid-write
-            epoch = 0
-        if epoch >= 1:
-            return epoch
+        if backed_up_epoch(run_dir) >= 1:
+            return
         time.sleep(0.1)
     raise AssertionError("the run ended, or backed up no finished epoch, before it could be killed")
 

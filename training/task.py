@@ -213,6 +213,7 @@ def fit_or_load(
         if worker.is_chief:
             print(f"training already finished in {run_dir}; loading {final_weights}")
             model.load_weights(final_weights)
+            remove_backup(run_dir)  # left by a kill between finishing and removing it
         return
     train_ds, val_ds = (shard_by_data(d) for d in datasets())
     callbacks = fit_callbacks(args, run_dir, state, worker)
