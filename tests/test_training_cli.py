@@ -242,7 +242,9 @@ def test_backups_name_the_right_epoch_and_come_at_every_epoch_end_so_resumes_ski
     def fit(epochs: int, save_freq: int) -> int:
         model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
         model.compile(optimizer="sgd", loss="mse")
-        backup = BackupAndRestore(str(tmp_path / "backup"), save_freq=save_freq, delete_checkpoint=False)
+        backup = BackupAndRestore(
+            str(tmp_path / "backup"), save_freq=save_freq, delete_checkpoint=False, double_checkpoint=True
+        )
         data = np.ones((8, 2)), np.ones((8, 1))
         history = model.fit(*data, batch_size=2, epochs=epochs, verbose=0, callbacks=[backup, Watch()])
         return len(history.history.get("loss", []))
@@ -255,6 +257,9 @@ def test_backups_name_the_right_epoch_and_come_at_every_epoch_end_so_resumes_ski
     assert fit(3, save_freq=1) == 1
     assert seen == [2, 2, 2, 2] and json.loads(metadata.read_text())["epoch"] == 3
     assert fit(3, save_freq=1) == 0
+    metadata.write_text("")  # a kill while the metadata was being rewritten
+    # Resumed from the previous backup (the last batch of epoch 3, so it names epoch 2), not refused.
+    assert fit(4, save_freq=100) == 2
 
 
 def test_mixed_subword_run_trains_on_pieces_lists_its_sources_and_exports_words(subword_export):

@@ -8,6 +8,7 @@ but only the chief's land in the run directory: the others write to their `Worke
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import time
 from pathlib import Path
@@ -105,6 +106,18 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     off): Keras would delete it at the end of `fit`, and a kill before the final save would then
     start the run over.
     """
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except ValueError:
+            # A kill while Keras rewrote its metadata (a plain open("w")) left it unreadable;
+            # Keras falls back to the previous backup only on OSError.
+            if not os.path.exists(self._prev_training_metadata_path):
+                raise
+            shutil.copy(self._prev_weights_path, self._weights_path)
+            shutil.copy(self._prev_training_metadata_path, self._training_metadata_path)
+            self._load_model()
 
     def on_epoch_begin(self, epoch, logs=None):
         super().on_epoch_begin(epoch, logs)
