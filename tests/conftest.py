@@ -90,8 +90,9 @@ def built_once(tmp_path_factory, name: str, build: Callable[[list[str]], dict]) 
 @pytest.fixture(scope="session")
 def toy_corpus(tmp_path_factory) -> Path:
     # Shared, so a run trained by one worker resumes in another with the same --pairs.
-    (shared_dir(tmp_path_factory) / "data").mkdir(exist_ok=True)
-    path = shared_dir(tmp_path_factory) / "data" / "toy.txt"
+    directory = shared_dir(tmp_path_factory) / "data"
+    directory.mkdir(exist_ok=True)
+    path = directory / "toy.txt"
     # One malformed line (no tab) and one with an empty side: counted and skipped.
     write_once(path, pair_lines(toy_pairs(600), extra_lines=("no tab here", "Empty.\t")))
     return path
@@ -125,8 +126,9 @@ def subword_export(tmp_path_factory, toy_corpus) -> tuple[Path, dict]:
 
 @pytest.fixture(scope="session")
 def review_file(tmp_path_factory) -> Path:
-    (shared_dir(tmp_path_factory) / "reviews").mkdir(exist_ok=True)
-    path = shared_dir(tmp_path_factory) / "reviews" / "reviews.tsv"
+    directory = shared_dir(tmp_path_factory) / "reviews"
+    directory.mkdir(exist_ok=True)
+    path = directory / "reviews.tsv"
     # Malformed rows: a missing column, an empty review and a label that is not 0/1.
     write_once(path, review_lines(toy_reviews(800), extra_lines=("99\tno label", "100\t\t1", "101\t좋다\t5")))
     return path

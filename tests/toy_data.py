@@ -206,8 +206,10 @@ CAPTION_FLAGS = [
 
 def backed_up_epoch(run_dir: Path) -> int:
     """The epoch a run's backup resumes from (the number of epochs it has finished); 0 if none."""
+    from training.callbacks import backup_path
+
     try:
-        return json.loads((Path(run_dir) / "backup" / "training_metadata.json").read_text())["epoch"]
+        return json.loads((backup_path(run_dir) / "training_metadata.json").read_text())["epoch"]
     except (OSError, ValueError):  # not written yet, or caught mid-write
         return 0
 

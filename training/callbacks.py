@@ -99,8 +99,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     Keras also counts the epoch it writes into a backup from 0 in every process, so a resumed
     run's mid-epoch backups claimed epoch 0 and a second resume started over; the count is set
-    from the epoch being trained. Both repairs use the Keras class's private members (checked
-    against Keras 3.15); tests/test_training_cli.py pins what they do.
+    from the epoch being trained. And Keras falls back to the previous backup only when the
+    weights are unreadable, not when a kill mid-write left the metadata so. The repairs use the
+    Keras class's private members (checked against Keras 3.15); tests/test_training_cli.py pins
+    what they do.
 
     The run deletes its backup itself once its final weights are saved (`delete_checkpoint` is
     off): Keras would delete it at the end of `fit`, and a kill before the final save would then
@@ -111,8 +113,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         try:
             super().on_train_begin(logs)
         except ValueError:
-            # A kill while Keras rewrote its metadata (a plain open("w")) left it unreadable;
-            # Keras falls back to the previous backup only on OSError.
+            # Keras rewrites its metadata with a plain open("w").
             if not os.path.exists(self._prev_training_metadata_path):
                 raise
             shutil.copy(self._prev_weights_path, self._weights_path)
@@ -135,9 +136,13 @@ def best_weights_path(run_dir: Path) -> Path:
     return Path(run_dir) / "best.weights.h5"
 
 
+def backup_path(run_dir: Path) -> Path:
+    return Path(run_dir) / "backup"
+
+
 def remove_backup(run_dir: Path) -> None:
     """Deletes the chief's backup once the run is finished (the others' goes with their scratch)."""
-    shutil.rmtree(Path(run_dir) / "backup", ignore_errors=True)
+    shutil.rmtree(backup_path(run_dir), ignore_errors=True)
 
 
 def backup_and_restore(run_dir: Path, worker: Worker, every: int) -> BackupAndRestore:
@@ -146,7 +151,7 @@ def backup_and_restore(run_dir: Path, worker: Worker, every: int) -> BackupAndRe
     The other workers restore from a copy of the chief's backup and write theirs to scratch
     space, so every worker of a restarted cluster resumes from the same step.
     """
-    backup = Path(run_dir) / "backup"
+    backup = backup_path(run_dir)
     mine = worker.write_dir(backup)
     if mine != backup:
         shutil.rmtree(mine, ignore_errors=True)

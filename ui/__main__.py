@@ -79,7 +79,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     with native_stderr_held(not args.verbose):
         from ui.app import build_demo, serve
         from ui.catalog import load_models
-        from ui.handlers import warm_up
 
         models = load_models(models_dir)
         demo = build_demo(models)
@@ -92,11 +91,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     # Every signature is traced once in the background, so the page is up without waiting for it
     # and a request that comes first waits only for the signature it calls.
-    threading.Thread(target=_warm_up, args=(warm_up, models), name="warm-up", daemon=True).start()
+    threading.Thread(target=_warm_up, args=(models,), name="warm-up", daemon=True).start()
     demo.block_thread()
 
 
-def _warm_up(warm_up, models: dict) -> None:
+def _warm_up(models: dict) -> None:
+    from ui.handlers import warm_up
+
     began = time.perf_counter()
     try:
         warm_up(models)
