@@ -14,6 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest
 from filelock import FileLock
 
+from tests.fast_tf import grappler_off
 from tests.toy_data import (
     CAPTION_FLAGS,
     SENTIMENT_FLAGS,
@@ -38,6 +39,10 @@ def _slow(item) -> bool:
     if TRAINED_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.stem in SLOW_MODULES:
         return True
     return item.path.parent.name == "lab" and item.name.endswith("_experiment")
+
+
+def pytest_configure(config):
+    grappler_off()  # see tests/fast_tf.py
 
 
 def pytest_collection_modifyitems(items):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import fast_tf
 from tests.toy_data import (
     TINY_FLAGS,
     backed_up_epoch,
@@ -110,8 +111,7 @@ def test_sigkilled_run_resumes_from_its_last_backup(tmp_path):
     run_dir = tmp_path / "run"
     command = [
         sys.executable,
-        "-m",
-        "training.translate",
+        *fast_tf.command("training.translate"),
         "--pairs",
         str(corpus),
         "--run-dir",
@@ -168,6 +168,41 @@ def test_stop_file_ends_training_after_the_current_epoch(tmp_path):
     history = model.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=5, verbose=0, callbacks=[StopFile(stop)])
     assert len(history.history["loss"]) == 1
     assert not stop.exists()
+
+
+def test_a_run_killed_after_fit_ended_saves_its_best_weights_without_training_on(tmp_path):
+    import argparse
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from training.callbacks import best_weights_path
+    from training.strategy import Worker
+    from training.task import fit_or_load
+
+    def model() -> keras.Model:
+        m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        m.compile(optimizer="sgd", loss="mse")
+        return m
+
+    best = model()
+    best.save_weights(best_weights_path(tmp_path))
+    RunState(tmp_path).update(epochs_done=2, fit_ended=True)  # early stopping ended fit; then a kill
+
+    def no_data():
+        raise AssertionError("a run whose fit ended must not train again")
+
+    resumed, worker = model(), Worker(tf.distribute.get_strategy())
+    fit_or_load(resumed, argparse.Namespace(epochs=10), tmp_path, RunState(tmp_path), no_data, worker)
+    for mine, theirs in zip(resumed.get_weights(), best.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    assert RunState(tmp_path)["finished"] and (tmp_path / "final.weights.h5").exists()
+    best_weights_path(tmp_path).unlink()
+    (tmp_path / "final.weights.h5").unlink()
+    RunState(tmp_path).update(finished=False)
+    with pytest.raises(SystemExit, match="holds no weights"):
+        fit_or_load(model(), argparse.Namespace(epochs=10), tmp_path, RunState(tmp_path), no_data, worker)
 
 
 def test_resuming_with_different_architecture_is_refused(trained_export, toy_corpus, tmp_path):

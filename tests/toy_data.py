@@ -178,7 +178,7 @@ CAPTION_FLAGS = [
     "--image-size",
     "64",
     "--units",
-    "128",
+    "64",
     "--embedding-dim",
     "32",
     "--epochs",

@@ -207,7 +207,9 @@ def fit_or_load(
     """Trains (resuming if interrupted) and leaves the best weights in `model`; a finished run
     just loads its final weights, so the same command re-evaluates and re-exports it.
 
-    A non-chief worker returns right after `fit`: the chief alone keeps the weights and exports."""
+    A non-chief worker returns right after `fit`: the chief alone keeps the weights and exports.
+    `fit` ending is recorded at once (`fit_ended`), so a run killed after early stopping or a
+    `STOP` file, before its final weights were saved, does not train on past the stop."""
     final_weights = run_dir / "final.weights.h5"
     if state["finished"] and final_weights.exists():
         if worker.is_chief:
@@ -215,22 +217,29 @@ def fit_or_load(
             model.load_weights(final_weights)
             remove_backup(run_dir)  # left by a kill between finishing and removing it
         return
-    train_ds, val_ds = (shard_by_data(d) for d in datasets())
-    callbacks = fit_callbacks(args, run_dir, state, worker)
-    worker.barrier()  # every worker has copied the chief's backup before the chief writes a new one
-    with keras_fixes.multi_worker_fit(model):
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=args.epochs,
-            verbose=args.verbose,
-            shuffle=False,
-            callbacks=callbacks,
-        )
+    fitting = not state["fit_ended"]
+    if fitting:
+        train_ds, val_ds = (shard_by_data(d) for d in datasets())
+        callbacks = fit_callbacks(args, run_dir, state, worker)
+        worker.barrier()  # every worker has copied the chief's backup before the chief writes a new one
+        with keras_fixes.multi_worker_fit(model):
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=args.epochs,
+                verbose=args.verbose,
+                shuffle=False,
+                callbacks=callbacks,
+            )
+        state.update(fit_ended=True)
+    else:
+        print(f"training already ended in {run_dir}; saving its best weights as the final ones")
     if not worker.is_chief:
         return
     if best_weights_path(run_dir).exists():  # the best epoch across all restarts
         model.load_weights(best_weights_path(run_dir))
+    elif not fitting:  # no epoch was ever validated, so the model holds its initial weights
+        raise SystemExit(f"{run_dir} records that training ended but holds no weights; use a new --run-dir")
     model.save_weights(final_weights)
     state.update(finished=True)
     remove_backup(run_dir)  # only now: a kill before this point resumes from it

@@ -105,19 +105,30 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
     old_ngram = int(old_ngram.numpy()) if old_ngram is not None else 0
     # The model's own caps carry over (exports older than `limits` get the defaults).
     caps = {name: value for name, value in export_limits(loaded).items() if name != "max_output_length"}
-    same = TranslatorExport(model, src, tgt, args.max_output_length, no_repeat_ngram_size=old_ngram, **caps)
-    check = _single_sentences(test.sources, same.max_source_tokens)[:CHECK_SENTENCES]
+
+    def rebuilt(ngram: int) -> TranslatorExport:
+        return TranslatorExport(model, src, tgt, args.max_output_length, no_repeat_ngram_size=ngram, **caps)
+
+    export = rebuilt(no_repeat_ngram_size)
+    check = _single_sentences(test.sources, export.max_source_tokens)[:CHECK_SENTENCES]
     if not check:
         raise ValueError("no single-sentence test pair to check the rebuilt model on")
-    if _translate(same.translate, check) != _translate(loaded.signatures["translate"], check):
-        raise ValueError("the rebuilt model does not reproduce the SavedModel's translations")
-    print(f"rebuilt model reproduces the SavedModel on {len(check)} test sentences")
-    export = TranslatorExport(
-        model, src, tgt, args.max_output_length, no_repeat_ngram_size=no_repeat_ngram_size, **caps
-    )
+    expected = _translate(loaded.signatures["translate"], check)
+
+    def check_reproduces(function) -> None:
+        if _translate(function, check) != expected:
+            raise ValueError("the rebuilt model does not reproduce the SavedModel's translations")
+        print(f"rebuilt model reproduces the SavedModel on {len(check)} test sentences")
+
+    same_decoding = no_repeat_ngram_size == old_ngram
+    if not same_decoding:  # checked with the old decoding, in memory (traced once more)
+        old_decoding = rebuilt(old_ngram)  # held: a tf.function method keeps only a weak reference
+        check_reproduces(old_decoding.translate)
 
     def write(path: Path) -> None:
         export.save(path)
+        if same_decoding:  # the new SavedModel itself, before it replaces the old one
+            check_reproduces(tf.saved_model.load(str(path)).signatures["translate"])
         sources = card["data"].get("sources", [])  # cards older than mixed sources have none
         card["metrics"].update(translate.card_metrics(LoadedTranslator(path), test, eval_sets, sources))
         card["export"] = {
