@@ -42,6 +42,8 @@ def _slow(item) -> bool:
 
 
 def pytest_configure(config):
+    if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
+        return  # pytest-xdist's controller runs no test: it need not import TensorFlow
     grappler_off()  # see tests/fast_tf.py
 
 

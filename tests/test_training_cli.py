@@ -52,6 +52,7 @@ def test_failed_export_keeps_the_previous_model(tmp_path):
     with pytest.raises(RuntimeError):
         safe_export(export_dir, broken)
     assert (export_dir / "saved_model.pb").read_text() == "old"
+    assert not export_dir.with_name("model.partial").exists()
 
 
 def test_config_file_sets_flags_and_rejects_typos(tmp_path, capsys):
@@ -138,7 +139,8 @@ def test_sigkilled_run_resumes_from_its_last_backup(tmp_path):
     # Resumed, not restarted: training goes on with the first epoch the backup had not finished.
     assert first_epoch_trained(out.stdout) == backed_up + 1
     state = json.loads((run_dir / "state.json").read_text())
-    assert state["finished"] and state["epochs_done"] == 4 and len(state["history"]) == 4
+    assert state["finished"] and state["fit_ended"]
+    assert state["epochs_done"] == 4 and len(state["history"]) == 4
     assert (tmp_path / "export" / "saved_model.pb").exists()
     assert not (run_dir / "backup").exists()  # removed once the final weights were saved
 
@@ -201,7 +203,7 @@ def test_a_run_killed_after_fit_ended_saves_its_best_weights_without_training_on
     best_weights_path(tmp_path).unlink()
     (tmp_path / "final.weights.h5").unlink()
     RunState(tmp_path).update(finished=False)
-    with pytest.raises(SystemExit, match="holds no weights"):
+    with pytest.raises(SystemExit, match="holds no best weights"):
         fit_or_load(model(), argparse.Namespace(epochs=10), tmp_path, RunState(tmp_path), no_data, worker)
 
 
@@ -246,6 +248,35 @@ def test_bad_split_fractions_are_clear_errors(fractions, toy_corpus, tmp_path):
                 *fractions,
             ]
         )
+
+
+def test_resumed_patience_counts_on_from_the_recorded_epochs():
+    import keras
+    import numpy as np
+
+    from training.callbacks import EarlyStopping, ReduceLROnPlateau
+
+    def fit(callback, initial_epoch: int, epochs: int = 10) -> tuple[int, float]:
+        # Zero inputs and targets and no bias: the validation loss is 0 every epoch.
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        data = np.zeros((4, 2)), np.zeros((4, 1))
+        history = model.fit(
+            *data,
+            validation_data=data,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            verbose=0,
+            callbacks=[callback],
+        )
+        return len(history.history["loss"]), float(model.optimizer.learning_rate)
+
+    # Four epochs done, the best (-0.1, below any loss to come) two epochs ago.
+    recorded = [{"val_loss": 0.5}, {"val_loss": -0.1}, {"val_loss": 0.2}, {"val_loss": 0.3}]
+    assert fit(EarlyStopping(recorded, monitor="val_loss", patience=3), 4)[0] == 1  # waited 2, now 3
+    assert fit(EarlyStopping([], monitor="val_loss", patience=3), 0)[0] == 4  # a fresh run
+    schedule = ReduceLROnPlateau(recorded, monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5)
+    assert fit(schedule, 4, epochs=5)[1] == pytest.approx(0.05)  # the one resumed epoch is no improvement
 
 
 def test_training_clock_saves_time_between_epochs(tmp_path):

@@ -89,6 +89,61 @@ class StopFile(keras.callbacks.Callback):
             self.path.unlink(missing_ok=True)
 
 
+def best_so_far(history: list[dict]) -> tuple[float | None, int]:
+    """The lowest validation loss among a run's recorded epochs and the epochs since it.
+
+    Example:
+    >>> best_so_far([{"val_loss": 0.9}, {"val_loss": 0.7}, {"val_loss": 0.8}])
+    (0.7, 1)
+    """
+    losses = [h["val_loss"] for h in history if "val_loss" in h]
+    if not losses:
+        return None, 0
+    best = min(range(len(losses)), key=losses.__getitem__)
+    return losses[best], len(losses) - 1 - best
+
+
+class EarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras's early stopping, carrying on from the run's recorded epochs when it resumes.
+
+    Keras starts counting afresh in every process: a resumed run took its first epoch for an
+    improvement and waited `patience` epochs more, so a run resumed every few epochs never stopped.
+
+    Args:
+        history: the run's recorded epoch logs (`RunState["history"]`).
+        **kwargs: Keras's `EarlyStopping` arguments.
+    """
+
+    def __init__(self, history: list[dict], **kwargs):
+        super().__init__(**kwargs)
+        self.history = history
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.best, self.wait = best_so_far(self.history)
+
+
+class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+    """Keras's learning-rate schedule, comparing a resumed run's epochs with its best so far.
+
+    Only the best loss carries over: with `patience=1` every epoch that does not improve lowers the
+    rate at once, so no epoch is ever left waiting. (The rate itself is an optimizer variable, saved
+    in the backup.)
+
+    Args:
+        history: the run's recorded epoch logs (`RunState["history"]`).
+        **kwargs: Keras's `ReduceLROnPlateau` arguments.
+    """
+
+    def __init__(self, history: list[dict], **kwargs):
+        super().__init__(**kwargs)
+        self.history = history
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.best, _ = best_so_far(self.history)
+
+
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
     """Keras's resumable backup, written at the end of every epoch too, and with the right epoch.
 
@@ -165,6 +220,7 @@ def fit_callbacks(
 ) -> list[keras.callbacks.Callback]:
     """Best-model checkpoint, early stopping, LR schedule, TensorBoard, clock, stop file and,
     last, the resumable backup."""
+    history = state["history"] or []
     return [
         # The threshold carries the best validation loss across restarts, so a resumed run never
         # overwrites a better checkpoint with a worse one.
@@ -175,8 +231,8 @@ def fit_callbacks(
             save_weights_only=True,
             initial_value_threshold=state.best_val_loss(),
         ),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5),
+        EarlyStopping(history, monitor="val_loss", patience=args.patience),
+        ReduceLROnPlateau(history, monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5),
         keras.callbacks.TensorBoard(str(worker.write_dir(Path(run_dir) / "logs"))),
         TrainingClock(state, args.checkpoint_every),
         StopFile(Path(run_dir) / "STOP", worker),

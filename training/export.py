@@ -36,7 +36,11 @@ def safe_export(export_dir: Path, write: Callable[[Path], None]) -> None:
     tmp = export_dir.with_name(export_dir.name + ".partial")
     old = export_dir.with_name(export_dir.name + ".previous")
     shutil.rmtree(tmp, ignore_errors=True)
-    write(tmp)
+    try:
+        write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a failed export leaves no half-written folder
+        raise
     if export_dir.exists():
         shutil.rmtree(old, ignore_errors=True)
         export_dir.rename(old)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 
 class RunState:
-    """A small JSON file in the run directory: accumulated training time, each epoch's logs and
-    whether fit finished.
+    """A small JSON file in the run directory: accumulated training time, each epoch's logs,
+    whether fit ended (`fit_ended`) and whether the final weights were saved (`finished`).
 
     Args:
         run_dir: the run directory it is read from.

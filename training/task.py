@@ -6,7 +6,8 @@ vocabularies, model, datasets, export and card), `run_task` runs the steps every
    workers read what it wrote; then the run directory is checked against the run-defining flags;
 3. anything to compute outside the scope (`Task.prepare_unreplicated`, e.g. frozen-backbone features);
 4. the model, built and compiled in the strategy's scope (`compiled`: the one optimizer all use);
-5. fit, resuming from the last backup, or load the weights of a finished run;
+5. fit, resuming from the last backup, or load the weights of a finished run (or the best weights
+   of one killed after fit ended, before they were saved as final);
 6. export a float32 copy (the chief only), evaluate the export and write the model card.
 
 The translate, sentiment and caption CLIs are `Task`s; a new command (back-translation, the lab's
@@ -232,14 +233,18 @@ def fit_or_load(
                 callbacks=callbacks,
             )
         state.update(fit_ended=True)
-    else:
-        print(f"training already ended in {run_dir}; saving its best weights as the final ones")
     if not worker.is_chief:
         return
+    if not fitting:
+        # As for a finished run, flags such as --epochs no longer apply.
+        print(f"training already ended in {run_dir}; saving its best weights as the final ones")
     if best_weights_path(run_dir).exists():  # the best epoch across all restarts
         model.load_weights(best_weights_path(run_dir))
-    elif not fitting:  # no epoch was ever validated, so the model holds its initial weights
-        raise SystemExit(f"{run_dir} records that training ended but holds no weights; use a new --run-dir")
+    elif not fitting:  # the model holds its initial weights
+        raise SystemExit(
+            f"{run_dir} records that training ended but holds no best weights (no epoch had a finite "
+            "validation loss); use a new --run-dir"
+        )
     model.save_weights(final_weights)
     state.update(finished=True)
     remove_backup(run_dir)  # only now: a kill before this point resumes from it
