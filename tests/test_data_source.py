@@ -118,7 +118,7 @@ def test_weighted_and_tagged_sources_are_mixed_and_listed(mixed_files, tmp_path,
         "--text-unit",
         unit,
     ]
-    splits, test, src_vocab, _, stats = _prepare(flags, tmp_path)
+    splits, _, test, src_vocab, _, stats = _prepare(flags, tmp_path)
     rows = stats["sources"]
     assert [(r["source"], r["pairs"], r["weight"], r["synthetic"]) for r in rows] == [
         (str(tatoeba), 120, 1.0, False),
@@ -139,7 +139,7 @@ def test_weighted_and_tagged_sources_are_mixed_and_listed(mixed_files, tmp_path,
 def test_one_pair_file_splits_and_encodes_exactly_as_before(tmp_path):
     corpus_path = write_pair_file(tmp_path / "toy.txt", toy_pairs(150, seed=4), extra_lines=("junk",))
     (tmp_path / "run").mkdir()
-    splits, test, src_vocab, tgt_vocab, stats = _prepare(["--pairs", str(corpus_path)], tmp_path)
+    splits, _, test, src_vocab, tgt_vocab, stats = _prepare(["--pairs", str(corpus_path)], tmp_path)
     corpus = data.read_pair_file(corpus_path, 1, 0)
     train, _, old_test = data.split_corpus(corpus, 0.1, 0.1, 0)
     from seq2seq_app.core.text import tokenize_all

@@ -279,6 +279,51 @@ def test_resumed_patience_counts_on_from_the_recorded_epochs():
     assert fit(schedule, 4, epochs=5)[1] == pytest.approx(0.05)  # the one resumed epoch is no improvement
 
 
+def test_validation_bleu_is_in_the_epoch_logs_the_clock_records(tmp_path):
+    import keras
+    import numpy as np
+
+    from training.callbacks import ValidationBleu
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    references = ["the cat eats bread .", "Tom sees the dog ."]
+    outputs = iter([references, ["the cat .", "nothing at all"]])  # perfect, then poor
+    sources = ["el gato come pan .", "Tom ve el perro ."]
+    bleu = ValidationBleu(lambda batch: next(outputs), sources, references)
+    state = RunState(tmp_path)
+    data = np.zeros((4, 2)), np.zeros((4, 1))
+    model.fit(*data, validation_data=data, epochs=2, verbose=0, callbacks=[bleu, TrainingClock(state, 10)])
+    history = json.loads((tmp_path / "state.json").read_text())["history"]
+    assert history[0]["val_bleu"] == 100.0 and history[0]["val_chrf"] == 100.0
+    assert 0 <= history[1]["val_bleu"] < 50 and history[1]["val_chrf"] < 100
+
+
+def test_a_translation_run_logs_validation_bleu_from_its_current_weights(trained_export, tmp_path):
+    import argparse
+    import types
+
+    import numpy as np
+
+    from seq2seq_app import LoadedTranslator
+
+    run_dir = trained_export[0].parent / "run"
+    history = json.loads((run_dir / "state.json").read_text())["history"]
+    assert len(history) == 3 and all(0 <= h["val_bleu"] <= 100 and 0 <= h["val_chrf"] <= 100 for h in history)
+    # The epoch-end translations are the export's own, with the weights the model has at the time.
+    shutil.copytree(run_dir, tmp_path / "run")
+    task = translate.TranslateTask(argparse.Namespace(**json.loads((run_dir / "args.json").read_text())))
+    task.prepare(types.SimpleNamespace(run_dir=tmp_path / "run"))
+    model = task.build_model()
+    greedy = task.greedy_now(model)
+    sources = task.val.sources[:20]
+    model.load_weights(run_dir / "final.weights.h5")
+    trained = greedy(sources)
+    assert trained == LoadedTranslator(trained_export[0]).translate(sources)
+    model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+    assert greedy(sources) != trained
+
+
 def test_training_clock_saves_time_between_epochs(tmp_path):
     import keras
     import numpy as np

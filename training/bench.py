@@ -179,7 +179,7 @@ def bench_translate_training(
         setattr(args, name, value)
     policy = configure_precision("auto")
     with tempfile.TemporaryDirectory() as run_dir:
-        splits, _, src_vocab, tgt_vocab, _ = translate.prepare(args, Path(run_dir))
+        splits, _, _, src_vocab, tgt_vocab, _ = translate.prepare(args, Path(run_dir))
     dataset = data.make_dataset(*splits["train"], args.tokens_per_batch, args.max_length, shuffle=True)
     model = translate.build_model(args, src_vocab, tgt_vocab)
     timed, seconds = timed_fit(model, dataset, steps)

@@ -11,10 +11,12 @@ import argparse
 import os
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
 
+from seq2seq_app.core import metrics
 from training.run_state import RunState
 from training.strategy import Worker
 
@@ -144,6 +146,32 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
         self.best, _ = best_so_far(self.history)
 
 
+class ValidationBleu(keras.callbacks.Callback):
+    """Corpus BLEU and chrF of `translate(sources)` against `references` after every epoch, added
+    to the epoch's logs as `val_bleu` and `val_chrf` (so the run's history, TensorBoard and the
+    progress line show them next to the validation loss).
+
+    The loss says how likely the references are; BLEU says how good the model's own greedy output
+    is, which a long run needs to see: the loss keeps falling while output loops or stalls.
+
+    Args:
+        translate: maps a list of source sentences to a list of outputs, with the current weights.
+        sources: validation source sentences.
+        references: their references.
+    """
+
+    def __init__(
+        self, translate: Callable[[list[str]], list[str]], sources: list[str], references: list[str]
+    ):
+        super().__init__()
+        self.translate, self.sources, self.references = translate, sources, references
+
+    def on_epoch_end(self, epoch, logs=None):
+        scores = metrics.corpus_scores(self.translate(self.sources), [self.references])
+        if logs is not None:
+            logs.update(val_bleu=scores["bleu"], val_chrf=scores["chrf"])
+
+
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
     """Keras's resumable backup, written at the end of every epoch too, and with the right epoch.
 
@@ -216,12 +244,18 @@ def backup_and_restore(run_dir: Path, worker: Worker, every: int) -> BackupAndRe
 
 
 def fit_callbacks(
-    args: argparse.Namespace, run_dir: Path, state: RunState, worker: Worker
+    args: argparse.Namespace,
+    run_dir: Path,
+    state: RunState,
+    worker: Worker,
+    first: Sequence[keras.callbacks.Callback] = (),
 ) -> list[keras.callbacks.Callback]:
-    """Best-model checkpoint, early stopping, LR schedule, TensorBoard, clock, stop file and,
-    last, the resumable backup."""
+    """`first` (a task's own, e.g. `ValidationBleu`: before the others, so the logs they record
+    hold what it adds), best-model checkpoint, early stopping, LR schedule, TensorBoard, clock,
+    stop file and, last, the resumable backup."""
     history = state["history"] or []
     return [
+        *first,
         # The threshold carries the best validation loss across restarts, so a resumed run never
         # overwrites a better checkpoint with a worse one.
         keras.callbacks.ModelCheckpoint(

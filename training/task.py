@@ -121,6 +121,10 @@ class Task(abc.ABC):
     def parameter_counts(self, model: keras.Model) -> dict:
         return {"parameters": model.count_params()}
 
+    def epoch_callbacks(self, model: keras.Model) -> list[keras.callbacks.Callback]:
+        """Callbacks of this task run before the common ones (none by default)."""
+        return []
+
 
 def start_run(args: argparse.Namespace) -> Run:
     """Sets the strategy (first: see strategy.py), creates the run directory, seeds every generator
@@ -163,6 +167,7 @@ def run_task(task: Task) -> dict:
         run.state,
         lambda: task.datasets(run.strategy.num_replicas_in_sync),
         run.worker,
+        task.epoch_callbacks(model),
     )
     if not run.worker.is_chief:
         run.worker.cleanup()
@@ -204,6 +209,7 @@ def fit_or_load(
     state: RunState,
     datasets: Callable[[], tuple[tf.data.Dataset, tf.data.Dataset]],
     worker: Worker,
+    first_callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> None:
     """Trains (resuming if interrupted) and leaves the best weights in `model`; a finished run
     just loads its final weights, so the same command re-evaluates and re-exports it.
@@ -221,7 +227,7 @@ def fit_or_load(
     fitting = not state["fit_ended"]
     if fitting:
         train_ds, val_ds = (shard_by_data(d) for d in datasets())
-        callbacks = fit_callbacks(args, run_dir, state, worker)
+        callbacks = fit_callbacks(args, run_dir, state, worker, first_callbacks)
         worker.barrier()  # every worker has copied the chief's backup before the chief writes a new one
         with keras_fixes.multi_worker_fit(model):
             model.fit(

@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from seq2seq_app.core import metrics
 from seq2seq_app.core.subword_vocabulary import SubwordVocabulary
@@ -34,7 +35,9 @@ from seq2seq_app.translation.data_source import (
 )
 from seq2seq_app.translation.translator import Translator
 from training import flags
+from training.callbacks import ValidationBleu
 from training.env import quiet_tensorflow
+from training.export import float32_copy
 from training.task import Run, Task, compiled, require_nonempty, run_task
 
 AnyVocabulary = Vocabulary | SubwordVocabulary
@@ -145,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument(
         "--max-output-length", type=flags.positive_int, default=100, help="decoding cap in the export"
+    )
+    m.add_argument(
+        "--val-bleu-sentences",
+        type=int,
+        default=500,
+        help="validation sentences translated (greedy) after every epoch; their BLEU and chrF are "
+        "logged as val_bleu and val_chrf (0: off)",
     )
     flags.add_common_flags(parser, run_dir="runs/translate", export_dir="saved_models/translate")
     return parser
@@ -267,7 +277,7 @@ def prepare(args: argparse.Namespace, run_dir: Path):
         "target_vocab": len(tgt_vocab),
         "train_target_tokens": int(sum(len(t) - 1 for t in splits["train"][1])),
     }
-    return splits, test, src_vocab, tgt_vocab, stats
+    return splits, val, test, src_vocab, tgt_vocab, stats
 
 
 def build_vocabularies(
@@ -404,7 +414,9 @@ class TranslateTask(Task):
 
     def prepare(self, run: Run) -> None:
         self.eval_sets = read_eval_sets(self.args)  # first, so a typo fails before any training
-        self.splits, self.test, self.src_vocab, self.tgt_vocab, self.stats = prepare(self.args, run.run_dir)
+        self.splits, self.val, self.test, self.src_vocab, self.tgt_vocab, self.stats = prepare(
+            self.args, run.run_dir
+        )
 
     def build_model(self) -> Translator:
         return build_model(self.args, self.src_vocab, self.tgt_vocab)
@@ -424,6 +436,35 @@ class TranslateTask(Task):
         from seq2seq_app.translation.translator_export import TranslatorExport
 
         return TranslatorExport(model, self.src_vocab, self.tgt_vocab, self.args.max_output_length).save
+
+    def epoch_callbacks(self, model: keras.Model) -> list[keras.callbacks.Callback]:
+        n = self.args.val_bleu_sentences
+        if n <= 0:
+            return []
+        # Evenly spaced, so every source of a mixture has its share (the split lists them in turn).
+        step = max(1, len(self.val) // n)
+        pairs = self.val.sources[::step][:n], self.val.targets[::step][:n]
+        return [ValidationBleu(self.greedy_now(model), *pairs)]
+
+    def greedy_now(self, model: keras.Model) -> Callable[[list[str]], list[str]]:
+        """Greedy translation with `model`'s current weights through the export's own text handling:
+        a float32 twin's weights are refreshed on each call, so its export is traced only once."""
+        from seq2seq_app.translation.translator_export import TranslatorExport
+
+        policy = keras.mixed_precision.global_policy()
+        twin = float32_copy(model, self.example_inputs())
+        keras.mixed_precision.set_global_policy(policy)  # the run trains on in its own precision
+        export = TranslatorExport(twin, self.src_vocab, self.tgt_vocab, self.args.max_output_length)
+
+        def translate(sentences: list[str]) -> list[str]:
+            twin.set_weights(model.get_weights())
+            out: list[str] = []
+            for i in range(0, len(sentences), 64):
+                batch = export.translate(tf.constant(sentences[i : i + 64]))["translation"]
+                out += [t.decode() for t in batch.numpy()]
+            return out
+
+        return translate
 
     def describe(self, path: Path, run: Run) -> dict:
         from seq2seq_app.translation.translator_api import LoadedTranslator

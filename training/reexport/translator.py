@@ -37,7 +37,7 @@ def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
     args = translate.args_from_card(card)
     args.eval_pairs = eval_pairs
     with tempfile.TemporaryDirectory() as run_dir:
-        _, test, src, tgt, _ = translate.prepare(args, Path(run_dir))
+        _, _, test, src, tgt, _ = translate.prepare(args, Path(run_dir))
     if hasattr(loaded, "source_vocabulary"):
         # Exports older than subwords carry no text unit: they are word-level.
         unit = loaded.text_unit.numpy().decode() if hasattr(loaded, "text_unit") else "word"
