@@ -271,12 +271,32 @@ def test_resumed_patience_counts_on_from_the_recorded_epochs():
         )
         return len(history.history["loss"]), float(model.optimizer.learning_rate)
 
-    # Four epochs done, the best (-0.1, below any loss to come) two epochs ago.
-    recorded = [{"val_loss": 0.5}, {"val_loss": -0.1}, {"val_loss": 0.2}, {"val_loss": 0.3}]
-    assert fit(EarlyStopping(recorded, monitor="val_loss", patience=3), 4)[0] == 1  # waited 2, now 3
-    assert fit(EarlyStopping([], monitor="val_loss", patience=3), 0)[0] == 4  # a fresh run
-    schedule = ReduceLROnPlateau(recorded, monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5)
-    assert fit(schedule, 4, epochs=5)[1] == pytest.approx(0.05)  # the one resumed epoch is no improvement
+    # Four epochs done, the best (-0.1, below any loss to come) two epochs ago; a fifth was
+    # recorded but not backed up, so it is redone and must not count.
+    recorded = [{"val_loss": v} for v in (0.5, -0.1, 0.2, 0.3, -0.2)]
+    assert fit(EarlyStopping(recorded, patience=3), 4)[0] == 1  # waited 2, now 3
+    assert fit(EarlyStopping([], patience=3), 0)[0] == 4  # a fresh run
+    assert fit(ReduceLROnPlateau(recorded), 4, epochs=5)[1] == pytest.approx(0.05)  # no improvement
+    assert fit(ReduceLROnPlateau([]), 0, epochs=1)[1] == pytest.approx(0.1)
+
+
+def test_the_run_callbacks_count_on_from_the_run_state(tmp_path):
+    import argparse
+
+    import tensorflow as tf
+
+    from training.callbacks import EarlyStopping, ReduceLROnPlateau, fit_callbacks
+    from training.strategy import Worker
+
+    state = RunState(tmp_path)
+    state.update(history=[{"val_loss": 0.4}, {"val_loss": 0.3}, {"val_loss": 0.35}])
+    args = argparse.Namespace(checkpoint_every=5, patience=2)
+    callbacks = fit_callbacks(args, tmp_path, state, Worker(tf.distribute.get_strategy()))
+    for kind in (EarlyStopping, ReduceLROnPlateau):
+        (callback,) = [c for c in callbacks if isinstance(c, kind)]
+        callback.on_train_begin()
+        callback.on_epoch_begin(3)
+        assert callback.best == 0.3
 
 
 def test_validation_bleu_is_in_the_epoch_logs_the_clock_records(tmp_path):

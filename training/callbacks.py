@@ -91,30 +91,29 @@ class StopFile(keras.callbacks.Callback):
             self.path.unlink(missing_ok=True)
 
 
-def best_so_far(history: list[dict]) -> tuple[float | None, int]:
-    """The lowest validation loss among a run's recorded epochs and the epochs since it.
+def best_so_far(history: list[dict], min_delta: float = 0.0) -> tuple[float | None, int]:
+    """The best validation loss of a run's recorded epochs and the epochs since it, as Keras's
+    patience callbacks count them: an epoch is an improvement only when it beats the best so far
+    by more than `min_delta`.
 
     Example:
     >>> best_so_far([{"val_loss": 0.9}, {"val_loss": 0.7}, {"val_loss": 0.8}])
     (0.7, 1)
     """
-    losses = [h["val_loss"] for h in history if "val_loss" in h]
-    if not losses:
-        return None, 0
-    best = min(range(len(losses)), key=losses.__getitem__)
-    return losses[best], len(losses) - 1 - best
+    best, since = None, 0
+    for loss in (h["val_loss"] for h in history if "val_loss" in h):
+        if best is None or loss < best - min_delta:
+            best, since = loss, 0
+        else:
+            since += 1
+    return best, since
 
 
-class EarlyStopping(keras.callbacks.EarlyStopping):
-    """Keras's early stopping, carrying on from the run's recorded epochs when it resumes.
-
-    Keras starts counting afresh in every process: a resumed run took its first epoch for an
-    improvement and waited `patience` epochs more, so a run resumed every few epochs never stopped.
-
-    Args:
-        history: the run's recorded epoch logs (`RunState["history"]`).
-        **kwargs: Keras's `EarlyStopping` arguments.
-    """
+class _ResumedPatience:
+    """Keras's patience callbacks start counting afresh in every process: a resumed run took its
+    first epoch for an improvement and waited `patience` epochs more, so a run resumed every few
+    epochs never stopped and its learning rate was lowered late. These carry on from the epochs the
+    run recorded before the one it resumes at (a recorded epoch may be redone after a kill)."""
 
     def __init__(self, history: list[dict], **kwargs):
         super().__init__(**kwargs)
@@ -122,28 +121,46 @@ class EarlyStopping(keras.callbacks.EarlyStopping):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        self.best, self.wait = best_so_far(self.history)
+        self._resumed = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        if not self._resumed:  # the first epoch is known only now, once the backup has restored it
+            self._resumed = True
+            self.best, since = best_so_far(self.history[:epoch], self.min_delta)
+            self.wait = self.resumed_wait(since)
+
+    def resumed_wait(self, since: int) -> int:
+        return since
 
 
-class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
-    """Keras's learning-rate schedule, comparing a resumed run's epochs with its best so far.
-
-    Only the best loss carries over: with `patience=1` every epoch that does not improve lowers the
-    rate at once, so no epoch is ever left waiting. (The rate itself is an optimizer variable, saved
-    in the backup.)
+class EarlyStopping(_ResumedPatience, keras.callbacks.EarlyStopping):
+    """Keras's early stopping on the validation loss, counting on from a resumed run's history.
 
     Args:
         history: the run's recorded epoch logs (`RunState["history"]`).
-        **kwargs: Keras's `ReduceLROnPlateau` arguments.
+        patience: epochs without improvement before training stops.
     """
 
-    def __init__(self, history: list[dict], **kwargs):
-        super().__init__(**kwargs)
-        self.history = history
+    def __init__(self, history: list[dict], patience: int):
+        super().__init__(history, monitor="val_loss", patience=patience)
 
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        self.best, _ = best_so_far(self.history)
+
+class ReduceLROnPlateau(_ResumedPatience, keras.callbacks.ReduceLROnPlateau):
+    """Keras's learning-rate halving on validation-loss plateaus (after `patience` epochs without
+    improvement, down to 1e-5), counting on from a resumed run's history. The rate itself is an
+    optimizer variable, restored with the backup.
+
+    Args:
+        history: the run's recorded epoch logs (`RunState["history"]`).
+        patience: epochs without improvement before the rate is halved.
+    """
+
+    def __init__(self, history: list[dict], patience: int = 1):
+        super().__init__(history, monitor="val_loss", factor=0.5, patience=patience, min_lr=1e-5)
+
+    def resumed_wait(self, since: int) -> int:
+        return since % self.patience  # each halving starts the count again (no cooldown)
 
 
 class ValidationBleu(keras.callbacks.Callback):
@@ -151,8 +168,8 @@ class ValidationBleu(keras.callbacks.Callback):
     to the epoch's logs as `val_bleu` and `val_chrf` (so the run's history, TensorBoard and the
     progress line show them next to the validation loss).
 
-    The loss says how likely the references are; BLEU says how good the model's own greedy output
-    is, which a long run needs to see: the loss keeps falling while output loops or stalls.
+    The loss says how likely the references are; BLEU and chrF say how good the model's own greedy
+    output is, as the export decodes it, which is what a long run is for.
 
     Args:
         translate: maps a list of source sentences to a list of outputs, with the current weights.
@@ -265,8 +282,8 @@ def fit_callbacks(
             save_weights_only=True,
             initial_value_threshold=state.best_val_loss(),
         ),
-        EarlyStopping(history, monitor="val_loss", patience=args.patience),
-        ReduceLROnPlateau(history, monitor="val_loss", factor=0.5, patience=1, min_lr=1e-5),
+        EarlyStopping(history, args.patience),
+        ReduceLROnPlateau(history),
         keras.callbacks.TensorBoard(str(worker.write_dir(Path(run_dir) / "logs"))),
         TrainingClock(state, args.checkpoint_every),
         StopFile(Path(run_dir) / "STOP", worker),

@@ -167,7 +167,7 @@ def run_task(task: Task) -> dict:
         run.state,
         lambda: task.datasets(run.strategy.num_replicas_in_sync),
         run.worker,
-        task.epoch_callbacks(model),
+        lambda: task.epoch_callbacks(model),
     )
     if not run.worker.is_chief:
         run.worker.cleanup()
@@ -209,10 +209,11 @@ def fit_or_load(
     state: RunState,
     datasets: Callable[[], tuple[tf.data.Dataset, tf.data.Dataset]],
     worker: Worker,
-    first_callbacks: Sequence[keras.callbacks.Callback] = (),
+    first_callbacks: Callable[[], Sequence[keras.callbacks.Callback]] = tuple,
 ) -> None:
     """Trains (resuming if interrupted) and leaves the best weights in `model`; a finished run
     just loads its final weights, so the same command re-evaluates and re-exports it.
+    `first_callbacks()` makes the task's own callbacks, only when fit runs.
 
     A non-chief worker returns right after `fit`: the chief alone keeps the weights and exports.
     `fit` ending is recorded at once (`fit_ended`), so a run killed after early stopping or a
@@ -227,7 +228,7 @@ def fit_or_load(
     fitting = not state["fit_ended"]
     if fitting:
         train_ds, val_ds = (shard_by_data(d) for d in datasets())
-        callbacks = fit_callbacks(args, run_dir, state, worker, first_callbacks)
+        callbacks = fit_callbacks(args, run_dir, state, worker, first_callbacks())
         worker.barrier()  # every worker has copied the chief's backup before the chief writes a new one
         with keras_fixes.multi_worker_fit(model):
             model.fit(

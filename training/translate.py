@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument(
         "--val-bleu-sentences",
-        type=int,
+        type=flags.non_negative_int,
         default=500,
         help="validation sentences translated (greedy) after every epoch; their BLEU and chrF are "
         "logged as val_bleu and val_chrf (0: off)",
@@ -442,9 +442,9 @@ class TranslateTask(Task):
         if n <= 0:
             return []
         # Evenly spaced, so every source of a mixture has its share (the split lists them in turn).
-        step = max(1, len(self.val) // n)
-        pairs = self.val.sources[::step][:n], self.val.targets[::step][:n]
-        return [ValidationBleu(self.greedy_now(model), *pairs)]
+        picked = [i * len(self.val) // n for i in range(min(n, len(self.val)))]
+        sources, targets = [self.val.sources[i] for i in picked], [self.val.targets[i] for i in picked]
+        return [ValidationBleu(self.greedy_now(model), sources, targets)]
 
     def greedy_now(self, model: keras.Model) -> Callable[[list[str]], list[str]]:
         """Greedy translation with `model`'s current weights through the export's own text handling:
@@ -452,8 +452,10 @@ class TranslateTask(Task):
         from seq2seq_app.translation.translator_export import TranslatorExport
 
         policy = keras.mixed_precision.global_policy()
-        twin = float32_copy(model, self.example_inputs())
-        keras.mixed_precision.set_global_policy(policy)  # the run trains on in its own precision
+        try:
+            twin = float32_copy(model, self.example_inputs())
+        finally:
+            keras.mixed_precision.set_global_policy(policy)  # the run trains on in its own precision
         export = TranslatorExport(twin, self.src_vocab, self.tgt_vocab, self.args.max_output_length)
 
         def translate(sentences: list[str]) -> list[str]:
