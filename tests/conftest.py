@@ -112,7 +112,9 @@ def trained_export(tmp_path_factory, toy_corpus) -> tuple[Path, dict]:
 
     def build(dirs: list[str]) -> dict:
         return translate.run(
-            translate.build_parser().parse_args(["--pairs", str(toy_corpus), *dirs, *TINY_FLAGS])
+            translate.build_parser().parse_args(
+                ["--pairs", str(toy_corpus), *dirs, *TINY_FLAGS, "--val-bleu-sentences", "30"]
+            )
         )
 
     return built_once(tmp_path_factory, "toy_run", build)

@@ -90,6 +90,9 @@ TINY_FLAGS = [
     "0.1",
     "--test-fraction",
     "0.1",
+    # Each run's validation BLEU costs an export trace; the shared trained_export turns it on.
+    "--val-bleu-sentences",
+    "0",
 ]
 
 
