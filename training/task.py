@@ -219,13 +219,15 @@ def fit_or_load(
     `fit` ending is recorded at once (`fit_ended`), so a run killed after early stopping or a
     `STOP` file, before its final weights were saved, does not train on past the stop."""
     final_weights = run_dir / "final.weights.h5"
-    if state["finished"] and final_weights.exists():
+    # Each worker reads the state file itself; `agree_any` puts them all on the same branch even if
+    # one read a stale copy (a branch that fits on some workers only would hang the others).
+    if worker.agree_any(bool(state["finished"]) and final_weights.exists()):
         if worker.is_chief:
             print(f"training already finished in {run_dir}; loading {final_weights}")
             model.load_weights(final_weights)
             remove_backup(run_dir)  # left by a kill between finishing and removing it
         return
-    fitting = not state["fit_ended"]
+    fitting = not worker.agree_any(bool(state["fit_ended"]))
     if fitting:
         train_ds, val_ds = (shard_by_data(d) for d in datasets())
         callbacks = fit_callbacks(args, run_dir, state, worker, first_callbacks())
