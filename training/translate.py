@@ -344,6 +344,16 @@ def eval_suffixes(args: argparse.Namespace) -> tuple[str, str]:
     return suffixes[0], suffixes[1]
 
 
+def in_batches(translate: Callable, sentences: list[str], batch_size: int = 64) -> list[str]:
+    """`sentences` through a `translate` signature (or the export's method of that name), a batch
+    at a time."""
+    out: list[str] = []
+    for i in range(0, len(sentences), batch_size):
+        batch = translate(text=tf.constant(sentences[i : i + batch_size]))["translation"]
+        out += [t.decode() for t in batch.numpy()]
+    return out
+
+
 def card_metrics(
     translator, test: data.ParallelCorpus, eval_sets: dict[str, data.ParallelCorpus], sources: list[dict]
 ) -> dict:
@@ -460,11 +470,7 @@ class TranslateTask(Task):
 
         def translate(sentences: list[str]) -> list[str]:
             twin.set_weights(model.get_weights())
-            out: list[str] = []
-            for i in range(0, len(sentences), 64):
-                batch = export.translate(tf.constant(sentences[i : i + 64]))["translation"]
-                out += [t.decode() for t in batch.numpy()]
-            return out
+            return in_batches(export.translate, sentences)
 
         return translate
 

@@ -74,15 +74,6 @@ def _single_sentences(sources: list[str], max_words: int) -> list[str]:
     return [s for s, n, k in zip(sources, counts, lengths) if n == 1 and k <= max_words]
 
 
-def _translate(function, sentences: list[str]) -> list[str]:
-    import tensorflow as tf
-
-    out: list[str] = []
-    for i in range(0, len(sentences), 64):
-        out += [t.decode() for t in function(text=tf.constant(sentences[i : i + 64]))["translation"].numpy()]
-    return out
-
-
 def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] = ()) -> dict:
     import tensorflow as tf
 
@@ -113,10 +104,10 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
     check = _single_sentences(test.sources, export.max_source_tokens)[:CHECK_SENTENCES]
     if not check:
         raise ValueError("no single-sentence test pair to check the rebuilt model on")
-    expected = _translate(loaded.signatures["translate"], check)
+    expected = translate.in_batches(loaded.signatures["translate"], check)
 
     def check_reproduces(function) -> None:
-        if _translate(function, check) != expected:
+        if translate.in_batches(function, check) != expected:
             raise ValueError("the rebuilt model does not reproduce the SavedModel's translations")
         print(f"rebuilt model reproduces the SavedModel on {len(check)} test sentences")
 
