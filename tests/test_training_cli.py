@@ -421,3 +421,55 @@ def test_mixed_subword_run_trains_on_pieces_lists_its_sources_and_exports_words(
     assert [t.decode() for t in out["source_tokens"][1][:5]] == ["Tom", "ve", "45", "perros", "😀"]
     translations = [t.decode() for t in out["translation"]]
     assert translations[2] == "" and not any("[UNK]" in t or "##" in t for t in translations)
+
+
+def test_a_run_initialized_from_an_export_starts_where_it_ended(subword_export, toy_corpus, tmp_path):
+    from seq2seq_app import LoadedTranslator
+    from tests.toy_data import SUBWORD_FLAGS, mixture_flags
+
+    export_dir, card = subword_export
+    run_dir = tmp_path / "run"
+    flags = [*TINY_FLAGS, *SUBWORD_FLAGS, "--val-bleu-sentences", "0"]
+    flags[flags.index("--epochs") + 1] = "1"
+    # With a learning rate of 0 the one epoch changes nothing: the run must score and translate
+    # exactly as the export it started from.
+    new = translate.run(
+        translate.build_parser().parse_args(
+            ["--pairs", str(toy_corpus), *mixture_flags(toy_corpus.parent), *flags, "--learning-rate", "0"]
+            + ["--init-from", str(export_dir), "--run-dir", str(run_dir), "--export-dir", str(tmp_path / "e")]
+        )
+    )
+    before = json.loads((export_dir.parent / "run" / "state.json").read_text())["history"]
+    after = json.loads((run_dir / "state.json").read_text())["history"]
+    assert after[0]["val_loss"] == pytest.approx(min(h["val_loss"] for h in before), rel=1e-4)
+    for name in ("source_vocab.txt", "target_vocab.txt"):
+        assert (run_dir / name).read_text() == (export_dir.parent / "run" / name).read_text()
+    sentences = ["El gato come pan .", "Tom ve 45 perros 😀", "¿ Dónde está el perro ?"]
+    assert LoadedTranslator(tmp_path / "e").translate(sentences) == LoadedTranslator(export_dir).translate(
+        sentences
+    )
+    record = new["training"]["initialized_from"]
+    assert record["path"] == str(export_dir)
+    assert record["command"] == card["training"]["command"] and record["epochs"] == card["training"]["epochs"]
+    assert new["hyperparameters"]["init_from"] == str(export_dir)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (["--units", "48"], "does not fit the model flags"),
+        (["--text-unit", "word"], "not a --text-unit word model"),
+        (["--init-from", "nowhere"], "no SavedModel there"),
+    ],
+)
+def test_init_from_an_export_that_does_not_fit_is_a_clear_error(
+    subword_export, toy_corpus, tmp_path, change, message
+):
+    from tests.toy_data import SUBWORD_FLAGS
+
+    flags = [*TINY_FLAGS, *SUBWORD_FLAGS, "--init-from", str(subword_export[0])]
+    for flag, value in zip(change[::2], change[1::2]):
+        flags[flags.index(flag) + 1] = value
+    dirs = ["--run-dir", str(tmp_path / "run"), "--export-dir", str(tmp_path / "e")]
+    with pytest.raises(SystemExit, match=message):
+        translate.main(["--pairs", str(toy_corpus), *flags, *dirs])

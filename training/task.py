@@ -125,6 +125,10 @@ class Task(abc.ABC):
         """Callbacks of this task run before the common ones (none by default)."""
         return []
 
+    def training_record(self) -> dict:
+        """What the card's `training` section adds for this task (nothing by default)."""
+        return {}
+
 
 def start_run(args: argparse.Namespace) -> Run:
     """Sets the strategy (first: see strategy.py), creates the run directory, seeds every generator
@@ -176,7 +180,7 @@ def run_task(task: Task) -> dict:
 
     def card(path: Path) -> dict:
         return task.describe(path, run) | {
-            "training": training_card(args, run.state, run.policy),
+            "training": training_card(args, run.state, run.policy) | task.training_record(),
             "hyperparameters": {k: getattr(args, k) for k in task.hyperparameter_flags()}
             | task.parameter_counts(export_model),
         }

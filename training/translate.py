@@ -12,6 +12,7 @@ Subwords from several weighted sources with tagged back-translation (see docs/tr
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +39,7 @@ from training import flags
 from training.callbacks import ValidationBleu
 from training.env import quiet_tensorflow
 from training.export import float32_copy
+from training.reexport.weights import copy_variables
 from training.task import Run, Task, compiled, require_nonempty, run_task
 
 AnyVocabulary = Vocabulary | SubwordVocabulary
@@ -150,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-output-length", type=flags.positive_int, default=100, help="decoding cap in the export"
     )
     m.add_argument(
+        "--init-from",
+        metavar="SAVEDMODEL",
+        help="start from the weights and vocabularies of a translator this CLI exported with the same "
+        "model flags, e.g. to carry a run that outlives its run directory on in a new one",
+    )
+    m.add_argument(
         "--val-bleu-sentences",
         type=flags.non_negative_int,
         default=500,
@@ -200,9 +208,38 @@ def args_from_card(card: dict) -> argparse.Namespace:
     return flags.parse_with_config(build_parser(), words[words.index("training.translate") + 1 :])
 
 
-def prepare(args: argparse.Namespace, run_dir: Path):
+def export_vocabularies(loaded) -> tuple[AnyVocabulary, AnyVocabulary] | None:
+    """The source and target vocabularies a translator SavedModel carries (None for exports older
+    than carrying them; exports without a `text_unit` are word-level)."""
+    if not hasattr(loaded, "source_vocabulary"):
+        return None
+    unit = loaded.text_unit.numpy().decode() if hasattr(loaded, "text_unit") else "word"
+    kind = VOCABULARIES[unit]
+    return (
+        kind(t.decode() for t in loaded.source_vocabulary.numpy()),
+        kind(t.decode() for t in loaded.target_vocabulary.numpy()),
+    )
+
+
+def load_initial(args: argparse.Namespace):
+    """The `--init-from` SavedModel, checked to carry vocabularies of the run's text unit."""
+    path = Path(args.init_from)
+    if not (path / "saved_model.pb").exists():
+        raise SystemExit(f"--init-from {path}: no SavedModel there")
+    loaded = tf.saved_model.load(str(path))
+    vocabularies = export_vocabularies(loaded)
+    if vocabularies is None or not hasattr(loaded, "model_variables"):
+        raise SystemExit(f"--init-from {path}: an export too old to carry its vocabularies and weights")
+    if not isinstance(vocabularies[0], VOCABULARIES[args.text_unit]):
+        raise SystemExit(f"--init-from {path}: not a --text-unit {args.text_unit} model")
+    return loaded
+
+
+def prepare(
+    args: argparse.Namespace, run_dir: Path, initial: tuple[AnyVocabulary, AnyVocabulary] | None = None
+):
     """Reads, splits, tokenises and weights the sources; builds (or, when resuming, reloads)
-    vocabularies."""
+    vocabularies, or takes the `initial` ones (`--init-from`'s)."""
     try:
         sources = load_sources(args)
     except (OSError, ValueError) as e:
@@ -237,6 +274,14 @@ def prepare(args: argparse.Namespace, run_dir: Path):
     if src_path.exists() and tgt_path.exists():
         kind = VOCABULARIES[args.text_unit]
         src_vocab, tgt_vocab = kind.load(src_path), kind.load(tgt_path)
+    elif initial is not None:
+        src_vocab, tgt_vocab = initial
+        if any(source.synthetic for source, _ in sources) and BACK_TRANSLATION_TAG not in src_vocab.tokens:
+            raise SystemExit(
+                f"--init-from's source vocabulary has no {BACK_TRANSLATION_TAG} tag for --synthetic-pairs"
+            )
+        src_vocab.save(src_path)
+        tgt_vocab.save(tgt_path)
     else:
         tagged = any(source.synthetic for source, _ in sources)
         untagged = (
@@ -418,18 +463,42 @@ class TranslateTask(Task):
         "target_vocab_size",
         "min_count",
         "max_length",
+        "init_from",
     )
     batch_flag = "tokens_per_batch"
     signatures = "translate, translate_beam, translate_sample"
 
     def prepare(self, run: Run) -> None:
         self.eval_sets = read_eval_sets(self.args)  # first, so a typo fails before any training
+        self.initial = load_initial(self.args) if self.args.init_from else None
         self.splits, self.val, self.test, self.src_vocab, self.tgt_vocab, self.stats = prepare(
-            self.args, run.run_dir
+            self.args, run.run_dir, export_vocabularies(self.initial) if self.initial else None
         )
 
     def build_model(self) -> Translator:
-        return build_model(self.args, self.src_vocab, self.tgt_vocab)
+        model = build_model(self.args, self.src_vocab, self.tgt_vocab)
+        if self.initial is not None:  # a resumed run's backup replaces these weights when fit starts
+            try:
+                copy_variables(self.initial.model_variables, model.weights)
+            except ValueError as e:
+                raise SystemExit(
+                    f"--init-from {self.args.init_from} does not fit the model flags: {e}"
+                ) from e
+        return model
+
+    def training_record(self) -> dict:
+        if not self.args.init_from:
+            return {}
+        card_path = Path(self.args.init_from) / "model_card.json"
+        card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.exists() else {}
+        before = card.get("training", {})
+        # The chain of runs back to the one that started from scratch, each with its command.
+        return {
+            "initialized_from": {
+                "path": self.args.init_from,
+                **{k: before.get(k) for k in ("command", "epochs", "train_seconds", "initialized_from")},
+            }
+        }
 
     def example_inputs(self):
         return example_inputs()

@@ -36,14 +36,12 @@ def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
 
     args = translate.args_from_card(card)
     args.eval_pairs = eval_pairs
+    args.init_from = None  # the weights and vocabularies come from the model itself
     with tempfile.TemporaryDirectory() as run_dir:
         _, _, test, src, tgt, _ = translate.prepare(args, Path(run_dir))
-    if hasattr(loaded, "source_vocabulary"):
-        # Exports older than subwords carry no text unit: they are word-level.
-        unit = loaded.text_unit.numpy().decode() if hasattr(loaded, "text_unit") else "word"
-        kind = translate.VOCABULARIES[unit]
-        src = kind(t.decode() for t in loaded.source_vocabulary.numpy())
-        tgt = kind(t.decode() for t in loaded.target_vocabulary.numpy())
+    carried = translate.export_vocabularies(loaded)
+    if carried is not None:
+        src, tgt = carried
     found = tf.raw_ops.LookupTableFindV2(
         table_handle=loaded.source_table.resource_handle,
         keys=tf.constant(src.tokens),
