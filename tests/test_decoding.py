@@ -180,6 +180,40 @@ def test_beam_search_under_the_constraint_repeats_no_ngram_and_beam_one_is_greed
     assert tokens.numpy()[2].sum() == 0  # an empty input stays empty
 
 
+def scripted_step(script):
+    """A step function that wants to write `script`, one token a step, then END."""
+    table = tf.constant(np.log(np.eye(V, dtype="float32")[[*script, END]] * 0.9 + 0.01))
+
+    def step(tokens, t):
+        logits = tf.gather(table, tf.minimum(t, len(script)))
+        return logits, tf.one_hot(tf.zeros_like(tokens), 2), t + 1
+
+    return step
+
+
+# Token ids 5 and 6 continue a word ("##ater", "##o" after "Zap" = 4); 7 is a word ("said").
+WORD_STARTS = tf.constant([True, True, True, True, True, False, False, True])
+
+
+def _search_under_ban(script, word_starts):
+    step, state = decoding.no_repeat_ngrams(
+        scripted_step(script), tf.zeros([1], tf.int32), 3, 20, word_starts
+    )
+    tokens, _ = decoding.greedy_search(
+        step, state, tf.fill([1], START), max_lengths=tf.constant([20]), end_id=END
+    )
+    return [t for t in tokens.numpy()[0].tolist() if t != PAD]
+
+
+def test_with_word_starts_a_word_of_many_pieces_may_recur_but_a_loop_of_words_may_not():
+    name_twice = [4, 5, 6, 7, 4, 5, 6]  # "Zap ##ater ##o said Zap ##ater ##o"
+    assert _search_under_ban(name_twice, WORD_STARTS) == [*name_twice, END]
+    assert _search_under_ban(name_twice, None)[:7] != name_twice  # pieces alone: the name is cut
+    looping = [4, 7] * 6  # "Zap said Zap said …"
+    seq = [START, *_search_under_ban(looping, WORD_STARTS)]
+    assert len(set(_ngrams(seq, 3))) == len(_ngrams(seq, 3)), seq
+
+
 def test_the_constraint_changes_nothing_for_a_decoder_that_does_not_repeat():
     limits = tf.constant([10, 10])
     step, state = decoding.no_repeat_ngrams(markov_step(TABLE), tf.zeros([2]), 3, 10)

@@ -286,7 +286,9 @@ def fit_memory_columns(attention: tf.Tensor, width) -> tf.Tensor:
     return tf.pad(attention, [[0, 0], [0, 0], [0, width - tf.shape(attention)[2]]])
 
 
-def no_repeat_ngrams(step_fn: StepFn, state, ngram_size: int, max_steps) -> tuple[StepFn, object]:
+def no_repeat_ngrams(
+    step_fn: StepFn, state, ngram_size: int, max_steps, word_starts: tf.Tensor | None = None
+) -> tuple[StepFn, object]:
     """Wraps a step function so no sequence produces the same `ngram_size`-gram twice.
 
     This is the "no repeat n-gram" constraint of Paulus et al. (2018) and fairseq: once a
@@ -295,11 +297,18 @@ def no_repeat_ngrams(step_fn: StepFn, state, ngram_size: int, max_steps) -> tupl
     The history of each sequence travels in the decoding state, so beam search reorders it with
     the rest of the state and every search works unchanged.
 
+    With subword tokens a plain ban would also forbid every word of n or more pieces from
+    recurring ("Zap ##ater ##o … Zap ##ater ##o"): a name mentioned twice would come out
+    misspelt the second time. Given `word_starts`, an n-gram lying inside one word may recur;
+    only n-grams that cross into another word are banned, so loops of words still are.
+
     Args:
         step_fn: the model's one-step function.
         state: its initial state, first dimension batch.
         ngram_size: n; 0 or 1 disables the constraint (returns the inputs unchanged).
         max_steps: int32 scalar, an upper bound on the steps any sequence will take.
+        word_starts: bool [vocab], whether each token begins a word (subword vocabularies), or
+            None when every token is a word.
 
     Returns:
         The wrapped step function and its initial state.
@@ -319,14 +328,14 @@ def no_repeat_ngrams(step_fn: StepFn, state, ngram_size: int, max_steps) -> tupl
         history = tf.where(tf.one_hot(count, width, on_value=True, off_value=False), tokens[:, None], history)
         count = count + 1
         logits, attention, inner = step_fn(tokens, inner)
-        return _ban_repeats(logits, history, count, n), attention, (inner, history, count)
+        return _ban_repeats(logits, history, count, n, word_starts), attention, (inner, history, count)
 
     return step, (state, tf.zeros([batch, width], tf.int32), tf.zeros([batch], tf.int32))
 
 
-def _ban_repeats(logits, history, count, n: int) -> tf.Tensor:
+def _ban_repeats(logits, history, count, n: int, word_starts: tf.Tensor | None = None) -> tf.Tensor:
     """`logits` with NEG_INF for every token that would complete an n-gram already in
-    `history[:, :count]`."""
+    `history[:, :count]` (with `word_starts`: an n-gram that crosses into another word)."""
     width = tf.shape(history)[1]
     starts = tf.range(width - n + 1)
     # windows[r, j] = history[r, j : j + n - 1], the n-1 tokens before candidate j's next token.
@@ -335,6 +344,11 @@ def _ban_repeats(logits, history, count, n: int) -> tf.Tensor:
     tail = tf.gather(history, tf.maximum(count[:, None] - (n - 1) + tf.range(n - 1), 0), batch_dims=1)
     match = tf.reduce_all(tf.equal(windows, tail[:, None, :]), axis=-1)
     match &= (starts[None, :] + n - 1 < count[:, None]) & (count[:, None] >= n - 1)
+    if word_starts is not None:
+        # The n-gram history[j : j + n] crosses words when one of its tokens after the first
+        # begins a word.
+        begins = tf.gather(word_starts, history)
+        match &= tf.reduce_any(tf.stack([begins[:, i : width - n + 1 + i] for i in range(1, n)], -1), -1)
     where = tf.cast(tf.where(match), tf.int32)
     banned = tf.stack([where[:, 0], tf.gather_nd(following, where)], axis=1)
     # The banned tokens are a handful per row and most steps have none, so the logits are

@@ -79,7 +79,7 @@ class TranslatorExport(ExportBase):
             which bounds the search's rows.
         no_repeat_ngram_size: no output repeats an n-gram of this many tokens (words or pieces; 0
             turns it off); 3 removed every loop from news sentences at no cost in BLEU (see
-            docs/translation.md).
+            docs/translation.md). With pieces, an n-gram inside one word may repeat.
 
     Example:
     >>> TranslatorExport(model, src_vocab, tgt_vocab).save("saved_models/translate_spa_en")  # doctest: +SKIP
@@ -130,6 +130,13 @@ class TranslatorExport(ExportBase):
             )
         }
         self.no_repeat_ngram_size = no_repeat_ngram_size
+        # Pieces may repeat within a word (a name said twice), not across words (see
+        # `decoding.no_repeat_ngrams`).
+        self.word_starts = (
+            None
+            if self.subwords is None
+            else tf.constant([not t.startswith(CONTINUATION) for t in target_vocab.tokens])
+        )
 
     def _units(self, texts) -> tuple[tf.RaggedTensor, tf.Tensor, tf.Tensor]:
         """(cased words [units, (words)], the text of each unit [units], whether each text was cut
@@ -208,7 +215,11 @@ class TranslatorExport(ExportBase):
         """(the source, the search's keyword arguments) for a batch of texts."""
         source = self._encode_text(self.non_empty(texts, tf.constant([""])))
         step, state = decoding.no_repeat_ngrams(
-            self._step, self._encode(source.ids), self.no_repeat_ngram_size, tf.reduce_max(source.max_lengths)
+            self._step,
+            self._encode(source.ids),
+            self.no_repeat_ngram_size,
+            tf.reduce_max(source.max_lengths),
+            self.word_starts,
         )
         search = {
             "step_fn": step,
