@@ -143,10 +143,12 @@ def test_one_pair_file_splits_and_encodes_exactly_as_before(tmp_path):
     corpus = data.read_pair_file(corpus_path, 1, 0)
     train, _, old_test = data.split_corpus(corpus, 0.1, 0.1, 0)
     from seq2seq_app.core.text import tokenize_all
-    from seq2seq_app.core.vocabulary import Vocabulary
+    from seq2seq_app.core.vocabulary import RESERVED, Vocabulary
 
     src_tokens = tokenize_all(train.sources, lowercase=True)
-    assert src_vocab.tokens == Vocabulary.build(src_tokens, 16000, 2).tokens
+    built = Vocabulary.build(src_tokens, 16000, 2).tokens
+    # Plus the back-translation tag, which every new source vocabulary holds.
+    assert src_vocab.tokens == [*RESERVED, BACK_TRANSLATION_TAG, *built[len(RESERVED) :]]
     assert [ids.tolist() for ids in splits["train"][0]] == [
         [*ids.tolist(), 3] for ids in src_vocab.encode_numpy(src_tokens)
     ]

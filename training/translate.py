@@ -290,8 +290,9 @@ def prepare(
             else src_tokens
         )
         src_vocab, tgt_vocab = build_vocabularies(args, untagged, tgt_tokens)
-        if tagged:  # one token (one piece), whatever its count
-            src_vocab = type(src_vocab)([BACK_TRANSLATION_TAG, *src_vocab.tokens[len(RESERVED) :]])
+        # The tag is one token (one piece), whatever its count, and every new source vocabulary
+        # has it: a model trained without back-translated pairs can go on with them (--init-from).
+        src_vocab = type(src_vocab)([BACK_TRANSLATION_TAG, *src_vocab.tokens[len(RESERVED) :]])
         src_vocab.save(src_path)
         tgt_vocab.save(tgt_path)
 
