@@ -136,7 +136,7 @@ def test_weighted_and_tagged_sources_are_mixed_and_listed(mixed_files, tmp_path,
     assert list(src_vocab.encode_numpy([["[", "bt", "]"]])[0]).count(tag) == 0  # typed text never is the tag
 
 
-def test_one_pair_file_splits_and_encodes_exactly_as_before(tmp_path):
+def test_one_pair_file_splits_and_encodes_as_before_plus_the_tag(tmp_path):
     corpus_path = write_pair_file(tmp_path / "toy.txt", toy_pairs(150, seed=4), extra_lines=("junk",))
     (tmp_path / "run").mkdir()
     splits, _, test, src_vocab, tgt_vocab, stats = _prepare(["--pairs", str(corpus_path)], tmp_path)

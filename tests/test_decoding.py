@@ -200,7 +200,7 @@ def _search_under_ban(script, word_starts):
         scripted_step(script), tf.zeros([1], tf.int32), 3, 20, word_starts
     )
     tokens, _ = decoding.greedy_search(
-        step, state, tf.fill([1], START), max_lengths=tf.constant([20]), end_id=END
+        step, state, tf.fill([1], START), max_lengths=tf.constant([20]), end_id=END, banned_ids=(PAD, START)
     )
     return [t for t in tokens.numpy()[0].tolist() if t != PAD]
 
@@ -209,9 +209,13 @@ def test_with_word_starts_a_word_of_many_pieces_may_recur_but_a_loop_of_words_ma
     name_twice = [4, 5, 6, 7, 4, 5, 6]  # "Zap ##ater ##o said Zap ##ater ##o"
     assert _search_under_ban(name_twice, WORD_STARTS) == [*name_twice, END]
     assert _search_under_ban(name_twice, None)[:7] != name_twice  # pieces alone: the name is cut
-    looping = [4, 7] * 6  # "Zap said Zap said …"
-    seq = [START, *_search_under_ban(looping, WORD_STARTS)]
+    seq = [START, *_search_under_ban([4, 7] * 6, WORD_STARTS)]  # "Zap said Zap said …"
     assert len(set(_ngrams(seq, 3))) == len(_ngrams(seq, 3)), seq
+    seq = _search_under_ban([4, *[5] * 10], WORD_STARTS)  # "Zap ##ater ##ater ##ater …"
+    starts = [i for i, t in enumerate(seq) if WORD_STARTS.numpy()[t]] + [len(seq)]
+    for word in (seq[a:b] for a, b in zip(starts, starts[1:])):
+        assert len(set(_ngrams(word, 3))) == len(_ngrams(word, 3)), seq
+    assert seq[-1] == END and len(seq) < 20
 
 
 def test_the_constraint_changes_nothing_for_a_decoder_that_does_not_repeat():

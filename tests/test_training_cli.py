@@ -428,17 +428,18 @@ def test_a_run_initialized_from_an_export_starts_where_it_ended(subword_export, 
     from tests.toy_data import SUBWORD_FLAGS, mixture_flags
 
     export_dir, card = subword_export
+    initial = tmp_path / "initial"  # a copy, removed below
+    shutil.copytree(export_dir, initial)
     run_dir = tmp_path / "run"
     flags = [*TINY_FLAGS, *SUBWORD_FLAGS, "--val-bleu-sentences", "0"]
     flags[flags.index("--epochs") + 1] = "1"
     # With a learning rate of 0 the one epoch changes nothing: the run must score and translate
     # exactly as the export it started from.
-    new = translate.run(
-        translate.build_parser().parse_args(
-            ["--pairs", str(toy_corpus), *mixture_flags(toy_corpus.parent), *flags, "--learning-rate", "0"]
-            + ["--init-from", str(export_dir), "--run-dir", str(run_dir), "--export-dir", str(tmp_path / "e")]
-        )
-    )
+    command = [
+        *["--pairs", str(toy_corpus), *mixture_flags(toy_corpus.parent), *flags, "--learning-rate", "0"],
+        *["--init-from", str(initial), "--run-dir", str(run_dir), "--export-dir", str(tmp_path / "e")],
+    ]
+    new = translate.run(translate.build_parser().parse_args(command))
     before = json.loads((export_dir.parent / "run" / "state.json").read_text())["history"]
     after = json.loads((run_dir / "state.json").read_text())["history"]
     assert after[0]["val_loss"] == pytest.approx(min(h["val_loss"] for h in before), rel=1e-4)
@@ -449,9 +450,13 @@ def test_a_run_initialized_from_an_export_starts_where_it_ended(subword_export, 
         sentences
     )
     record = new["training"]["initialized_from"]
-    assert record["path"] == str(export_dir)
+    assert record["path"] == str(initial.resolve())
     assert record["command"] == card["training"]["command"] and record["epochs"] == card["training"]["epochs"]
-    assert new["hyperparameters"]["init_from"] == str(export_dir)
+    assert new["hyperparameters"]["init_from"] == str(initial)
+    # The run has weights of its own now: the same command works without the export.
+    shutil.rmtree(initial)
+    again = translate.run(translate.build_parser().parse_args(command))
+    assert again["training"]["initialized_from"] == record
 
 
 @pytest.mark.parametrize(

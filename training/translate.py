@@ -15,7 +15,7 @@ import argparse
 import json
 import shlex
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import keras
@@ -36,13 +36,15 @@ from seq2seq_app.translation.data_source import (
 )
 from seq2seq_app.translation.translator import Translator
 from training import flags
-from training.callbacks import ValidationBleu
+from training.callbacks import ValidationBleu, backup_path, best_weights_path
 from training.env import quiet_tensorflow
 from training.export import float32_copy
-from training.reexport.weights import copy_variables
+from training.reexport.weights import copy_variables, read_export
 from training.task import Run, Task, compiled, require_nonempty, run_task
 
 AnyVocabulary = Vocabulary | SubwordVocabulary
+# What the card of a run started with --init-from keeps of the export's own `training` section.
+INITIAL_RECORD = ("command", "epochs", "train_seconds", "initialized_from")
 VOCABULARIES = {"word": Vocabulary, "subword": SubwordVocabulary}
 UNIT_DESCRIPTIONS = {
     "word": "word-level vocabularies with unknown words copied from the source.",
@@ -208,31 +210,40 @@ def args_from_card(card: dict) -> argparse.Namespace:
     return flags.parse_with_config(build_parser(), words[words.index("training.translate") + 1 :])
 
 
-def export_vocabularies(loaded) -> tuple[AnyVocabulary, AnyVocabulary] | None:
-    """The source and target vocabularies a translator SavedModel carries (None for exports older
-    than carrying them; exports without a `text_unit` are word-level)."""
-    if not hasattr(loaded, "source_vocabulary"):
+def export_vocabularies(values: Mapping[str, object]) -> tuple[AnyVocabulary, AnyVocabulary] | None:
+    """The source and target vocabularies in a translator export's variables (`values`: name →
+    value), or None for exports older than carrying them; exports without a `text_unit` are
+    word-level."""
+    if "source_vocabulary" not in values:
         return None
-    unit = loaded.text_unit.numpy().decode() if hasattr(loaded, "text_unit") else "word"
+    unit = values["text_unit"].decode() if "text_unit" in values else "word"
     kind = VOCABULARIES[unit]
     return (
-        kind(t.decode() for t in loaded.source_vocabulary.numpy()),
-        kind(t.decode() for t in loaded.target_vocabulary.numpy()),
+        kind(t.decode() for t in values["source_vocabulary"]),
+        kind(t.decode() for t in values["target_vocabulary"]),
     )
 
 
-def load_initial(args: argparse.Namespace):
-    """The `--init-from` SavedModel, checked to carry vocabularies of the run's text unit."""
-    path = Path(args.init_from)
+def read_initial(args: argparse.Namespace) -> tuple[tuple[AnyVocabulary, AnyVocabulary], list, dict]:
+    """(vocabularies, weights, the record of how they were trained) of the `--init-from` export."""
+    path = Path(args.init_from).resolve()
     if not (path / "saved_model.pb").exists():
-        raise SystemExit(f"--init-from {path}: no SavedModel there")
-    loaded = tf.saved_model.load(str(path))
-    vocabularies = export_vocabularies(loaded)
-    if vocabularies is None or not hasattr(loaded, "model_variables"):
-        raise SystemExit(f"--init-from {path}: an export too old to carry its vocabularies and weights")
+        raise SystemExit(f"--init-from {args.init_from}: no SavedModel there")
+    named, weights = read_export(path)
+    vocabularies = export_vocabularies(named)
+    if vocabularies is None or not weights:
+        raise SystemExit(
+            f"--init-from {args.init_from}: an export too old to carry its vocabularies and weights"
+        )
     if not isinstance(vocabularies[0], VOCABULARIES[args.text_unit]):
-        raise SystemExit(f"--init-from {path}: not a --text-unit {args.text_unit} model")
-    return loaded
+        raise SystemExit(f"--init-from {args.init_from}: not a --text-unit {args.text_unit} model")
+    card_path = path / "model_card.json"
+    before = (
+        json.loads(card_path.read_text(encoding="utf-8")).get("training", {}) if card_path.exists() else {}
+    )
+    # The chain of runs back to the one that started from scratch, each with its command.
+    record = {"path": str(path), **{k: before[k] for k in INITIAL_RECORD if k in before}}
+    return vocabularies, weights, record
 
 
 def prepare(
@@ -464,6 +475,7 @@ class TranslateTask(Task):
         "target_vocab_size",
         "min_count",
         "max_length",
+        # Not architecture, but it defines the run (its starting weights) and belongs in the card.
         "init_from",
     )
     batch_flag = "tokens_per_batch"
@@ -471,16 +483,25 @@ class TranslateTask(Task):
 
     def prepare(self, run: Run) -> None:
         self.eval_sets = read_eval_sets(self.args)  # first, so a typo fails before any training
-        self.initial = load_initial(self.args) if self.args.init_from else None
+        self.record_path = run.run_dir / "initialized_from.json"
+        self.initial_weights, vocabularies = None, None
+        # Read only while the run has no weights of its own: a resumed run goes on from its backup,
+        # even if the export has since moved or been replaced.
+        if self.args.init_from and not any(
+            p.exists() for p in (backup_path(run.run_dir), best_weights_path(run.run_dir))
+        ):
+            vocabularies, self.initial_weights, record = read_initial(self.args)
+            if run.worker.is_chief:
+                self.record_path.write_text(json.dumps(record, indent=1), encoding="utf-8")
         self.splits, self.val, self.test, self.src_vocab, self.tgt_vocab, self.stats = prepare(
-            self.args, run.run_dir, export_vocabularies(self.initial) if self.initial else None
+            self.args, run.run_dir, vocabularies
         )
 
     def build_model(self) -> Translator:
         model = build_model(self.args, self.src_vocab, self.tgt_vocab)
-        if self.initial is not None:  # a resumed run's backup replaces these weights when fit starts
+        if self.initial_weights is not None:
             try:
-                copy_variables(self.initial.model_variables, model.weights)
+                copy_variables(self.initial_weights, model.weights)
             except ValueError as e:
                 raise SystemExit(
                     f"--init-from {self.args.init_from} does not fit the model flags: {e}"
@@ -488,18 +509,9 @@ class TranslateTask(Task):
         return model
 
     def training_record(self) -> dict:
-        if not self.args.init_from:
+        if not self.record_path.exists():
             return {}
-        card_path = Path(self.args.init_from) / "model_card.json"
-        card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.exists() else {}
-        before = card.get("training", {})
-        # The chain of runs back to the one that started from scratch, each with its command.
-        return {
-            "initialized_from": {
-                "path": self.args.init_from,
-                **{k: before.get(k) for k in ("command", "epochs", "train_seconds", "initialized_from")},
-            }
-        }
+        return {"initialized_from": json.loads(self.record_path.read_text(encoding="utf-8"))}
 
     def example_inputs(self):
         return example_inputs()

@@ -299,8 +299,9 @@ def no_repeat_ngrams(
 
     With subword tokens a plain ban would also forbid every word of n or more pieces from
     recurring ("Zap ##ater ##o … Zap ##ater ##o"): a name mentioned twice would come out
-    misspelt the second time. Given `word_starts`, an n-gram lying inside one word may recur;
-    only n-grams that cross into another word are banned, so loops of words still are.
+    misspelt the second time. Given `word_starts`, an n-gram lying inside one word may recur in
+    a later word; n-grams that cross into another word, and repeats within the word being
+    written, are banned, so loops of words or of pieces still are.
 
     Args:
         step_fn: the model's one-step function.
@@ -346,9 +347,14 @@ def _ban_repeats(logits, history, count, n: int, word_starts: tf.Tensor | None =
     match &= (starts[None, :] + n - 1 < count[:, None]) & (count[:, None] >= n - 1)
     if word_starts is not None:
         # The n-gram history[j : j + n] crosses words when one of its tokens after the first
-        # begins a word.
+        # begins a word. One inside a word may recur only in a later word (a name said again),
+        # not within the word being written (a loop such as "ja ##ja ##ja …"), which begins at
+        # the last word start written so far.
         begins = tf.gather(word_starts, history)
-        match &= tf.reduce_any(tf.stack([begins[:, i : width - n + 1 + i] for i in range(1, n)], -1), -1)
+        crosses = tf.reduce_any(tf.stack([begins[:, i : width - n + 1 + i] for i in range(1, n)], -1), -1)
+        positions = tf.range(width)[None, :]
+        current = tf.reduce_max(tf.where(begins & (positions < count[:, None]), positions, 0), axis=1)
+        match &= crosses | (starts[None, :] + n - 1 >= current[:, None])
     where = tf.cast(tf.where(match), tf.int32)
     banned = tf.stack([where[:, 0], tf.gather_nd(following, where)], axis=1)
     # The banned tokens are a handful per row and most steps have none, so the logits are

@@ -25,6 +25,7 @@ from pathlib import Path
 from training.reexport.weights import copy_variables
 
 CHECK_SENTENCES = 300
+VOCABULARY_VARIABLES = ("source_vocabulary", "target_vocabulary", "text_unit")
 
 
 def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
@@ -32,16 +33,22 @@ def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
     import numpy as np
     import tensorflow as tf
 
+    from seq2seq_app.translation.data_source import BACK_TRANSLATION_TAG
     from training import translate
 
     args = translate.args_from_card(card)
     args.eval_pairs = eval_pairs
-    args.init_from = None  # the weights and vocabularies come from the model itself
     with tempfile.TemporaryDirectory() as run_dir:
         _, _, test, src, tgt, _ = translate.prepare(args, Path(run_dir))
-    carried = translate.export_vocabularies(loaded)
+    carried = translate.export_vocabularies(
+        {name: getattr(loaded, name).numpy() for name in VOCABULARY_VARIABLES if hasattr(loaded, name)}
+    )
     if carried is not None:
         src, tgt = carried
+    elif not any(row.get("synthetic") for row in card["data"].get("sources", [])):
+        # Exports that do not carry their vocabularies are older than the back-translation tag
+        # being in every source vocabulary: without synthetic pairs, theirs had none.
+        src = type(src)(t for t in src.tokens if t != BACK_TRANSLATION_TAG)
     found = tf.raw_ops.LookupTableFindV2(
         table_handle=loaded.source_table.resource_handle,
         keys=tf.constant(src.tokens),
