@@ -84,12 +84,14 @@ def build_demo(models: dict) -> gr.Blocks:
     Example:
     >>> build_demo(catalog.load_models("saved_models")).launch()  # doctest: +SKIP
     """
-    translator, captioner = models.get("translate"), models.get("caption")
+    translators = {key: models[key] for key in handlers.TRANSLATORS if models.get(key) is not None}
+    first_translator = next(iter(translators), handlers.TRANSLATORS[0])
+    captioner = models.get("caption")
     classifiers = {key: models.get(key) for key in ("sentiment_nsmc", "sentiment_imdb")}
     any_classifier = any(classifiers.values())
 
-    def on_translate(text, mode, beam_size, length_penalty, temperature):
-        return handlers.translate(translator, text, mode, beam_size, length_penalty, temperature)
+    def on_translate(text, mode, beam_size, length_penalty, temperature, model=first_translator):
+        return handlers.translate(translators.get(model), text, mode, beam_size, length_penalty, temperature)
 
     def on_classify(text, choice):
         return handlers.classify(classifiers, text, choice)
@@ -102,14 +104,27 @@ def build_demo(models: dict) -> gr.Blocks:
             "# seq2seq_app\nRecurrent encoder–decoder models, exported as SavedModels: "
             "translation (many-to-many), captioning (one-to-many), sentiment (many-to-one)."
         )
-        with gr.Tab(_tab_label("Translate", translator is not None), elem_id="tab-translate"):
-            if translator is None:
+        with gr.Tab(_tab_label("Translate", bool(translators)), elem_id="tab-translate"):
+            if not translators:
                 _missing(["translate"])
+            # Offered only when there is a choice. The page keeps it in a State, which is no part
+            # of the HTTP API: /translate keeps its five inputs and uses the first model.
+            translator_choice = Choice(
+                [(catalog.ENTRIES[key].title, key) for key in translators] or [first_translator],
+                value=first_translator,
+                label="Model",
+                visible=len(translators) > 1,
+                elem_id="translator",
+            )
+            chosen_translator = gr.State(first_translator)
+            translator_choice.change(
+                lambda key: key, translator_choice, chosen_translator, api_visibility="private"
+            )
             text = gr.Textbox(
                 label="Spanish",
                 lines=2,
                 max_length=handlers.MAX_TEXT_CHARS,
-                interactive=translator is not None,
+                interactive=bool(translators),
                 elem_id="spanish",
             )
             _counter(text)
@@ -119,7 +134,7 @@ def build_demo(models: dict) -> gr.Blocks:
                 length_penalty = gr.Slider(0.0, 2.0, value=0.6, step=0.1, label="Length penalty (beam)")
                 temperature = gr.Slider(0.05, 2.0, value=0.7, step=0.05, label="Temperature (sample)")
             button = gr.Button(
-                "Translate", variant="primary", interactive=translator is not None, elem_id="translate-button"
+                "Translate", variant="primary", interactive=bool(translators), elem_id="translate-button"
             )
             output = gr.Textbox(label="English", elem_id="translation")
             nbest = gr.Dataframe(
@@ -136,7 +151,7 @@ def build_demo(models: dict) -> gr.Blocks:
             gr.Examples(TRANSLATE_EXAMPLES, inputs=text, elem_id="translate-examples")
             translated = button.click(
                 _shown_errors("Translation", on_translate),
-                [text, mode, beam_size, length_penalty, temperature],
+                [text, mode, beam_size, length_penalty, temperature, chosen_translator],
                 [output, nbest, heatmap],
                 api_name="translate",
             )

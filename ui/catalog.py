@@ -42,6 +42,12 @@ class ModelEntry:
 CATALOG = (
     ModelEntry("translate", "translate_spa_en", LoadedTranslator, "Spanish → English translation"),
     ModelEntry(
+        "translate_subword",
+        "translate_spa_en_subword",
+        LoadedTranslator,
+        "Spanish → English translation, subword pieces (news, names, numbers)",
+    ),
+    ModelEntry(
         "sentiment_nsmc", "sentiment_nsmc", LoadedSentimentClassifier, "Korean movie-review sentiment (NSMC)"
     ),
     ModelEntry(

@@ -23,6 +23,7 @@ HEATMAP_ROWS, HEATMAP_COLUMNS = 60, 80
 DECODING_MODES = ("greedy", "beam", "sample")
 CAPTION_MODES = ("greedy", "beam")
 SENTIMENT_MODELS = ("auto", "sentiment_nsmc", "sentiment_imdb")
+TRANSLATORS = ("translate", "translate_subword")  # catalog keys, in the order the page offers them
 _HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 
 
@@ -233,9 +234,10 @@ def warm_up(models: dict) -> None:
     its handler, so the first user's request is not the one that waits for TensorFlow to trace it."""
     from ui.demo_inputs import REVIEW_EXAMPLES, TRANSLATE_EXAMPLES, example_images
 
-    if models.get("translate") is not None:
-        for mode in DECODING_MODES:
-            translate(models["translate"], TRANSLATE_EXAMPLES[0], mode)
+    for key in TRANSLATORS:
+        if models.get(key) is not None:
+            for mode in DECODING_MODES:
+                translate(models[key], TRANSLATE_EXAMPLES[0], mode)
     for key in ("sentiment_nsmc", "sentiment_imdb"):
         if models.get(key) is not None:
             classify(models, REVIEW_EXAMPLES[0], key)

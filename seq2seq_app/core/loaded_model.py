@@ -7,7 +7,13 @@ from pathlib import Path
 
 # The models shipped in the checkout, beside the package (an editable install points here).
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "saved_models"
-SHIPPED_MODELS = ("translate_spa_en", "sentiment_nsmc", "sentiment_imdb", "caption_flickr8k")
+SHIPPED_MODELS = (
+    "translate_spa_en",
+    "translate_spa_en_subword",
+    "sentiment_nsmc",
+    "sentiment_imdb",
+    "caption_flickr8k",
+)
 
 
 def resolve_model_path(model: str | Path | None, default: str) -> Path:
