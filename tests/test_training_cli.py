@@ -153,7 +153,7 @@ def test_the_backup_is_the_last_callback_so_it_saves_after_the_clock(tmp_path):
     from training.callbacks import fit_callbacks
     from training.strategy import Worker
 
-    args = argparse.Namespace(checkpoint_every=5, patience=2)
+    args = argparse.Namespace(checkpoint_every=5, patience=2, average_last=0)
     callbacks = fit_callbacks(args, tmp_path, RunState(tmp_path), Worker(tf.distribute.get_strategy()))
     assert isinstance(callbacks[-1], BackupAndRestore)
     assert any(isinstance(c, TrainingClock) for c in callbacks[:-1])
@@ -196,7 +196,9 @@ def test_a_run_killed_after_fit_ended_saves_its_best_weights_without_training_on
         raise AssertionError("a run whose fit ended must not train again")
 
     resumed, worker = model(), Worker(tf.distribute.get_strategy())
-    fit_or_load(resumed, argparse.Namespace(epochs=10), tmp_path, RunState(tmp_path), no_data, worker)
+    fit_or_load(
+        resumed, argparse.Namespace(epochs=10, average_last=0), tmp_path, RunState(tmp_path), no_data, worker
+    )
     for mine, theirs in zip(resumed.get_weights(), best.get_weights()):
         np.testing.assert_array_equal(mine, theirs)
     assert RunState(tmp_path)["finished"] and (tmp_path / "final.weights.h5").exists()
@@ -204,7 +206,14 @@ def test_a_run_killed_after_fit_ended_saves_its_best_weights_without_training_on
     (tmp_path / "final.weights.h5").unlink()
     RunState(tmp_path).update(finished=False)
     with pytest.raises(SystemExit, match="holds no best weights"):
-        fit_or_load(model(), argparse.Namespace(epochs=10), tmp_path, RunState(tmp_path), no_data, worker)
+        fit_or_load(
+            model(),
+            argparse.Namespace(epochs=10, average_last=0),
+            tmp_path,
+            RunState(tmp_path),
+            no_data,
+            worker,
+        )
 
 
 def test_resuming_with_different_architecture_is_refused(trained_export, toy_corpus, tmp_path):
@@ -290,7 +299,7 @@ def test_the_run_callbacks_count_on_from_the_run_state(tmp_path):
 
     state = RunState(tmp_path)
     state.update(history=[{"val_loss": 0.4}, {"val_loss": 0.3}, {"val_loss": 0.35}])
-    args = argparse.Namespace(checkpoint_every=5, patience=2)
+    args = argparse.Namespace(checkpoint_every=5, patience=2, average_last=0)
     callbacks = fit_callbacks(args, tmp_path, state, Worker(tf.distribute.get_strategy()))
     for kind in (EarlyStopping, ReduceLROnPlateau):
         (callback,) = [c for c in callbacks if isinstance(c, kind)]

@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 
 from seq2seq_app.core import metrics
+from training.averaging import KeepEpochWeights, epoch_weights_dir
 from training.run_state import RunState
 from training.strategy import Worker
 
@@ -287,6 +288,11 @@ def fit_callbacks(
         keras.callbacks.TensorBoard(str(worker.write_dir(Path(run_dir) / "logs"))),
         TrainingClock(state, args.checkpoint_every),
         StopFile(Path(run_dir) / "STOP", worker),
+        *(
+            [KeepEpochWeights(worker.write_dir(epoch_weights_dir(run_dir)), args.average_last)]
+            if args.average_last > 1
+            else []
+        ),
         # Last, so an epoch-end backup is written only after the clock has recorded the epoch: a
         # run killed in between redoes the epoch rather than resuming with a gap in its history.
         backup_and_restore(run_dir, worker, args.checkpoint_every),

@@ -59,4 +59,5 @@ def training_card(args: argparse.Namespace, state: RunState, policy: str) -> dic
         "strategy": args.strategy,
         "machine": machine_description(),
         "final_val_loss": (state["history"] or [{}])[-1].get("val_loss"),
+        **({"averaging": state["averaging"]} if state["averaging"] else {}),
     }

@@ -86,6 +86,13 @@ def add_common_flags(parser: argparse.ArgumentParser, run_dir: str, export_dir: 
         default=500,
         help="steps between resumable backups (a killed run loses at most this many)",
     )
+    g.add_argument(
+        "--average-last",
+        type=non_negative_int,
+        default=0,
+        help="keep the last N epochs' weights and export their mean when it has a lower validation "
+        "loss than the best epoch (0 or 1: the best epoch)",
+    )
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--validation-fraction", type=float, default=0.03)
     g.add_argument("--test-fraction", type=float, default=0.03)

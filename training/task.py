@@ -26,6 +26,7 @@ import keras
 import tensorflow as tf
 
 from training import keras_fixes
+from training.averaging import average_if_better, epoch_weights_dir
 from training.callbacks import best_weights_path, fit_callbacks, remove_backup
 from training.cards import training_card
 from training.export import export_with_card, float32_copy
@@ -258,6 +259,13 @@ def fit_or_load(
             f"{run_dir} records that training ended but holds no best weights (no epoch had a finite "
             "validation loss); use a new --run-dir"
         )
+    if args.average_last > 1:
+        if worker.multi_worker:  # evaluating on the chief alone would wait for the others forever
+            print("--average-last is not applied in multi-worker runs; exporting the best epoch")
+        else:
+            averaging = average_if_better(model, epoch_weights_dir(run_dir), args.average_last, datasets()[1])
+            print(f"checkpoint averaging: {averaging}")
+            state.update(averaging=averaging)
     model.save_weights(final_weights)
     state.update(finished=True)
     remove_backup(run_dir)  # only now: a kill before this point resumes from it
