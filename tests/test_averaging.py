@@ -27,16 +27,14 @@ def _validation() -> tf.data.Dataset:
 
 def _save_epochs(directory, weights):
     for i, w in enumerate(weights, 1):
-        _line(w).save_weights(directory / f"epoch-{i:04d}.weights.h5")
+        np.savez(directory / f"epoch-{i:04d}.npz", np.array([[w]], "float32"))
 
 
 def test_only_the_last_epochs_weights_are_kept(tmp_path):
     model = _line(1.0)
     x = np.ones((4, 1), "float32")
     model.fit(x, x, epochs=5, verbose=0, callbacks=[KeepEpochWeights(tmp_path / "epochs", keep=3)])
-    assert [p.name for p in saved_epochs(tmp_path / "epochs")] == [
-        f"epoch-{e:04d}.weights.h5" for e in (3, 4, 5)
-    ]
+    assert [p.name for p in saved_epochs(tmp_path / "epochs")] == [f"epoch-{e:04d}.npz" for e in (3, 4, 5)]
 
 
 def test_the_mean_of_the_last_epochs_replaces_the_best_epoch_only_when_it_scores_better(tmp_path):
@@ -56,7 +54,7 @@ def test_the_mean_of_the_last_epochs_replaces_the_best_epoch_only_when_it_scores
 def test_one_saved_epoch_is_nothing_to_average(tmp_path):
     _save_epochs(tmp_path, [0.5])
     model = _line(1.0)
-    assert average_if_better(model, tmp_path, 5, _validation()) == {"averaged_epochs": 1, "used": False}
+    assert average_if_better(model, tmp_path, 5, _validation()) == {"averaged_epochs": [1], "used": False}
     np.testing.assert_allclose(model.layers[0].kernel.numpy(), [[1.0]])
 
 

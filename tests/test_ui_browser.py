@@ -108,6 +108,22 @@ def test_empty_text_shows_a_message_and_the_app_keeps_serving(page):
     assert "read" in _value_of(page, "translation").lower()
 
 
+def test_the_subword_translator_can_be_chosen(page):
+    if not (ROOT / "saved_models" / "translate_spa_en_subword" / "saved_model.pb").exists():
+        pytest.skip("no subword translator is shipped")
+    page.get_by_role("tab", name="Translate").click()
+    choice = page.locator("#translator")
+    choice.get_by_text("subword pieces", exact=False).click()
+    try:
+        page.locator("#spanish textarea").fill("El hospital tiene 45 camas.")
+        _click_and_wait_for_change(page, "translate-button", "attention")
+        assert "45" in _value_of(page, "translation")
+        heatmap = page.locator("#attention table.attention-heatmap")
+        assert heatmap.locator("th", has_text="camas").count() == 1  # pieces merged back into words
+    finally:  # the other tests expect the first model
+        choice.get_by_text("Spanish → English translation", exact=True).click()
+
+
 def test_upload_an_image_and_read_its_caption(page):
     page.get_by_role("tab", name="Caption").click()
     _clear_image(page)

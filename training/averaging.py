@@ -1,14 +1,17 @@
 """Checkpoint averaging: the mean of the last epochs' weights, kept when it scores better.
 
-A run trained with a high, constant learning rate ends its epochs at points scattered around a
-minimum; their mean lies nearer its centre (Polyak averaging over epochs, as NMT toolkits average
-their last checkpoints). Keras keeps no per-epoch weights and averages nothing, hence this module:
-`KeepEpochWeights` saves the last epochs' weights, and `average_if_better` puts their mean into
-the model when its validation loss beats the best single epoch's.
+Epochs trained at a learning rate still too high to settle end at points scattered around a
+minimum; their mean lies nearer its centre (averaging the last checkpoints, as NMT toolkits do).
+Keras's optimizers can keep a moving average of the weights (`use_ema`), but only from the start
+of a run and in every optimizer step; this works on any run, resumed or not, from the weights
+each epoch ended with: `KeepEpochWeights` keeps the last epochs' weights, and
+`average_if_better` puts their mean into the model when its validation loss beats the best
+single epoch's.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import keras
@@ -21,8 +24,8 @@ def epoch_weights_dir(run_dir: Path) -> Path:
 
 
 class KeepEpochWeights(keras.callbacks.Callback):
-    """Saves the model's weights at the end of every epoch as `epoch-NNNN.weights.h5`, keeping the
-    last `keep`.
+    """Saves the model's weights (not the optimizer's state) at the end of every epoch as
+    `epoch-NNNN.npz`, keeping the last `keep`.
 
     Args:
         directory: where the files go.
@@ -40,39 +43,44 @@ class KeepEpochWeights(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.model.save_weights(self.directory / f"epoch-{epoch + 1:04d}.weights.h5")
+        path = self.directory / f"epoch-{epoch + 1:04d}.npz"
+        tmp = path.with_suffix(".tmp.npz")  # a kill mid-write leaves no half file to average
+        np.savez(tmp, *[w.numpy() for w in self.model.weights])
+        tmp.replace(path)
         for old in saved_epochs(self.directory)[: -self.keep]:
             old.unlink()
 
 
 def saved_epochs(directory: Path) -> list[Path]:
     """The epoch weights in `directory`, oldest first."""
-    return sorted(Path(directory).glob("epoch-*.weights.h5"))
+    return sorted(p for p in Path(directory).glob("epoch-*.npz") if not p.name.endswith(".tmp.npz"))
 
 
 def average_if_better(model: keras.Model, directory: Path, keep: int, validation: tf.data.Dataset) -> dict:
     """Replaces `model`'s weights (the best epoch's) by the mean of the last `keep` saved epochs'
     when that mean has the lower validation loss; returns what was compared and chosen."""
     paths = saved_epochs(directory)[-keep:]
+    epochs = [int(p.stem.split("-")[1]) for p in paths]
     if len(paths) < 2:
-        return {"averaged_epochs": len(paths), "used": False}
+        return {"averaged_epochs": epochs, "used": False}
     best = [w.numpy() for w in model.weights]
     best_loss = _loss(model, validation)
     total = [np.zeros(w.shape, np.float64) for w in model.weights]
     for path in paths:
-        model.load_weights(path)
-        for t, w in zip(total, model.weights):
-            t += w.numpy()
+        with np.load(path) as saved:
+            for i, t in enumerate(total):
+                t += saved[f"arr_{i}"]
     for t, w in zip(total, model.weights):
         w.assign((t / len(paths)).astype(w.dtype))
     mean_loss = _loss(model, validation)
-    used = mean_loss < best_loss
+    used = mean_loss is not None and (best_loss is None or mean_loss < best_loss)
     if not used:
         for value, w in zip(best, model.weights):
             w.assign(value)
-    epochs = [int(p.name.split("-")[1].split(".")[0]) for p in paths]
     return {"averaged_epochs": epochs, "val_loss_mean": mean_loss, "val_loss_best": best_loss, "used": used}
 
 
-def _loss(model: keras.Model, validation: tf.data.Dataset) -> float:
-    return float(model.evaluate(validation, verbose=0, return_dict=True)["loss"])
+def _loss(model: keras.Model, validation: tf.data.Dataset) -> float | None:
+    """The validation loss, None if it is not finite (JSON has no NaN)."""
+    loss = float(model.evaluate(validation, verbose=0, return_dict=True)["loss"])
+    return loss if math.isfinite(loss) else None

@@ -290,7 +290,7 @@ def fit_callbacks(
         StopFile(Path(run_dir) / "STOP", worker),
         *(
             [KeepEpochWeights(worker.write_dir(epoch_weights_dir(run_dir)), args.average_last)]
-            if args.average_last > 1
+            if args.average_last > 1 and not worker.multi_worker  # see task.fit_or_load
             else []
         ),
         # Last, so an epoch-end backup is written only after the clock has recorded the epoch: a

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import argparse
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,13 +260,16 @@ def fit_or_load(
             f"{run_dir} records that training ended but holds no best weights (no epoch had a finite "
             "validation loss); use a new --run-dir"
         )
+    averaging = None
     if args.average_last > 1:
         if worker.multi_worker:  # evaluating on the chief alone would wait for the others forever
             print("--average-last is not applied in multi-worker runs; exporting the best epoch")
         else:
-            averaging = average_if_better(model, epoch_weights_dir(run_dir), args.average_last, datasets()[1])
+            validation = val_ds if fitting else datasets()[1]
+            averaging = average_if_better(model, epoch_weights_dir(run_dir), args.average_last, validation)
             print(f"checkpoint averaging: {averaging}")
-            state.update(averaging=averaging)
+    state.update(averaging=averaging)
     model.save_weights(final_weights)
     state.update(finished=True)
     remove_backup(run_dir)  # only now: a kill before this point resumes from it
+    shutil.rmtree(epoch_weights_dir(run_dir), ignore_errors=True)

@@ -107,18 +107,13 @@ def build_demo(models: dict) -> gr.Blocks:
         with gr.Tab(_tab_label("Translate", bool(translators)), elem_id="tab-translate"):
             if not translators:
                 _missing(["translate"])
-            # Offered only when there is a choice. The page keeps it in a State, which is no part
-            # of the HTTP API: /translate keeps its five inputs and uses the first model.
+            # Offered only when there is a choice.
             translator_choice = Choice(
                 [(catalog.ENTRIES[key].title, key) for key in translators] or [first_translator],
                 value=first_translator,
                 label="Model",
                 visible=len(translators) > 1,
                 elem_id="translator",
-            )
-            chosen_translator = gr.State(first_translator)
-            translator_choice.change(
-                lambda key: key, translator_choice, chosen_translator, api_visibility="private"
             )
             text = gr.Textbox(
                 label="Spanish",
@@ -151,11 +146,19 @@ def build_demo(models: dict) -> gr.Blocks:
             gr.Examples(TRANSLATE_EXAMPLES, inputs=text, elem_id="translate-examples")
             translated = button.click(
                 _shown_errors("Translation", on_translate),
-                [text, mode, beam_size, length_penalty, temperature, chosen_translator],
+                [text, mode, beam_size, length_penalty, temperature, translator_choice],
+                [output, nbest, heatmap],
+                api_visibility="private",
+            )
+            _cleared_on_failure(translated, [output, nbest, heatmap])
+            # The HTTP API's /translate keeps the five inputs it always had (older clients keep
+            # working) and uses the first installed translator: an event of a button never shown.
+            gr.Button(visible=False).click(
+                _shown_errors("Translation", on_translate),
+                [text, mode, beam_size, length_penalty, temperature],
                 [output, nbest, heatmap],
                 api_name="translate",
             )
-            _cleared_on_failure(translated, [output, nbest, heatmap])
         with gr.Tab(_tab_label("Caption", captioner is not None), elem_id="tab-caption"):
             if captioner is None:
                 _missing(["caption"])
@@ -231,6 +234,8 @@ def build_demo(models: dict) -> gr.Blocks:
         with gr.Tab("Models", elem_id="tab-models"):
             for entry in catalog.CATALOG:
                 model = models.get(entry.key)
+                if entry.optional and model is None:
+                    continue
                 with gr.Accordion(catalog.card_title(entry.key, model), open=True):
                     gr.Markdown(catalog.model_card(entry.key, model), elem_id=f"card-{entry.key}")
     return demo

@@ -22,12 +22,14 @@ class ModelEntry:
         folder: its SavedModel folder inside the models directory (also its shipped name).
         loader: the Python API class that loads it.
         title: how the page names it.
+        optional: an alternative to another model of its task, left off the page when missing.
     """
 
     key: str
     folder: str
     loader: type[LoadedModel]
     title: str
+    optional: bool = False
 
     @property
     def train_command(self) -> str:
@@ -46,6 +48,7 @@ CATALOG = (
         "translate_spa_en_subword",
         LoadedTranslator,
         "Spanish → English translation, subword pieces (news, names, numbers)",
+        optional=True,
     ),
     ModelEntry(
         "sentiment_nsmc", "sentiment_nsmc", LoadedSentimentClassifier, "Korean movie-review sentiment (NSMC)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-# The models shipped in the checkout, beside the package (an editable install points here).
+# The models a checkout may ship, beside the package (an editable install points here).
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "saved_models"
 SHIPPED_MODELS = (
     "translate_spa_en",
