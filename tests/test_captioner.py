@@ -92,7 +92,10 @@ def test_shapes_captioner_learned_to_look_at_the_image(caption_export):
     card = caption_export[1]
     greedy = card["metrics"]["greedy"]
     assert greedy["distinct_captions"] >= 10
-    assert greedy["bleu4"] >= 35.0  # always writing the likeliest caption scores about 25
+    # Always writing the likeliest caption scores about 25. The fixture's BLEU-4 on its 100 test
+    # images moves with the CPU's arithmetic and the epoch count: 32–57 measured on AMD (AVX2)
+    # and Intel (AVX-512, AMX) machines.
+    assert greedy["bleu4"] >= 30.0
     assert card["export"]["signatures"] == "caption, caption_beam"
 
 
