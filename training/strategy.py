@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
+
+from training.hardware import cpu_description, cpu_summary
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
@@ -64,10 +65,11 @@ def configure_precision(mode: str) -> str:
 
 
 def machine_description() -> str:
+    """The CPU with the features that set its speed, the GPUs and the library versions: what a
+    card's or a benchmark's timings were measured on."""
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    cpu = platform.processor() or platform.machine()
     return (
-        f"{os.cpu_count()} CPU cores ({cpu}), GPUs: {gpus or 'none'}, "
+        f"{cpu_summary(cpu_description())}, GPUs: {gpus or 'none'}, "
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
     )
 
