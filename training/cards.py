@@ -13,8 +13,18 @@ import shlex
 import sys
 from pathlib import Path
 
+from training import flags
 from training.run_state import RunState
 from training.strategy import machine_description
+
+
+def card_args(card: dict, parser: argparse.ArgumentParser, module: str) -> argparse.Namespace:
+    """The flags a model card's `python -m MODULE …` training command ran with (a --config file
+    read as the CLI does)."""
+    words = shlex.split(card.get("training", {}).get("command", ""))
+    if module not in words:
+        raise ValueError(f"the model card's training command is not a `python -m {module}` command")
+    return flags.parse_with_config(parser, words[words.index(module) + 1 :])
 
 
 def command_line() -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -37,6 +36,7 @@ from seq2seq_app.translation.data_source import (
 from seq2seq_app.translation.translator import Translator
 from training import flags
 from training.callbacks import ValidationBleu, backup_path, best_weights_path
+from training.cards import card_args
 from training.env import quiet_tensorflow
 from training.export import float32_copy
 from training.reexport.weights import copy_variables, read_export
@@ -206,8 +206,7 @@ def load_sources(args: argparse.Namespace) -> list[tuple[DataSource, data.Parall
 
 def args_from_card(card: dict) -> argparse.Namespace:
     """The flags a model card's training command ran with (a --config file read as the CLI does)."""
-    words = shlex.split(card["training"]["command"])
-    return flags.parse_with_config(build_parser(), words[words.index("training.translate") + 1 :])
+    return card_args(card, build_parser(), "training.translate")
 
 
 def export_vocabularies(values: Mapping[str, object]) -> tuple[AnyVocabulary, AnyVocabulary] | None:

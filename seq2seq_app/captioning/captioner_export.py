@@ -34,6 +34,7 @@ class CaptionerExport(ExportBase):
         image_size: the backbone's input size.
         max_length: the longest caption, in tokens.
         length_penalty: GNMT alpha used by `caption_beam`.
+        float16_storage: store weight matrices in float16, half the size (see `ExportBase`).
 
     Example:
     >>> CaptionerExport(backbone, model, vocab).save("saved_models/caption_flickr8k")  # doctest: +SKIP
@@ -49,8 +50,9 @@ class CaptionerExport(ExportBase):
         image_size: int = 224,
         max_length: int = 30,
         length_penalty: float = 0.6,
+        float16_storage: bool = True,
     ):
-        super().__init__(backbone, model)
+        super().__init__(backbone, model, float16_storage=float16_storage)
         self._regions = backbone.__call__
         self._encode = model.encode
         self._step = model.decode_step
@@ -63,8 +65,10 @@ class CaptionerExport(ExportBase):
         """(status [b], memory width, the search's keyword arguments) for a batch of images."""
         blank = tf.reshape(tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8)), [1])
         pixels, status = images.decode_images(self.non_empty(image, blank), self.image_size)
-        state = self._encode(self._regions(pixels))
+        regions, encode, step = self.with_weights(self._regions, self._encode, self._step)
+        state = encode(regions(pixels))
         search = {
+            "step_fn": step,
             "state": state,
             "start_tokens": tf.fill([tf.shape(pixels)[0]], START_ID),
             # A refused image decodes no step: its caption is "".
@@ -88,7 +92,7 @@ class CaptionerExport(ExportBase):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")], autograph=False)
     def caption(self, image):
         status, regions, search = self._search_inputs(image)
-        ids, attention = decoding.greedy_search(self._step, **search)
+        ids, attention = decoding.greedy_search(**search)
         return self._outputs(image, ids, decoding.fit_memory_columns(attention, regions), status)
 
     @tf.function(
@@ -101,7 +105,7 @@ class CaptionerExport(ExportBase):
     def caption_beam(self, image, beam_size):
         status, regions, search = self._search_inputs(image)
         ids, scores, attention = decoding.beam_search(
-            self._step, beam_size=self.beam_size(beam_size), length_penalty=self.length_penalty, **search
+            beam_size=self.beam_size(beam_size), length_penalty=self.length_penalty, **search
         )
         candidates = self.candidate_texts(lambda flat_ids: self._to_text(flat_ids)[0], ids)
         best = decoding.fit_memory_columns(attention[:, 0], regions)

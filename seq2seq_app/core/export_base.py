@@ -9,6 +9,8 @@ from typing import ClassVar
 import keras
 import tensorflow as tf
 
+from seq2seq_app.core.float32_copy import Float32Copy, stored_variable
+
 MAX_BEAM = 16  # beams a caller may ask for; more cost memory and time for no better output
 
 
@@ -23,6 +25,8 @@ class ExportBase(tf.Module):
 
     Args:
         *models: the Keras models whose weights the SavedModel stores.
+        float16_storage: store matrices in float16 (half the size; see `stored_variable`) rather
+            than float32 (the Keras model's exact weights).
 
     Example:
     >>> class Doubler(ExportBase):
@@ -33,16 +37,40 @@ class ExportBase(tf.Module):
     ...         return {"y": 2 * x}
     >>> Doubler().double(tf.constant([1.0, 2.0]))["y"].numpy().tolist()
     [2.0, 4.0]
+
+    A signature calls the models through `with_weights`, which reads their weights once per
+    call from the float32 copy of what the SavedModel stores (`Float32Copy`).
     """
 
     SIGNATURES: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, *models: keras.Model):
+    def __init__(self, *models: keras.Model, float16_storage: bool = True):
         super().__init__()
-        # The models' TF variables are tracked directly and the Keras models are held only through
-        # their bound methods: tracking both would store every weight twice, and TF's tracking
-        # does not follow every Keras container (nested lists of layers).
-        self.model_variables = [v.value for model in models for v in model.weights]
+        # The SavedModel stores its own variables (matrices in float16) and the Keras models are
+        # held only through their bound methods and a closure: tracking them would store every
+        # weight again, and TF's tracking does not follow every Keras container (nested lists of
+        # layers).
+        weights = [v for model in models for v in model.weights]
+        self.model_variables = [stored_variable(v.value, float16_storage) for v in weights]
+        self.float32_copy = Float32Copy(self.model_variables)
+        self._keras_weights = lambda: weights
+
+    def with_weights(self, *model_functions: Callable) -> tuple[Callable, ...]:
+        """`model_functions` (bound methods of the models) reading the exported weights, which are
+        read here, once: call this outside a search loop, so the loop's steps reuse them.
+
+        The Keras variables are mapped to the copy's tensors with `keras.StatelessScope`, so the
+        models' own code runs unchanged and no graph reads a Keras variable."""
+        mapping = list(zip(self._keras_weights(), self.float32_copy.values()))
+
+        def reading(function: Callable) -> Callable:
+            def call(*args, **kwargs):
+                with keras.StatelessScope(state_mapping=mapping):
+                    return function(*args, **kwargs)
+
+            return call
+
+        return tuple(reading(function) for function in model_functions)
 
     @staticmethod
     def non_empty(batch: tf.Tensor, stand_in: tf.Tensor) -> tf.Tensor:

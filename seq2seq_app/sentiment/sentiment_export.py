@@ -26,6 +26,7 @@ class SentimentExport(ExportBase):
     Args:
         model: a built `SentimentClassifier`.
         tokenizer: the `ReviewTokenizer` the model was trained with.
+        float16_storage: store weight matrices in float16, half the size (see `ExportBase`).
 
     Example:
     >>> SentimentExport(model, tokenizer).save("saved_models/sentiment_nsmc")  # doctest: +SKIP
@@ -33,8 +34,8 @@ class SentimentExport(ExportBase):
 
     SIGNATURES = ("classify",)
 
-    def __init__(self, model: SentimentClassifier, tokenizer: ReviewTokenizer):
-        super().__init__(model)
+    def __init__(self, model: SentimentClassifier, tokenizer: ReviewTokenizer, float16_storage: bool = True):
+        super().__init__(model, float16_storage=float16_storage)
         self._token_logits = model.token_logits
         # A bidirectional model re-reads every prefix: a chunk costs rows × length² states, so
         # it scores one review at a time to keep memory bounded (400 tokens: ~330 MB).
@@ -70,12 +71,13 @@ class SentimentExport(ExportBase):
         order = tf.argsort(lengths)
         ordered = {k: tf.gather(v, order) for k, v in inputs.items()}
         ordered_lengths = tf.gather(lengths, order)
+        (token_logits,) = self.with_weights(self._token_logits)
         chunks = (batch + self.chunk - 1) // self.chunk
 
         def body(i, results):
             start, end = i * self.chunk, tf.minimum((i + 1) * self.chunk, batch)
             longest = tf.maximum(ordered_lengths[end - 1], 1)
-            logits = self._token_logits({k: v[start:end, :longest] for k, v in ordered.items()})
+            logits = token_logits({k: v[start:end, :longest] for k, v in ordered.items()})
             return i + 1, results.write(i, _pad_columns(logits, width, 0.0))
 
         _, results = tf.while_loop(

@@ -80,6 +80,7 @@ class TranslatorExport(ExportBase):
         no_repeat_ngram_size: no output repeats an n-gram of this many tokens (words or pieces; 0
             turns it off); 3 removed every loop from news sentences at no cost in BLEU (see
             docs/translation.md). With pieces, an n-gram inside one word may repeat.
+        float16_storage: store weight matrices in float16, half the size (see `ExportBase`).
 
     Example:
     >>> TranslatorExport(model, src_vocab, tgt_vocab).save("saved_models/translate_spa_en")  # doctest: +SKIP
@@ -97,10 +98,11 @@ class TranslatorExport(ExportBase):
         max_text_tokens: int = 1000,
         max_text_units: int = 32,
         no_repeat_ngram_size: int = 3,
+        float16_storage: bool = True,
     ):
         if type(source_vocab) is not type(target_vocab):
             raise TypeError("source and target vocabularies must be of one kind (both words or both pieces)")
-        super().__init__(model)
+        super().__init__(model, float16_storage=float16_storage)
         self._encode = model.encode
         self._step = model.decode_step
         self.subwords = source_vocab if isinstance(source_vocab, SubwordVocabulary) else None
@@ -214,9 +216,10 @@ class TranslatorExport(ExportBase):
     def _search_inputs(self, texts):
         """(the source, the search's keyword arguments) for a batch of texts."""
         source = self._encode_text(self.non_empty(texts, tf.constant([""])))
+        encode, step = self.with_weights(self._encode, self._step)
         step, state = decoding.no_repeat_ngrams(
-            self._step,
-            self._encode(source.ids),
+            step,
+            encode(source.ids),
             self.no_repeat_ngram_size,
             tf.reduce_max(source.max_lengths),
             self.word_starts,

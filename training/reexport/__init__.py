@@ -1,15 +1,17 @@
 """`python -m training.reexport DIR`: a shipped model re-exported through today's export code.
 
-The decoding, text and image handling live in the export, not in the weights, so a trained model
-gains export fixes (the translator's repeated n-gram ban, the captioner's per-image `corrupt`
-status) without retraining. Each task's re-exporter rebuilds the Keras model from the card, copies
-the SavedModel's variables into it (checked name by name and shape by shape), checks the rebuilt
-model reproduces the old SavedModel's outputs, and swaps the folder only when the new export is
-complete.
+The decoding, text and image handling and the weights' storage live in the export, not in the
+weights, so a trained model gains export fixes (the translator's repeated n-gram ban, the
+captioner's per-image `corrupt` status, float16 storage) without retraining. Each task's
+re-exporter rebuilds the Keras model from the card, copies the SavedModel's variables into it
+(checked name by name and shape by shape), checks the rebuilt model with its exact weights
+reproduces the old SavedModel's outputs, measures the new export's test metrics for the card, and
+swaps the folder only when the new export is complete.
 
     python -m training.reexport saved_models/translate_spa_en \\
         --eval-pairs newstest2012=../shared/data/translation/spa-eng/news/newstest2012
     python -m training.reexport saved_models/caption_flickr8k
+    python -m training.reexport saved_models/sentiment_nsmc
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from pathlib import Path
 
 from training.env import quiet_tensorflow
 
-TASKS = ("translate", "caption")
+TASKS = ("translate", "caption", "sentiment")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.reexport", description=__doc__.split("\n")[0])
-    parser.add_argument("folder", type=Path, help="a translator or captioner SavedModel folder")
+    parser.add_argument("folder", type=Path, help="a translator, captioner or sentiment SavedModel folder")
     parser.add_argument(
         "--no-repeat-ngram-size", type=int, default=3, help="translators: n-gram ban (0 turns it off)"
     )
@@ -57,9 +59,11 @@ def reexport(args: argparse.Namespace) -> dict:
         from training.reexport import captioner
 
         return captioner.reexport(args.folder, *([args.examples] if args.examples else []))
-    raise ValueError(
-        f"{args.folder} holds a {task!r} model; only {' and '.join(TASKS)} models are re-exported"
-    )
+    if task == "sentiment":
+        from training.reexport import sentiment
+
+        return sentiment.reexport(args.folder)
+    raise ValueError(f"{args.folder} holds a {task!r} model; only {', '.join(TASKS)} models are re-exported")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
