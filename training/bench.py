@@ -357,8 +357,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--model", help="SavedModel folder (default: the shipped model of the task)")
     parser.add_argument(
         "--data",
-        help="file to time on (default: the shipped model's training file); translate: also trained on, "
-        "in place of the card's sources",
+        help="file to time on (default: the training file the model's card names, else the shipped "
+        "model's); translate: also trained on, in place of the card's sources",
     )
     parser.add_argument(
         "--items",
@@ -389,9 +389,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "sentiment": ("saved_models/sentiment_nsmc", "../shared/data/nsmc/ratings_train.txt"),
         "caption": ("saved_models/caption_flickr8k", "../shared/data/flickr8k"),
     }[args.task]
-    model_dir, data_path = Path(args.model or defaults[0]), args.data or defaults[1]
+    model_dir = Path(args.model or defaults[0])
     card_path = model_dir / "model_card.json"
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.exists() else {}
+    # A model's own training file, so `--model saved_models/sentiment_imdb` times IMDB reviews (a
+    # card of several sources names them joined by "; ", and the first is the main one).
+    source = str(card.get("data", {}).get("source") or "").split("; ")[0]
+    data_path = args.data or (source if source and Path(source).exists() else defaults[1])
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     cpu = cpu_description()
     peak = matmul_peak_gflops()
