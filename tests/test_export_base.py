@@ -3,6 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from seq2seq_app.core.export_base import MAX_BEAM, ExportBase
+from seq2seq_app.core.float32_copy import stored_variable
 
 
 class Echo(ExportBase):
@@ -61,13 +62,20 @@ def test_save_writes_every_signature_and_the_weights_once(tmp_path):
 
 
 class Projection(ExportBase):
-    """A Dense layer whose kernel spans several rows of the float32 copy, with an odd size."""
+    """Two Dense layers whose kernels start on later rows of the float32 copy and have odd sizes."""
 
     SIGNATURES = ("project",)
 
-    def __init__(self, kernel: np.ndarray):
-        model = keras.Sequential([keras.Input((kernel.shape[0],)), keras.layers.Dense(kernel.shape[1])])
-        model.layers[0].kernel.assign(kernel)
+    def __init__(self, first: np.ndarray, second: np.ndarray):
+        model = keras.Sequential(
+            [
+                keras.Input((first.shape[0],)),
+                keras.layers.Dense(first.shape[1]),
+                keras.layers.Dense(second.shape[1]),
+            ]
+        )
+        model.layers[0].kernel.assign(first)
+        model.layers[1].kernel.assign(second)
         super().__init__(model)
         self._model = model.__call__
 
@@ -79,25 +87,69 @@ class Projection(ExportBase):
 
 def test_float16_storage_is_the_model_within_rounding_in_every_loader(tmp_path):
     rng = np.random.default_rng(0)
-    kernel = rng.normal(size=(7, 5)).astype(np.float32)  # 35 values: three rows, the last one padded
-    kernel[0, 0] = 1e5  # beyond float16: this weight stays float32
-    small = rng.normal(size=(7, 5)).astype(np.float32)
+    first = rng.normal(size=(7, 5)).astype(np.float32)  # 35 values: three rows of the copy, padded
+    second = rng.normal(size=(5, 3)).astype(np.float32)  # 15 values: one row, padded
     x = rng.normal(size=(3, 7)).astype(np.float32)
-    for weights in (kernel, small):
-        export = Projection(weights)
+    wide = first.copy()
+    wide[0, 0] = 1e5  # beyond float16: this kernel stays float32, the other one does not
+    for kernels, halves in [((first, second), [True, True]), ((wide, second), [False, True])]:
+        export = Projection(*kernels)
+        kinds = [v.dtype for v in export.model_variables]  # kernel, bias, kernel, bias
+        assert [kinds[0], kinds[2]] == [tf.float16 if h else tf.float32 for h in halves]
+        assert kinds[1] == kinds[3] == tf.float32  # the biases are vectors
+        exact = (x @ kernels[0]) @ kernels[1]  # zero biases, no activations
+        out = export.project(x)["y"].numpy()
+        np.testing.assert_allclose(out, exact, rtol=2e-2, atol=2e-2 * np.abs(exact).max())
         export.save(tmp_path / "p")
-        dtypes = {v.name: v.dtype for v in export.model_variables}
-        assert list(dtypes.values()) == [tf.float32 if weights is kernel else tf.float16, tf.float32]
-        exact = x @ weights
-        tolerance = 2e-3 * np.abs(x) @ np.abs(weights)  # float16 rounds each weight by at most 2⁻¹¹
-        np.testing.assert_array_less(np.abs(export.project(x)["y"].numpy() - exact), tolerance + 1e-6)
+        # Empty the shared copy: a load must fill it again from the stored variables.
+        empty = tf.zeros_like(
+            tf.raw_ops.ReadVariableOp(resource=export.float32_copy.resource_handle, dtype=tf.float32)
+        )
+        tf.raw_ops.AssignVariableOp(resource=export.float32_copy.resource_handle, value=empty)
         loaded = tf.saved_model.load(str(tmp_path / "p"))
+        np.testing.assert_array_equal(loaded.project(x)["y"].numpy(), out)
         again = tf.saved_model.load(str(tmp_path / "p"))  # a second load shares the copy
         del loaded
-        np.testing.assert_array_equal(again.project(x)["y"].numpy(), export.project(x)["y"].numpy())
-        # The TF1 loader (what stock TF Serving runs): restore, then the init op fills the copy.
+        np.testing.assert_array_equal(again.project(x)["y"].numpy(), out)
+        # The TF1 loader (the steps stock TF Serving takes: restore, then the init op).
         with tf.Graph().as_default(), tf.compat.v1.Session() as session:
             meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(tmp_path / "p"))
             signature = meta.signature_def["serving_default"]
             served = session.run(signature.outputs["y"].name, {signature.inputs["x"].name: x})
-        np.testing.assert_allclose(served, export.project(x)["y"].numpy(), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(served, out, rtol=1e-6, atol=1e-6)
+
+
+def test_an_export_takes_its_models_new_weights_only_when_refreshed():
+    rng = np.random.default_rng(1)
+    first, second = rng.normal(size=(7, 5)).astype(np.float32), rng.normal(size=(5, 3)).astype(np.float32)
+    export = Projection(first, second)
+    x = rng.normal(size=(2, 7)).astype(np.float32)
+    before = export.project(x)["y"].numpy()
+    keras_weights = export._keras_weights()
+    keras_weights[2].assign(np.zeros((5, 3), np.float32))  # the second kernel
+    np.testing.assert_array_equal(export.project(x)["y"].numpy(), before)
+    export.refresh_weights()
+    np.testing.assert_array_equal(export.project(x)["y"].numpy(), np.zeros((2, 3)))
+
+
+def test_stored_variables_keep_names_and_take_float16_only_where_it_is_close():
+    tiny = tf.Variable(np.full((4, 4), 1e-9, np.float32), name="tiny")  # all flush to zero: too far
+    mixed = np.ones((4, 4), np.float32)
+    mixed[0, 0] = 1e-9  # one value lost beside values of 1: close enough
+    kinds = {
+        v.name: v.dtype
+        for v in (
+            stored_variable(tiny),
+            stored_variable(tf.Variable(mixed, name="mixed")),
+            stored_variable(tf.Variable(np.ones(4, np.float32), name="bias")),
+            stored_variable(tf.Variable(np.zeros((0, 3), np.float32), name="empty")),
+            stored_variable(tf.Variable(mixed, name="exact"), float16=False),
+        )
+    }
+    assert kinds == {
+        "tiny:0": tf.float32,
+        "mixed:0": tf.float16,
+        "bias:0": tf.float32,
+        "empty:0": tf.float32,
+        "exact:0": tf.float32,
+    }

@@ -4,8 +4,8 @@ import shutil
 
 import pytest
 import tensorflow as tf
-from toy_data import CAPTION_FLAGS
 
+from tests.toy_data import CAPTION_FLAGS
 from training import reexport
 from training.reexport import captioner
 

@@ -5,8 +5,9 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from toy_data import SENTIMENT_FLAGS
 
+from tests.toy_data import SENTIMENT_FLAGS
+from training import reexport
 from training.reexport import sentiment
 
 
@@ -46,3 +47,10 @@ def test_reexport_refuses_a_model_it_cannot_rebuild(sentiment_export, review_fil
     with pytest.raises(ValueError, match="variable .*: the SavedModel has"):
         sentiment.reexport(folder)
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == files
+
+
+def test_reexport_needs_the_training_command_in_the_card(sentiment_export, tmp_path):
+    copy = tmp_path / "sentiment"
+    shutil.copytree(sentiment_export[0], copy)  # trained in-process: its card names pytest
+    with pytest.raises(SystemExit, match="not a `python -m training.sentiment` command"):
+        reexport.main([str(copy)])

@@ -2,11 +2,9 @@ import json
 import shlex
 import shutil
 
-import pytest
 import tensorflow as tf
 
 from tests.toy_data import SUBWORD_FLAGS, TINY_FLAGS, mixture_flags
-from training import reexport
 from training.reexport import translator
 
 
@@ -53,10 +51,3 @@ def test_reexport_keeps_a_mixed_subword_model_subword_and_its_translations(
     assert loaded.signatures["translate"](text=sentences)["translation"].numpy().tolist() == before.tolist()
     translator.reexport(path, no_repeat_ngram_size=0)
     assert int(tf.saved_model.load(str(path)).decoding_no_repeat_ngram_size.numpy()) == 0
-
-
-def test_reexport_needs_the_training_command_in_the_card(sentiment_export, tmp_path):
-    copy = tmp_path / "sentiment"
-    shutil.copytree(sentiment_export[0], copy)  # trained in-process: its card names pytest
-    with pytest.raises(SystemExit, match="not a `python -m training.sentiment` command"):
-        reexport.main([str(copy)])

@@ -394,8 +394,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.exists() else {}
     # A model's own training file, so `--model saved_models/sentiment_imdb` times IMDB reviews (a
     # card of several sources names them joined by "; ", and the first is the main one).
-    source = str(card.get("data", {}).get("source") or "").split("; ")[0]
-    data_path = args.data or (source if source and Path(source).exists() else defaults[1])
+    source = str(card.get("data", {}).get("source") or "").split("; ")[0] or defaults[1]
+    data_path = args.data or source
+    if not Path(data_path).exists():
+        raise SystemExit(f"{data_path} (the model card's training file) does not exist here; give --data")
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     cpu = cpu_description()
     peak = matmul_peak_gflops()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -69,5 +70,15 @@ def training_card(args: argparse.Namespace, state: RunState, policy: str) -> dic
         "strategy": args.strategy,
         "machine": machine_description(),
         "final_val_loss": (state["history"] or [{}])[-1].get("val_loss"),
+        # The exported weights are the best epoch's, or the mean in `averaging` when it was used.
+        "best_val_loss": min(_finite_val_losses(state["history"] or []), default=None),
         **({"averaging": state["averaging"]} if state["averaging"] else {}),
     }
+
+
+def _finite_val_losses(history: list[dict]) -> list[float]:
+    return [
+        h["val_loss"]
+        for h in history
+        if isinstance(h.get("val_loss"), int | float) and math.isfinite(h["val_loss"])
+    ]

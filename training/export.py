@@ -46,7 +46,12 @@ def safe_export(export_dir: Path, write: Callable[[Path], None]) -> None:
     if export_dir.exists():
         shutil.rmtree(old, ignore_errors=True)
         export_dir.rename(old)
-    tmp.rename(export_dir)
+    try:
+        tmp.rename(export_dir)
+    except BaseException:
+        if old.exists():  # the previous export goes back where it was
+            old.rename(export_dir)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -81,9 +86,10 @@ def stored_weights(path: Path) -> dict[str, int]:
     """How many weights the SavedModel at `path` stores in each float type, e.g.
     {"float16": 8_400_000, "float32": 9_000}: float16 halves the size (see `ExportBase`)."""
     reader = tf.train.load_checkpoint(str(Path(path) / "variables" / "variables"))
+    dtypes = reader.get_variable_to_dtype_map()
     counts: dict[str, int] = {}
     for name, shape in reader.get_variable_to_shape_map().items():
-        dtype = reader.get_variable_to_dtype_map()[name]
+        dtype = dtypes[name]
         if name.startswith("model_variables/") and dtype.is_floating:
             counts[dtype.name] = counts.get(dtype.name, 0) + int(np.prod(shape))
     return dict(sorted(counts.items()))

@@ -539,7 +539,8 @@ class TranslateTask(Task):
 
     def greedy_now(self, model: keras.Model) -> Callable[[list[str]], list[str]]:
         """Greedy translation with `model`'s current weights through the export's own text handling:
-        a float32 twin's weights are refreshed on each call, so its export is traced only once."""
+        a float32 twin and its export (float32 storage) take them on each call, so the export is
+        traced only once."""
         from seq2seq_app.translation.translator_export import TranslatorExport
 
         policy = keras.mixed_precision.global_policy()
@@ -547,10 +548,13 @@ class TranslateTask(Task):
             twin = float32_copy(model, self.example_inputs())
         finally:
             keras.mixed_precision.set_global_policy(policy)  # the run trains on in its own precision
-        export = TranslatorExport(twin, self.src_vocab, self.tgt_vocab, self.args.max_output_length)
+        export = TranslatorExport(
+            twin, self.src_vocab, self.tgt_vocab, self.args.max_output_length, float16_storage=False
+        )
 
         def translate(sentences: list[str]) -> list[str]:
             twin.set_weights(model.get_weights())
+            export.refresh_weights()
             return in_batches(export.translate, sentences)
 
         return translate

@@ -55,6 +55,14 @@ class ExportBase(tf.Module):
         self.float32_copy = Float32Copy(self.model_variables)
         self._keras_weights = lambda: weights
 
+    def refresh_weights(self) -> None:
+        """Takes the Keras models' current weights into the export: for an export used in memory
+        while its model trains on (validation BLEU after each epoch). A SavedModel already written
+        keeps the weights it was saved with."""
+        for stored, weight in zip(self.model_variables, self._keras_weights()):
+            stored.assign(tf.cast(weight.value, stored.dtype))
+        self.float32_copy.refill()
+
     def with_weights(self, *model_functions: Callable) -> tuple[Callable, ...]:
         """`model_functions` (bound methods of the models) reading the exported weights, which are
         read here, once: call this outside a search loop, so the loop's steps reuse them.

@@ -2,41 +2,52 @@
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 ROW = 16  # float32s per row of the copy: 64 bytes, so a weight's rows are sliced without a copy
-FLOAT16_MAX = float(np.finfo(np.float16).max)
+FLOAT16_ERROR = 2.0**-10  # the largest rounding allowed, relative to the weight's largest value
 
 
 def stored_variable(value: tf.Variable, float16: bool = True) -> tf.Variable:
-    """The variable a SavedModel stores for a float32 weight: float16 for a matrix or kernel (rank 2
-    or more: half the bytes, and a relative rounding of at most 2⁻¹¹, well inside what the models
-    tolerate), float32 for a vector (biases, normalisation statistics: few bytes, and a variance
-    may be too small for float16's precision) and for any weight float16 cannot hold. The name
-    stays the weight's own. With `float16=False` every weight is stored as it is."""
+    """The variable a SavedModel stores for a float32 weight, under the weight's own name.
+
+    Float16 for a tensor of rank 2 or more (matrices, kernels, embeddings, a GRU's stacked biases:
+    half the bytes) whose float16 rounding stays within 2⁻¹⁰ of its largest value: rounding moves
+    each value by at most 2⁻¹¹ of itself, and values too small for float16 by less than 6·10⁻⁸,
+    which the models do not notice. Float32 for vectors (biases, normalisation statistics: few
+    bytes), for weights float16 cannot hold, and for every weight with `float16=False`."""
     name = value.name.split(":")[0]
-    halved = float16 and value.dtype == tf.float32 and value.shape.rank >= 2
-    if not halved or np.abs(value.numpy()).max() > FLOAT16_MAX:
-        return tf.Variable(value, trainable=False, name=name)
-    return tf.Variable(tf.cast(value, tf.float16), trainable=False, name=name)
+    array = value.numpy()
+    if float16 and value.dtype == tf.float32 and value.shape.rank >= 2 and array.size:
+        with np.errstate(over="ignore"):  # an overflow is found below
+            half = array.astype(np.float16)
+        largest = float(np.abs(array).max())
+        error = np.abs(half.astype(np.float32) - array)  # inf where float16 overflows
+        if np.all(np.isfinite(half)) and float(error.max()) <= FLOAT16_ERROR * largest:
+            return tf.Variable(half, trainable=False, name=name)
+    return tf.Variable(array, trainable=False, name=name)
 
 
 class Float32Copy(tf.saved_model.experimental.TrackableResource):
     """A float32 copy of float16-stored weights, made once when the SavedModel loads.
 
     The SavedModel's checkpoint holds only the float16 variables (half the bytes of float32); the
-    copy is a resource whose initializer casts them, which both `tf.saved_model.load` and the C++
-    loader (TF Serving) run after restoring the variables. Casting in every call instead costs
+    copy is a resource whose initializer casts them. Loaders run resource initializers after
+    restoring the variables: `tf.saved_model.load`, and the TF1 loader whose steps (restore, then
+    the init op) the C++ loader of TF Serving takes as well. Casting in every call instead costs
     about 2.8 ms for a translator's 8.5 M weights, a third of a sentence's translation. TensorFlow
     offers no such resource, so it is written here with core ops (`VarHandleOp`,
     `AssignVariableOp`, `ReadVariableOp`).
 
-    The copy is one [rows, 16] buffer, each weight starting on a row, so `values` slices every
-    weight out of it without copying.
+    The copy is one [rows, 16] buffer, each weight starting on a row, so `values` slices a weight
+    out of it without copying (when its size is a multiple of 16, as for every shipped weight).
+
+    The graphs read the copy, not the variables: assigning to a loaded SavedModel's
+    `model_variables` changes its outputs only after `refill()`.
 
     Args:
         stored: the SavedModel's variables (see `stored_variable`), tracked by their owner.
@@ -58,9 +69,14 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
             self._first_row[i] = rows
             rows += -(-self._stored[i].shape.num_elements() // ROW)
         self._rows = rows
-        # Named per export: a SavedModel loaded twice in one process shares the copy (the second
-        # load writes the same values), and two exports never do.
-        self._shared_name = f"float32_copy_{uuid.uuid4().hex}"
+        # Named after the stored weights: a SavedModel loaded twice in one process shares one copy
+        # (the second load writes the same values), two exports of other weights never do, and
+        # saving the same weights twice writes the same graph.
+        digest = hashlib.sha256()
+        for variable in self._stored:
+            digest.update(str(variable.shape).encode() + variable.dtype.name.encode())
+            digest.update(variable.numpy().tobytes())
+        self._shared_name = f"float32_copy_{digest.hexdigest()[:32]}"
         super().__init__()
         self._initialize()
 
@@ -78,6 +94,10 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
             padding = -flat.shape[0] % ROW
             rows.append(tf.reshape(tf.pad(flat, [[0, padding]]), [-1, ROW]))
         return tf.raw_ops.AssignVariableOp(resource=self.resource_handle, value=tf.concat(rows, 0))
+
+    def refill(self) -> None:
+        """Copies the stored variables into the copy again, after they were assigned to."""
+        self._initialize()
 
     def values(self) -> list[tf.Tensor]:
         """Every stored weight as float32, in order, read where this is called (read once before

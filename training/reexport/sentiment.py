@@ -33,6 +33,10 @@ from training.task import carve_splits
 
 CHECK_REVIEWS = 300
 TOLERANCE = 1e-5  # the same graph on the same weights: only the order of float sums may differ
+# Float16 storage moves scores by about 1e-4; more than this is a broken export, which then never
+# replaces the user's model.
+MIN_SAME = 0.98
+MAX_SCORE_CHANGE = 0.01
 
 
 def table_vocabulary(table) -> Vocabulary:
@@ -83,6 +87,8 @@ def reexport(folder: str | Path) -> dict:
         new = _scores(tf.saved_model.load(str(path)).signatures["classify"], check)
         same = int(np.sum((new >= 0.5) == (expected >= 0.5)))
         print(f"the new SavedModel labels {same} of {len(check)} test reviews as the old one did")
+        if same < MIN_SAME * len(check) or np.abs(new - expected).max() > MAX_SCORE_CHANGE:
+            raise ValueError(f"the new export scores differently: {same} of {len(check)} labels the same")
         card["metrics"]["test"] = sentiment.evaluate(LoadedSentimentClassifier(path), test)
         card["export"] = {
             "size_mb": round(directory_megabytes(path), 1),
