@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from seq2seq_app.core.export_base import MAX_BEAM, ExportBase
@@ -66,7 +67,7 @@ class Projection(ExportBase):
 
     SIGNATURES = ("project",)
 
-    def __init__(self, first: np.ndarray, second: np.ndarray):
+    def __init__(self, first: np.ndarray, second: np.ndarray, float16_storage: bool = True):
         model = keras.Sequential(
             [
                 keras.Input((first.shape[0],)),
@@ -76,7 +77,7 @@ class Projection(ExportBase):
         )
         model.layers[0].kernel.assign(first)
         model.layers[1].kernel.assign(second)
-        super().__init__(model)
+        super().__init__(model, float16_storage=float16_storage)
         self._model = model.__call__
 
     @tf.function(input_signature=[tf.TensorSpec([None, 7], tf.float32, name="x")], autograph=False)
@@ -108,7 +109,7 @@ def test_float16_storage_is_the_model_within_rounding_in_every_loader(tmp_path):
         tf.raw_ops.AssignVariableOp(resource=export.float32_copy.resource_handle, value=empty)
         loaded = tf.saved_model.load(str(tmp_path / "p"))
         np.testing.assert_array_equal(loaded.project(x)["y"].numpy(), out)
-        again = tf.saved_model.load(str(tmp_path / "p"))  # a second load shares the copy
+        again = tf.saved_model.load(str(tmp_path / "p"))  # each load fills a copy of its own
         del loaded
         np.testing.assert_array_equal(again.project(x)["y"].numpy(), out)
         # The TF1 loader (the steps stock TF Serving takes: restore, then the init op).
@@ -122,7 +123,9 @@ def test_float16_storage_is_the_model_within_rounding_in_every_loader(tmp_path):
 def test_an_export_takes_its_models_new_weights_only_when_refreshed():
     rng = np.random.default_rng(1)
     first, second = rng.normal(size=(7, 5)).astype(np.float32), rng.normal(size=(5, 3)).astype(np.float32)
-    export = Projection(first, second)
+    with pytest.raises(ValueError, match="float16_storage=False"):
+        Projection(first, second).refresh_weights()
+    export = Projection(first, second, float16_storage=False)
     x = rng.normal(size=(2, 7)).astype(np.float32)
     before = export.project(x)["y"].numpy()
     keras_weights = export._keras_weights()

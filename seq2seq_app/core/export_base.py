@@ -58,7 +58,10 @@ class ExportBase(tf.Module):
     def refresh_weights(self) -> None:
         """Takes the Keras models' current weights into the export: for an export used in memory
         while its model trains on (validation BLEU after each epoch). A SavedModel already written
-        keeps the weights it was saved with."""
+        keeps the weights it was saved with. Float32 storage only (`float16_storage=False`): the
+        float16 rounding check belongs to the export's creation."""
+        if any(v.dtype == tf.float16 for v in self.model_variables):
+            raise ValueError("refresh_weights needs an export with float16_storage=False")
         for stored, weight in zip(self.model_variables, self._keras_weights()):
             stored.assign(tf.cast(weight.value, stored.dtype))
         self.float32_copy.refill()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 ROW = 16  # float32s per row of the copy: 64 bytes, so a weight's rows are sliced without a copy
+_NUMBERS = itertools.count()
 FLOAT16_ERROR = 2.0**-10  # the largest rounding allowed, relative to the weight's largest value
 
 
@@ -47,7 +49,7 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
     out of it without copying (when its size is a multiple of 16, as for every shipped weight).
 
     The graphs read the copy, not the variables: assigning to a loaded SavedModel's
-    `model_variables` changes its outputs only after `refill()`.
+    `model_variables` does not change its outputs.
 
     Args:
         stored: the SavedModel's variables (see `stored_variable`), tracked by their owner.
@@ -69,14 +71,14 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
             self._first_row[i] = rows
             rows += -(-self._stored[i].shape.num_elements() // ROW)
         self._rows = rows
-        # Named after the stored weights: a SavedModel loaded twice in one process shares one copy
-        # (the second load writes the same values), two exports of other weights never do, and
-        # saving the same weights twice writes the same graph.
+        # Named after the stored weights and numbered per process, so two exports in one process
+        # never share a copy (refreshing one would change the other) and a fresh process
+        # saving the same weights writes the same graph; loaders rename it once more per load.
         digest = hashlib.sha256()
         for variable in self._stored:
             digest.update(str(variable.shape).encode() + variable.dtype.name.encode())
             digest.update(variable.numpy().tobytes())
-        self._shared_name = f"float32_copy_{digest.hexdigest()[:32]}"
+        self._shared_name = f"float32_copy_{digest.hexdigest()[:32]}_{next(_NUMBERS)}"
         super().__init__()
         self._initialize()
 
@@ -84,9 +86,9 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
         shape = [self._rows, ROW]
         return tf.raw_ops.VarHandleOp(dtype=tf.float32, shape=shape, shared_name=self._shared_name)
 
-    # No `_destroy_resource`: a second load of the same SavedModel shares the copy, so the first
-    # one's end must not take it away; the copy lives as long as the process, as the graphs that
-    # read it may.
+    # No `_destroy_resource`: a loaded model's signatures outlive the loaded object
+    # (`tf.saved_model.load(path).signatures["translate"]`) and would lose the copy they read. So
+    # each load keeps its copy until the process ends: load a model once and keep it.
     def _initialize(self):
         rows = [tf.zeros([0, ROW])]
         for i in self._halves:
