@@ -12,7 +12,6 @@ test BLEU for the card, and only then replaces the folder (`safe_export`).
 
 from __future__ import annotations
 
-import datetime
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,10 +26,9 @@ from seq2seq_app.captioning.captioner_api import LoadedCaptioner
 from seq2seq_app.captioning.captioner_export import CaptionerExport
 from seq2seq_app.core.vocabulary import RESERVED, Vocabulary
 from training import caption
-from training.cards import card_args, command_line, write_model_card
-from training.export import directory_megabytes, safe_export, stored_weights
-from training.hardware import cpu_description, cpu_summary
-from training.reexport.weights import copy_variables
+from training.cards import card_args, write_model_card
+from training.export import safe_export
+from training.reexport.weights import copy_variables, reexport_section
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "ui" / "examples").glob("*.jpg"))
 BEAM = 3
@@ -131,17 +129,8 @@ def reexport(folder: str | Path, examples: Sequence[Path] = EXAMPLES) -> dict:
             raise ValueError(
                 f"the new export's greedy BLEU-4 fell from {old_bleu} to {card['metrics']['greedy']['bleu4']}"
             )
-        card["export"] = {
-            "size_mb": round(directory_megabytes(path), 1),
-            "signatures": card.get("export", {}).get("signatures", ""),
-            "weights": stored_weights(path),
-            "reexported": {
-                "command": command_line(),
-                "date": datetime.date.today().isoformat(),
-                "machine": cpu_summary(cpu_description()),  # the metrics' seconds were measured on it
-                "same_example_captions": f"{same} of {2 * len(images)} (greedy and beam {BEAM})",
-            },
-        }
+        checked = {"same_example_captions": f"{same} of {2 * len(images)} (greedy and beam {BEAM})"}
+        card["export"] = reexport_section(path, card, checked)
         write_model_card(path, card)
 
     safe_export(folder, write)

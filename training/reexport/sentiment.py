@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import datetime
 import json
 from pathlib import Path
 
@@ -25,10 +24,9 @@ from seq2seq_app.sentiment.review_tokenizer import ReviewTokenizer
 from seq2seq_app.sentiment.sentiment_api import LoadedSentimentClassifier
 from seq2seq_app.sentiment.sentiment_export import SentimentExport
 from training import sentiment
-from training.cards import card_args, command_line, write_model_card
-from training.export import directory_megabytes, safe_export, stored_weights
-from training.hardware import cpu_description, cpu_summary
-from training.reexport.weights import copy_variables
+from training.cards import card_args, write_model_card
+from training.export import safe_export
+from training.reexport.weights import copy_variables, reexport_section
 from training.task import carve_splits
 
 CHECK_REVIEWS = 300
@@ -90,18 +88,11 @@ def reexport(folder: str | Path) -> dict:
         if same < MIN_SAME * len(check) or np.abs(new - expected).max() > MAX_SCORE_CHANGE:
             raise ValueError(f"the new export scores differently: {same} of {len(check)} labels the same")
         card["metrics"]["test"] = sentiment.evaluate(LoadedSentimentClassifier(path), test)
-        card["export"] = {
-            "size_mb": round(directory_megabytes(path), 1),
-            "signatures": card.get("export", {}).get("signatures", ""),
-            "weights": stored_weights(path),
-            "reexported": {
-                "command": command_line(),
-                "date": datetime.date.today().isoformat(),
-                "machine": cpu_summary(cpu_description()),  # the metrics' seconds were measured on it
-                "same_labels": f"{same} of {len(check)} test reviews",
-                "largest_score_change": round(float(np.abs(new - expected).max()), 5),
-            },
+        checked = {
+            "same_labels": f"{same} of {len(check)} test reviews",
+            "largest_score_change": round(float(np.abs(new - expected).max()), 5),
         }
+        card["export"] = reexport_section(path, card, checked)
         write_model_card(path, card)
 
     safe_export(folder, write)

@@ -17,12 +17,11 @@ Example:
 
 from __future__ import annotations
 
-import datetime
 import json
 import tempfile
 from pathlib import Path
 
-from training.reexport.weights import copy_variables
+from training.reexport.weights import copy_variables, reexport_section
 
 CHECK_SENTENCES = 300
 # Float16 rounding flips an argmax now and then; more changed translations than this is a broken
@@ -88,9 +87,8 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
     from seq2seq_app.translation.translator_api import LoadedTranslator, export_limits
     from seq2seq_app.translation.translator_export import TranslatorExport
     from training import translate
-    from training.cards import command_line, write_model_card
-    from training.export import directory_megabytes, safe_export, stored_weights
-    from training.hardware import cpu_description, cpu_summary
+    from training.cards import write_model_card
+    from training.export import safe_export
 
     card = json.loads((export_dir / "model_card.json").read_text(encoding="utf-8"))
     if card.get("task") != "translate":
@@ -142,18 +140,9 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
             )
         sources = card["data"].get("sources", [])  # cards older than mixed sources have none
         card["metrics"].update(translate.card_metrics(LoadedTranslator(path), test, eval_sets, sources))
-        card["export"] = {
-            "size_mb": round(directory_megabytes(path), 1),
-            "signatures": card.get("export", {}).get("signatures", ""),
-            "weights": stored_weights(path),
-            "decoding": {"no_repeat_ngram_size": no_repeat_ngram_size},
-            "reexported": {
-                "command": command_line(),
-                "date": datetime.date.today().isoformat(),
-                "machine": cpu_summary(cpu_description()),  # the metrics' seconds were measured on it
-                "same_translations": f"{same} of {len(check)} test sentences",
-            },
-        }
+        checked = {"same_translations": f"{same} of {len(check)} test sentences"}
+        decoding = {"no_repeat_ngram_size": no_repeat_ngram_size}
+        card["export"] = reexport_section(path, card, checked, decoding=decoding)
         write_model_card(path, card)
 
     safe_export(export_dir, write)

@@ -1,12 +1,18 @@
-"""Weights of a SavedModel copied into a rebuilt Keras model, checked pair by pair."""
+"""Weights of a SavedModel copied into a rebuilt Keras model, checked pair by pair, and the card's
+`export` section a re-export writes."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+from training.cards import command_line
+from training.export import directory_megabytes, stored_weights
+from training.hardware import cpu_description, cpu_summary
 
 _VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
 
@@ -43,3 +49,21 @@ def read_export(export_dir: str | Path) -> tuple[dict[str, np.ndarray], list[np.
     while (key := f"model_variables/{len(weights)}{_VALUE}") in keys:
         weights.append(reader.get_tensor(key))
     return named, weights
+
+
+def reexport_section(path: Path, card: dict, checked: dict, **more) -> dict:
+    """The card's `export` section for the re-export written to `path`: its size, signatures and
+    weight storage, `more` (e.g. the decoding), and how it was made and `checked` against the old
+    export, with the machine its metrics' seconds were measured on."""
+    made = {
+        "command": command_line(),
+        "date": datetime.date.today().isoformat(),
+        "machine": cpu_summary(cpu_description()),
+    }
+    return {
+        "size_mb": round(directory_megabytes(path), 1),
+        "signatures": card.get("export", {}).get("signatures", ""),
+        "weights": stored_weights(path),
+        **more,
+        "reexported": {**made, **checked},
+    }
