@@ -59,6 +59,16 @@ def test_reexport_fails_loudly_and_changes_nothing_on_a_mismatch(caption_export,
         reexport.main([str(_lab_like(tmp_path))])
 
 
+def test_a_float16_export_whose_bleu_falls_never_replaces_the_model(caption_export, tmp_path, monkeypatch):
+    folder = _copy(caption_export, tmp_path)
+    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    monkeypatch.setattr(captioner, "MAX_BLEU_DROP", -1000.0)  # demands a rise no export can give
+    with pytest.raises(ValueError, match="greedy BLEU-4 is .*, the old one's"):
+        captioner.reexport(folder, EXAMPLES)
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["caption_tiny"]
+
+
 def _lab_like(tmp_path):
     folder = tmp_path / "not_a_shipped_task"
     folder.mkdir()

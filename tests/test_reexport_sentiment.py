@@ -54,3 +54,15 @@ def test_reexport_needs_the_training_command_in_the_card(sentiment_export, tmp_p
     shutil.copytree(sentiment_export[0], copy)  # trained in-process: its card names pytest
     with pytest.raises(SystemExit, match="not a `python -m training.sentiment` command"):
         reexport.main([str(copy)])
+
+
+def test_a_float16_export_that_strays_never_replaces_the_model(
+    sentiment_export, review_file, tmp_path, monkeypatch
+):
+    folder = _copy(sentiment_export, review_file, tmp_path)
+    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    monkeypatch.setattr(sentiment, "MAX_SCORE_CHANGE", -1.0)  # no export can be this close
+    with pytest.raises(ValueError, match="scores differently"):
+        sentiment.reexport(folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sentiment_tiny"]

@@ -2,6 +2,7 @@ import json
 import shlex
 import shutil
 
+import pytest
 import tensorflow as tf
 
 from tests.toy_data import SUBWORD_FLAGS, TINY_FLAGS, mixture_flags
@@ -51,3 +52,16 @@ def test_reexport_keeps_a_mixed_subword_model_subword_and_its_translations(
     assert loaded.signatures["translate"](text=sentences)["translation"].numpy().tolist() == before.tolist()
     translator.reexport(path, no_repeat_ngram_size=0)
     assert int(tf.saved_model.load(str(path)).decoding_no_repeat_ngram_size.numpy()) == 0
+
+
+def test_a_float16_export_that_strays_never_replaces_the_model(
+    trained_export, toy_corpus, tmp_path, monkeypatch
+):
+    path = _with_command(trained_export[0], tmp_path, toy_corpus)
+    files = {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()}
+    monkeypatch.setattr(translator, "MIN_SAME", 1.01)  # more than every sentence: no export passes
+    # A new decoding setting is checked too: against exact weights decoding the new way.
+    with pytest.raises(ValueError, match="translates only .* as exact weights do"):
+        translator.reexport(path, no_repeat_ngram_size=0)
+    assert {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()} == files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["translator"]

@@ -55,6 +55,24 @@ def test_failed_export_keeps_the_previous_model(tmp_path):
     assert not export_dir.with_name("model.partial").exists()
 
 
+def test_a_failed_swap_puts_the_previous_model_back(tmp_path, monkeypatch):
+    export_dir = tmp_path / "model"
+    export_dir.mkdir()
+    (export_dir / "saved_model.pb").write_text("old")
+    rename = Path.rename
+
+    def failing_rename(self, target):
+        if self.name == "model.partial":
+            raise OSError("device busy")
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", failing_rename)
+    with pytest.raises(OSError, match="device busy"):
+        safe_export(export_dir, lambda path: (path.mkdir(), (path / "saved_model.pb").write_text("new")))
+    assert (export_dir / "saved_model.pb").read_text() == "old"
+    assert not export_dir.with_name("model.previous").exists()
+
+
 def test_config_file_sets_flags_and_rejects_typos(tmp_path, capsys):
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
     good.write_text(json.dumps({"units": 12, "cell": "lstm"}))
