@@ -69,13 +69,15 @@ def _load(path: str | Path, task: str):
     return (*_load_module(str(path)), card)
 
 
-@lru_cache(maxsize=4)
+# Unbounded: the lab only opens the app's model folders, and a SavedModel evicted and loaded again
+# would keep its first load's float32 weight copy until the process exits (see Float32Copy).
+@lru_cache(maxsize=None)
 def _load_module(path: str):
     module = tf.saved_model.load(path)
     return module, [np.asarray(v, np.float64) for v in module.model_variables]
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=None)
 def _subwords(path: str) -> SubwordVocabulary | None:
     """The source pieces of a subword translator (None for a word-level one)."""
     module = _load_module(path)[0]
