@@ -10,7 +10,7 @@ its recomputed score must equal the SavedModel's `classify` score.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -71,13 +71,13 @@ def _load(path: str | Path, task: str):
 
 # Unbounded: the lab only opens the app's model folders, and a SavedModel evicted and loaded again
 # would keep its first load's float32 weight copy until the process exits (see Float32Copy).
-@lru_cache(maxsize=None)
+@cache
 def _load_module(path: str):
     module = tf.saved_model.load(path)
     return module, [np.asarray(v, np.float64) for v in module.model_variables]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _subwords(path: str) -> SubwordVocabulary | None:
     """The source pieces of a subword translator (None for a word-level one)."""
     module = _load_module(path)[0]
