@@ -259,3 +259,52 @@ def test_beam_search_leaves_state_the_step_does_not_change_as_it_is():
     for a, b in zip(kept, copied):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert kept[0].numpy()[:, 0, 0].tolist() == [4, 7, 6]  # each sentence kept its own context
+
+
+def countdown_step(rows_seen):
+    """A step function whose rows write token 4 until their own countdown (the state) runs out,
+    then END; it records how many rows each step was asked for."""
+
+    def step(tokens, countdown):
+        rows_seen.append(int(tf.shape(tokens)[0]))
+        logits = tf.where((countdown > 0)[:, None], tf.one_hot(4, V) * 5.0, tf.one_hot(END, V) * 5.0)
+        attention = tf.one_hot(tf.fill(tf.shape(tokens), 0), 2)
+        return logits, attention, countdown - 1
+
+    return step
+
+
+def test_finished_rows_leave_the_search_and_every_row_decodes_as_alone():
+    countdowns = tf.constant([0, 7, 1, 3, 0, 2, 1, 5])
+    expected = [[4] * int(n) + [END] + [PAD] * (7 - int(n)) for n in countdowns]
+    for search in ("greedy", "beam"):
+        rows_seen = []
+
+        def run(countdown):
+            n = tf.shape(countdown)[0]
+            if search == "greedy":
+                args = {}
+                run_search = decoding.greedy_search
+            else:
+                args = {"beam_size": 2, "length_penalty": 0.6}
+                run_search = decoding.beam_search
+            out = run_search(
+                countdown_step(rows_seen),
+                countdown,
+                tf.fill([n], START),
+                max_lengths=tf.fill([n], 20),
+                end_id=END,
+                **args,
+            )
+            return out[0] if search == "greedy" else out[0][:, 0]
+
+        together = run(countdowns).numpy()
+        # A beam's other candidates may run longer; the best ones end as greedy's do.
+        assert together[:, :8].tolist() == expected, search
+        assert (together[:, 8:] == PAD).all()
+        width = 2 if search == "beam" else 1
+        assert rows_seen[0] == 8 * width and rows_seen[-1] == width  # only the longest is left
+        assert all(a >= b for a, b in zip(rows_seen, rows_seen[1:]))
+        for row, countdown in enumerate(countdowns.numpy()):
+            alone = run(tf.constant([countdown])).numpy()[0]
+            np.testing.assert_array_equal(alone, together[row, : len(alone)])
