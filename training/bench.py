@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -177,7 +178,7 @@ def bench_translate_training(
         args.source_file = args.target_file = args.tfds = None
     for name, value in overrides.items():
         setattr(args, name, value)
-    policy = configure_precision("auto")
+    policy = keras.mixed_precision.global_policy().name
     with tempfile.TemporaryDirectory() as run_dir:
         splits, _, _, src_vocab, tgt_vocab, _ = translate.prepare(args, Path(run_dir))
     dataset = data.make_dataset(*splits["train"], args.tokens_per_batch, args.max_length, shuffle=True)
@@ -236,7 +237,7 @@ def bench_sentiment_training(
     from training.sentiment import build_model
 
     hp = {**card["hyperparameters"], **overrides}
-    policy = configure_precision("auto")
+    policy = keras.mixed_precision.global_policy().name
     units, bigrams = ReviewTokenizer(Vocabulary([]), None, hp["unit"], hp["max_tokens"]).split(
         tf.constant(train_texts)
     )
@@ -312,7 +313,7 @@ def bench_caption_training(card: dict, train, steps: int, peak_gflops: float) ->
     start = time.perf_counter()
     features = data.extract_regions(backbone, images, backbone_card["image_size"])
     extraction = len(images) / (time.perf_counter() - start)
-    policy = configure_precision("auto")
+    policy = keras.mixed_precision.global_policy().name
     vocab = Vocabulary.build(
         tokenize_all([c for caps in train.captions for c in caps], True), hp["vocab_size"], hp["min_count"]
     )
@@ -381,6 +382,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="another SavedModel of the task (a signature taking one batch of strings: texts, or "
         "image bytes) timed interleaved with ours; prints ours over it",
     )
+    parser.add_argument(
+        "--mixed-precision",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="training precision, as the training CLIs' flag (off: float32 on any machine)",
+    )
     parser.add_argument("--skip-inference", action="store_true")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
@@ -399,6 +406,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not Path(data_path).exists():
         raise SystemExit(f"{data_path} (the model card's training file) does not exist here; give --data")
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    configure_precision(args.mixed_precision)
     cpu = cpu_description()
     peak = matmul_peak_gflops()
     print(f"{cpu_summary(cpu)}; fp32 matmul peak {peak} GFLOP/s", flush=True)

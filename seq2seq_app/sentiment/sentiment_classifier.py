@@ -105,9 +105,18 @@ class SentimentClassifier(keras.Model):
         if self.bidirectional:
             return self._prefix_logits_by_rereading(inputs)
         outputs, _, mask = self._encode(inputs)
-        counts = ops.maximum(ops.cumsum(mask, axis=1), 1.0)
-        means = ops.cumsum(outputs, axis=1) / ops.expand_dims(counts, -1)
-        return self._logit(ops.concatenate([outputs, means], axis=-1))
+        counts = ops.maximum(ops.cumsum(ops.cast(mask, "float32"), axis=1), 1.0)
+        # The head is linear, so the score of the running mean of the outputs is the running mean
+        # of each output's score: the cumulative sum runs over [batch, length] rather than over
+        # [batch, length, units], which on a CPU was a fifth of the export's time.
+        outputs = ops.cast(outputs, "float32")  # the head computes in float32
+        units = outputs.shape[-1]
+        if not self.head.built:  # token_logits may come before any call
+            self.head.build((None, 2 * units))
+        kernel = ops.cast(self.head.kernel, "float32")
+        own = ops.matmul(outputs, kernel[:units])[..., 0]
+        means = ops.cumsum(ops.matmul(outputs, kernel[units:])[..., 0], axis=1) / counts
+        return own + means + ops.cast(self.head.bias, "float32")
 
     def _prefix_logits_by_rereading(self, inputs):
         length = ops.shape(inputs["tokens"])[1]
