@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from seq2seq_app.core import decoding
@@ -274,37 +275,30 @@ def countdown_step(rows_seen):
     return step
 
 
-def test_finished_rows_leave_the_search_and_every_row_decodes_as_alone():
+@pytest.mark.parametrize("search", ["greedy", "beam"])
+def test_finished_rows_leave_the_search_and_every_row_decodes_as_alone(search):
     countdowns = tf.constant([0, 7, 1, 3, 0, 2, 1, 5])
     expected = [[4] * int(n) + [END] + [PAD] * (7 - int(n)) for n in countdowns]
-    for search in ("greedy", "beam"):
-        rows_seen = []
+    rows_seen = []
 
-        def run(countdown):
-            n = tf.shape(countdown)[0]
-            if search == "greedy":
-                args = {}
-                run_search = decoding.greedy_search
-            else:
-                args = {"beam_size": 2, "length_penalty": 0.6}
-                run_search = decoding.beam_search
-            out = run_search(
-                countdown_step(rows_seen),
-                countdown,
-                tf.fill([n], START),
-                max_lengths=tf.fill([n], 20),
-                end_id=END,
-                **args,
-            )
-            return out[0] if search == "greedy" else out[0][:, 0]
+    def run(countdown):
+        n = tf.shape(countdown)[0]
+        common = {"max_lengths": tf.fill([n], 20), "end_id": END}
+        step = countdown_step(rows_seen)
+        if search == "greedy":
+            return decoding.greedy_search(step, countdown, tf.fill([n], START), **common)[0]
+        beams = decoding.beam_search(
+            step, countdown, tf.fill([n], START), beam_size=2, length_penalty=0.6, **common
+        )
+        return beams[0][:, 0]
 
-        together = run(countdowns).numpy()
-        # A beam's other candidates may run longer; the best ones end as greedy's do.
-        assert together[:, :8].tolist() == expected, search
-        assert (together[:, 8:] == PAD).all()
-        width = 2 if search == "beam" else 1
-        assert rows_seen[0] == 8 * width and rows_seen[-1] == width  # only the longest is left
-        assert all(a >= b for a, b in zip(rows_seen, rows_seen[1:]))
-        for row, countdown in enumerate(countdowns.numpy()):
-            alone = run(tf.constant([countdown])).numpy()[0]
-            np.testing.assert_array_equal(alone, together[row, : len(alone)])
+    together = run(countdowns).numpy()
+    # A beam's other candidates may run longer; the best ones end as greedy's do.
+    assert together[:, :8].tolist() == expected
+    assert (together[:, 8:] == PAD).all()
+    width = 2 if search == "beam" else 1
+    assert rows_seen[0] == 8 * width and rows_seen[-1] == width  # only the longest is left
+    assert all(a >= b for a, b in zip(rows_seen, rows_seen[1:]))
+    for row, countdown in enumerate(countdowns.numpy()):
+        alone = run(tf.constant([countdown])).numpy()[0]
+        np.testing.assert_array_equal(alone, together[row, : len(alone)])
