@@ -262,12 +262,13 @@ def test_beam_search_leaves_state_the_step_does_not_change_as_it_is():
     assert kept[0].numpy()[:, 0, 0].tolist() == [4, 7, 6]  # each sentence kept its own context
 
 
-def countdown_step(rows_seen):
+def countdown_step(rows_seen=None):
     """A step function whose rows write token 4 until their own countdown (the state) runs out,
-    then END; it records how many rows each step was asked for."""
+    then END; given a list, it records there how many rows each (eager) step was asked for."""
 
     def step(tokens, countdown):
-        rows_seen.append(int(tf.shape(tokens)[0]))
+        if rows_seen is not None:
+            rows_seen.append(int(tf.shape(tokens)[0]))
         logits = tf.where((countdown > 0)[:, None], tf.one_hot(4, V) * 5.0, tf.one_hot(END, V) * 5.0)
         attention = tf.one_hot(tf.fill(tf.shape(tokens), 0), 2)
         return logits, attention, countdown - 1
@@ -302,3 +303,22 @@ def test_finished_rows_leave_the_search_and_every_row_decodes_as_alone(search):
     for row, countdown in enumerate(countdowns.numpy()):
         alone = run(tf.constant([countdown])).numpy()[0]
         np.testing.assert_array_equal(alone, together[row, : len(alone)])
+
+
+def test_searches_in_a_graph_of_unknown_batch_size_decode_as_eagerly():
+    """The exports trace the searches with an unknown batch size, where rows leave through
+    `tf.cond` and shape invariants rather than Python."""
+    countdowns = tf.constant([0, 7, 1, 3, 0, 2, 1, 5, 4])
+
+    def searches(countdown):
+        n = tf.shape(countdown)[0]
+        common = {"state": countdown, "start_tokens": tf.fill([n], START), "max_lengths": tf.fill([n], 20)}
+        greedy = decoding.greedy_search(countdown_step(), end_id=END, **common)
+        beams = decoding.beam_search(
+            countdown_step(), beam_size=tf.constant(3), length_penalty=0.6, end_id=END, **common
+        )
+        return (*greedy, *beams)
+
+    graph = tf.function(searches, input_signature=[tf.TensorSpec([None], tf.int32)])
+    for eager, traced in zip(searches(countdowns), graph(countdowns)):
+        np.testing.assert_array_equal(eager.numpy(), traced.numpy())

@@ -307,13 +307,15 @@ def bench_caption_training(card: dict, train, steps: int, peak_gflops: float) ->
 
     hp, backbone_card = card["hyperparameters"], card["backbone"]
     weights = None if backbone_card["weights"].lower() == "none" else backbone_card["weights"]
+    policy = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy("float32")  # the backbone runs in float32, as in training
     backbone = make_backbone(backbone_card["name"], weights, backbone_card["image_size"])
     images = train.images[:256]
     data.extract_regions(backbone, images[:32], backbone_card["image_size"])  # warm up
     start = time.perf_counter()
     features = data.extract_regions(backbone, images, backbone_card["image_size"])
     extraction = len(images) / (time.perf_counter() - start)
-    policy = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(policy)
     vocab = Vocabulary.build(
         tokenize_all([c for caps in train.captions for c in caps], True), hp["vocab_size"], hp["min_count"]
     )

@@ -35,16 +35,17 @@ def _ban(logits: tf.Tensor, banned_ids: Sequence[int]) -> tf.Tensor:
     return logits + bias
 
 
-def _without_finished(done, per_unit, per_row=(), group: int | tf.Tensor = 1):
+def _without_finished(done: tf.Tensor, per_unit, per_row=(), group: int | tf.Tensor = 1) -> tuple:
     """The values of the units not `done` [units], once at least a quarter of them are done;
     otherwise the values as they are. `per_unit` tensors have one row per unit, `per_row` ones
-    `group` consecutive rows per unit (a sentence's beams).
+    `group` consecutive rows per unit (a sentence's beams). Returns (per_unit, per_row).
 
     A batch runs as many steps as its longest output, and on Tatoeba-style batches of 64 only
     about half of the row-steps belong to a sequence still being written: the rest recompute
     finished rows (the output projection over the vocabulary, mostly) only to throw them away.
     Leaving them out copies the remaining state, so it is done in a few large drops rather than
-    one row at a time. Rows never interact in a step, so what is left decodes exactly as before.
+    one row at a time. Rows never interact in a step, so greedy and beam search decode what is
+    left exactly as before (sampling draws its random numbers by row, so a seeded sample changes).
     """
     live = tf.logical_not(done)
 
@@ -60,11 +61,16 @@ def _without_finished(done, per_unit, per_row=(), group: int | tf.Tensor = 1):
     return tf.cond(4 * tf.reduce_sum(tf.cast(live, tf.int32)) <= 3 * units, drop, lambda: (per_unit, per_row))
 
 
-def _rows_dynamic(values):
-    """Shape invariants for `values` whose dimensions may change in a loop (their rank may not)."""
-    return tf.nest.map_structure(
-        lambda x: tf.TensorShape(None if x.shape.rank is None else [None] * x.shape.rank), values
-    )
+def _rows_dynamic(values, every_dimension: bool = False):
+    """Shape invariants for the tensors in `values` whose first dimension (with `every_dimension`:
+    every one) may change in a loop; the other dimensions stay known to the step inside."""
+
+    def invariant(x: tf.Tensor) -> tf.TensorShape:
+        if x.shape.rank is None:
+            return tf.TensorShape(None)
+        return tf.TensorShape([None] * x.shape.rank if every_dimension else [None, *x.shape[1:]])
+
+    return tf.nest.map_structure(invariant, values)
 
 
 def _token_loop(
@@ -304,7 +310,11 @@ def beam_search(
         (tf.constant(0), *shrinking, *shrinking_rows, *outputs),
         shape_invariants=(
             tf.TensorShape([]),
-            *_rows_dynamic((*shrinking, *shrinking_rows, *outputs[:2])),
+            # The beam dimension may enter known and leave a step unknown (the per-beam top-k's
+            # width is a tensor).
+            *_rows_dynamic(shrinking, every_dimension=True),
+            *_rows_dynamic(shrinking_rows),
+            *_rows_dynamic(outputs[:2], every_dimension=True),
             *[tf.TensorShape(None)] * 3,
         ),
     )
