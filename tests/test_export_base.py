@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from seq2seq_app.core.export_base import MAX_BEAM, ExportBase
-from seq2seq_app.core.float32_copy import stored_variable
+from seq2seq_app.core.float32_copy import Float32Copy, stored_variable
 
 
 class Echo(ExportBase):
@@ -60,6 +60,40 @@ def test_save_writes_every_signature_and_the_weights_once(tmp_path):
         str(tmp_path / "echo" / "variables" / "variables")
     ).get_variable_to_dtype_map()
     assert sorted(dtypes[name].name for name in weights) == ["float16", "float32"]  # the kernel is a matrix
+
+
+class Transposing(ExportBase):
+    """A Dense layer whose kernel the signature reads only transposed, from `transposed_weights`."""
+
+    SIGNATURES = ("project",)
+
+    def __init__(self, kernel: np.ndarray):
+        model = keras.Sequential([keras.Input((kernel.shape[0],)), keras.layers.Dense(kernel.shape[1])])
+        model.layers[0].kernel.assign(kernel)
+        super().__init__(model, transposed=[model.layers[0].kernel])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="x")], autograph=False)
+    def project(self, x):
+        (table,) = self.transposed_weights()  # [units, inputs]
+        return {"y": tf.matmul(x, table, transpose_b=True)}
+
+
+def test_a_transposed_weight_is_stored_once_in_its_own_shape_and_read_transposed(tmp_path):
+    rng = np.random.default_rng(2)
+    kernel = rng.normal(size=(7, 5)).astype(np.float32)
+    x = rng.normal(size=(3, 7)).astype(np.float32)
+    export = Transposing(kernel)
+    assert export.transposed_weights()[0].shape == (5, 7)
+    out = export.project(x)["y"].numpy()
+    np.testing.assert_allclose(out, x @ kernel, rtol=2e-2, atol=2e-2 * np.abs(x @ kernel).max())
+    export.save(tmp_path / "t")
+    stored = tf.train.list_variables(str(tmp_path / "t" / "variables" / "variables"))
+    shapes = sorted(shape for name, shape in stored if name.endswith("VARIABLE_VALUE"))
+    assert shapes == [[5], [7, 5]]  # the bias and the kernel, once, as the model has it
+    loaded = tf.saved_model.load(str(tmp_path / "t"))  # held: its functions need its variables
+    np.testing.assert_array_equal(loaded.project(x)["y"].numpy(), out)
+    with pytest.raises(ValueError, match="only matrices"):
+        Float32Copy(export.model_variables, transposed=[1])  # the bias
 
 
 class Projection(ExportBase):

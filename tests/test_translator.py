@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+from keras import ops
 
 from seq2seq_app.core.layers.attention_decoder import AttentionDecoder
 from seq2seq_app.core.layers.cross_attention import CrossAttention
@@ -82,10 +83,14 @@ def test_step_by_step_decoding_equals_full_sequence(cell, attention):
     model = Translator(30, 30, 8, 6, cell=cell, encoder_layers=2, decoder_layers=2, attention=attention)
     full_logits, full_attention = model({"source": source, "target_in": target}, return_attention=True)
     state = model.encode(source)
+    table = ops.transpose(model.tied_embeddings)  # as the exports hold it
     for t in range(target.shape[1]):
-        logits, weights, state = model.decode_step(target[:, t], state)
+        logits, weights, next_state = model.decode_step(target[:, t], state)
         np.testing.assert_allclose(np.asarray(logits), np.asarray(full_logits)[:, t], atol=1e-5)
         np.testing.assert_allclose(np.asarray(weights), np.asarray(full_attention)[:, t], atol=1e-5)
+        from_table = model.decode_step(target[:, t], state, output_table=table)
+        np.testing.assert_allclose(np.asarray(from_table[0]), np.asarray(logits), atol=1e-5)
+        state = next_state
 
 
 def test_translator_is_padding_invariant_on_both_sides():

@@ -1,5 +1,6 @@
 import json
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -180,15 +181,15 @@ def _pieces(sentences: list[str], size: int, lowercase: bool):
 class _CopyModel:
     """Decodes a source's piece ids back in order, attending to each in turn (and then END)."""
 
-    weights: list = []
-
     def __init__(self, vocab_size: int):
         self.vocab_size = vocab_size
+        self.tied_embeddings = keras.Variable(np.zeros([vocab_size, 2], "float32"))  # unused
+        self.weights = [self.tied_embeddings]
 
     def encode(self, ids):
         return ids, tf.zeros([tf.shape(ids)[0]], tf.int32)
 
-    def decode_step(self, tokens, state):
+    def decode_step(self, tokens, state, output_table):
         ids, position = state
         width = tf.shape(ids)[1]
         at = tf.minimum(position, width - 1)
@@ -301,8 +302,8 @@ def test_a_text_of_many_sentences_keeps_its_first_units_and_says_it_was_cut():
 class _EndlessModel(_CopyModel):
     """Never writes END: always the first source piece."""
 
-    def decode_step(self, tokens, state):
-        logits, attention, state = super().decode_step(tokens, state)
+    def decode_step(self, tokens, state, output_table):
+        logits, attention, state = super().decode_step(tokens, state, output_table)
         return 10.0 * tf.one_hot(state[0][:, 0], self.vocab_size), attention, state
 
 

@@ -13,6 +13,8 @@ palette). `status` is "ok", "not an image", "corrupt" (starts like an image but 
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import tensorflow as tf
 
@@ -52,7 +54,8 @@ class CaptionerExport(ExportBase):
         length_penalty: float = 0.6,
         float16_storage: bool = True,
     ):
-        super().__init__(backbone, model, float16_storage=float16_storage)
+        # Read by every step from a transposed copy (see `AttentionDecoder`).
+        super().__init__(backbone, model, float16_storage=float16_storage, transposed=[model.tied_embeddings])
         self._regions = backbone.__call__
         self._encode = model.encode
         self._step = model.decode_step
@@ -66,9 +69,10 @@ class CaptionerExport(ExportBase):
         blank = tf.reshape(tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8)), [1])
         pixels, status = images.decode_images(self.non_empty(image, blank), self.image_size)
         regions, encode, step = self.with_weights(self._regions, self._encode, self._step)
+        (output_table,) = self.transposed_weights()
         state = encode(regions(pixels))
         search = {
-            "step_fn": step,
+            "step_fn": functools.partial(step, output_table=output_table),
             "state": state,
             "start_tokens": tf.fill([tf.shape(pixels)[0]], START_ID),
             # A refused image decodes no step: its caption is "".

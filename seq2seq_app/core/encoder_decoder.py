@@ -40,14 +40,23 @@ class EncoderDecoder(keras.Model):
     def encode(self, source, training=None):
         raise NotImplementedError
 
-    def decode_step(self, token_ids, state):
-        """One decoding step: token_ids [batch] → (logits [batch, vocab], attention, state)."""
+    @property
+    def tied_embeddings(self) -> keras.Variable:
+        """The decoder's token embeddings, which also score its outputs: `decode_step` may be
+        given them transposed, as `output_table`."""
+        return self.decoder.embedding.embeddings
+
+    def decode_step(self, token_ids, state, output_table=None):
+        """One decoding step: token_ids [batch] → (logits [batch, vocab], attention, state).
+
+        `output_table`, if given, is `tied_embeddings` transposed (see `AttentionDecoder`)."""
         logits, weights, states = self.decoder(
             ops.expand_dims(token_ids, 1),
             state.memory,
             state.memory_mask,
             state.decoder_states,
             keys=state.keys,
+            output_table=output_table,
         )
         return logits[:, 0], weights[:, 0], state._replace(decoder_states=states)
 

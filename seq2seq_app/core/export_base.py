@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -27,6 +27,9 @@ class ExportBase(tf.Module):
         *models: the Keras models whose weights the SavedModel stores.
         float16_storage: store matrices in float16 (half the size; see `stored_variable`) rather
             than float32 (the Keras model's exact weights).
+        transposed: weights of the models that the signatures read only transposed, from
+            `transposed_weights` (a decoder's tied embeddings, as its output projection's right
+            operand): the copy holds them so, and `with_weights` does not map them.
 
     Example:
     >>> class Doubler(ExportBase):
@@ -44,7 +47,9 @@ class ExportBase(tf.Module):
 
     SIGNATURES: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, *models: keras.Model, float16_storage: bool = True):
+    def __init__(
+        self, *models: keras.Model, float16_storage: bool = True, transposed: Sequence[keras.Variable] = ()
+    ):
         super().__init__()
         # The SavedModel stores its own variables (matrices in float16) and the Keras models are
         # held only through their bound methods and a closure: tracking them would store every
@@ -52,7 +57,8 @@ class ExportBase(tf.Module):
         # layers).
         weights = [v for model in models for v in model.weights]
         self.model_variables = [stored_variable(v.value, float16_storage) for v in weights]
-        self.float32_copy = Float32Copy(self.model_variables)
+        self._transposed = [next(i for i, w in enumerate(weights) if w is v) for v in transposed]
+        self.float32_copy = Float32Copy(self.model_variables, self._transposed)
         self._keras_weights = lambda: weights
 
     def refresh_weights(self) -> None:
@@ -72,7 +78,10 @@ class ExportBase(tf.Module):
 
         The Keras variables are mapped to the copy's tensors with `keras.StatelessScope`, so the
         models' own code runs unchanged and no graph reads a Keras variable."""
-        mapping = list(zip(self._keras_weights(), self.float32_copy.values()))
+        # A transposed weight has no value of its variable's shape: the functions given it read
+        # `transposed_weights` instead.
+        pairs = enumerate(zip(self._keras_weights(), self.float32_copy.values()))
+        mapping = [pair for i, pair in pairs if i not in self._transposed]
 
         def reading(function: Callable) -> Callable:
             def call(*args, **kwargs):
@@ -82,6 +91,11 @@ class ExportBase(tf.Module):
             return call
 
         return tuple(reading(function) for function in model_functions)
+
+    def transposed_weights(self) -> list[tf.Tensor]:
+        """The `transposed` weights, transposed, read here once as `with_weights` reads the rest."""
+        values = self.float32_copy.values()
+        return [values[i] for i in self._transposed]
 
     @staticmethod
     def non_empty(batch: tf.Tensor, stand_in: tf.Tensor) -> tf.Tensor:

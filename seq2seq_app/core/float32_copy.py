@@ -51,8 +51,13 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
     The graphs read the copy, not the variables: assigning to a loaded SavedModel's
     `model_variables` does not change its outputs.
 
+    A matrix listed in `transposed` is held transposed instead (whatever its stored dtype), for a
+    product that reads it as the right operand: TensorFlow's CPU matmul repacks a transposed
+    right operand on every call, and transposing it in every call would cost as much.
+
     Args:
         stored: the SavedModel's variables (see `stored_variable`), tracked by their owner.
+        transposed: indices into `stored` of matrices the copy holds (and `values` gives) transposed.
 
     Example:
     >>> kernel = stored_variable(tf.Variable(tf.ones([3, 2])))
@@ -60,14 +65,19 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
     tf.float32
     """
 
-    def __init__(self, stored: Sequence[tf.Variable]):
+    def __init__(self, stored: Sequence[tf.Variable], transposed: Sequence[int] = ()):
         # A plain list: a resource does not track attributes, and the variables belong to the
         # SavedModel under their owner's names.
         self._stored = list(stored)
-        self._halves = [i for i, v in enumerate(self._stored) if v.dtype == tf.float16]
+        self._transposed = frozenset(transposed)
+        if any(self._stored[i].shape.rank != 2 for i in self._transposed):
+            raise ValueError("only matrices can be held transposed")
+        self._copied = [
+            i for i, v in enumerate(self._stored) if v.dtype == tf.float16 or i in self._transposed
+        ]
         self._first_row = {}
         rows = 0
-        for i in self._halves:
+        for i in self._copied:
             self._first_row[i] = rows
             rows += -(-self._stored[i].shape.num_elements() // ROW)
         self._rows = rows
@@ -75,9 +85,9 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
         # never share a copy (refreshing one would change the other) and a fresh process
         # saving the same weights writes the same graph; loaders rename it once more per load.
         digest = hashlib.sha256()
-        for variable in self._stored:
+        for i, variable in enumerate(self._stored):
             digest.update(str(variable.shape).encode() + variable.dtype.name.encode())
-            digest.update(variable.numpy().tobytes())
+            digest.update(variable.numpy().tobytes() + (b"T" if i in self._transposed else b""))
         self._shared_name = f"float32_copy_{digest.hexdigest()[:32]}_{next(_NUMBERS)}"
         super().__init__()
         self._initialize()
@@ -91,8 +101,11 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
     # each load keeps its copy until the process ends: load a model once and keep it.
     def _initialize(self):
         rows = [tf.zeros([0, ROW])]
-        for i in self._halves:
-            flat = tf.reshape(tf.cast(self._stored[i], tf.float32), [-1])
+        for i in self._copied:
+            value = self._stored[i]
+            if i in self._transposed:  # in its stored dtype: half the bytes of a float32 transpose
+                value = tf.transpose(value)
+            flat = tf.reshape(tf.cast(value, tf.float32), [-1])
             padding = -flat.shape[0] % ROW
             rows.append(tf.reshape(tf.pad(flat, [[0, padding]]), [-1, ROW]))
         return tf.raw_ops.AssignVariableOp(resource=self.resource_handle, value=tf.concat(rows, 0))
@@ -102,8 +115,8 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
         self._initialize()
 
     def values(self) -> list[tf.Tensor]:
-        """Every stored weight as float32, in order, read where this is called (read once before
-        a search loop, not in every step)."""
+        """Every stored weight as float32, in order (those in `transposed` transposed), read where
+        this is called (read once before a search loop, not in every step)."""
         copy = tf.raw_ops.ReadVariableOp(resource=self.resource_handle, dtype=tf.float32)
         copy = tf.ensure_shape(copy, [self._rows, ROW])
         values = []
@@ -116,5 +129,6 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
             flat = tf.reshape(rows, [-1])
             if size % ROW:
                 flat = flat[:size]
-            values.append(tf.reshape(flat, variable.shape))
+            shape = list(reversed(variable.shape)) if i in self._transposed else variable.shape
+            values.append(tf.reshape(flat, shape))
         return values

@@ -14,6 +14,7 @@ never cut; the outputs join the sentences back into one row per text.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import tensorflow as tf
@@ -102,7 +103,8 @@ class TranslatorExport(ExportBase):
     ):
         if type(source_vocab) is not type(target_vocab):
             raise TypeError("source and target vocabularies must be of one kind (both words or both pieces)")
-        super().__init__(model, float16_storage=float16_storage)
+        # Read by every step from a transposed copy (see `AttentionDecoder`).
+        super().__init__(model, float16_storage=float16_storage, transposed=[model.tied_embeddings])
         self._encode = model.encode
         self._step = model.decode_step
         self.subwords = source_vocab if isinstance(source_vocab, SubwordVocabulary) else None
@@ -217,8 +219,9 @@ class TranslatorExport(ExportBase):
         """(the source, the search's keyword arguments) for a batch of texts."""
         source = self._encode_text(self.non_empty(texts, tf.constant([""])))
         encode, step = self.with_weights(self._encode, self._step)
+        (output_table,) = self.transposed_weights()
         step, state = decoding.no_repeat_ngrams(
-            step,
+            functools.partial(step, output_table=output_table),
             encode(source.ids),
             self.no_repeat_ngram_size,
             tf.reduce_max(source.max_lengths),

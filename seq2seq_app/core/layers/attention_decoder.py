@@ -29,6 +29,14 @@ class AttentionDecoder(keras.layers.Layer):
         dropout: dropout rate.
         **kwargs: forwarded to `keras.layers.Layer`.
 
+    Call args:
+        token_ids, memory, memory_mask, states, keys, training: the tokens so far (or the last
+            one), the encoder's memory, its mask, the recurrent states and the projected keys.
+        output_table: for a single step, the token embeddings transposed ([embedding_dim,
+            vocab_size]), read instead of the embedding table: as the output projection's right
+            operand it is read in place, where the [vocab_size, embedding_dim] table is repacked
+            on every call (exports keep it so; see `ExportBase`).
+
     Returns (from `call`):
         logits: [batch, length, vocab_size], float32.
         attention: [batch, length, memory_length], rows sum to 1 over unmasked memory.
@@ -70,8 +78,13 @@ class AttentionDecoder(keras.layers.Layer):
         self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
         self.output_bias = self.add_weight(shape=(vocab_size,), initializer="zeros", name="output_bias")
 
-    def call(self, token_ids, memory, memory_mask, states, keys=None, training=None):
-        x = self.dropout_layer(self.embedding(token_ids), training=training)
+    def call(self, token_ids, memory, memory_mask, states, keys=None, training=None, output_table=None):
+        if output_table is None:
+            x = self.embedding(token_ids)
+        else:  # one step: the rows of the previous tokens are the table's columns
+            x = ops.take(ops.cast(output_table, self.compute_dtype), token_ids[:, 0], axis=1)
+            x = ops.expand_dims(ops.transpose(x), 1)
+        x = self.dropout_layer(x, training=training)
         new_states = []
         for i, (rnn, state) in enumerate(zip(self.rnns, states)):
             if x.shape[1] == 1:
@@ -87,14 +100,16 @@ class AttentionDecoder(keras.layers.Layer):
         context, weights = self.attention(x, memory, memory_mask, keys=keys)
         x = self.combine(ops.concatenate([x, ops.cast(context, x.dtype)], axis=-1))
         x = self.dropout_layer(x, training=training)
-        logits = self._tied_logits(x) + ops.cast(self.output_bias, x.dtype)
+        logits = self._tied_logits(x, output_table) + ops.cast(self.output_bias, x.dtype)
         return ops.cast(logits, "float32"), ops.cast(weights, "float32"), new_states
 
-    def _tied_logits(self, x):
+    def _tied_logits(self, x, output_table=None):
         """x [batch, length, embedding_dim] scored against every token embedding.
 
         Tied embeddings (Press & Wolf, 2017): fewer parameters, better perplexity.
         """
+        if output_table is not None:
+            return ops.expand_dims(ops.matmul(x[:, 0], ops.cast(output_table, x.dtype)), 1)
         embeddings = ops.cast(self.embedding.embeddings, x.dtype)
         if x.shape[1] != 1:
             return ops.matmul(x, ops.transpose(embeddings))
