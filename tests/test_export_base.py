@@ -67,10 +67,11 @@ class Transposing(ExportBase):
 
     SIGNATURES = ("project",)
 
-    def __init__(self, kernel: np.ndarray):
+    def __init__(self, kernel: np.ndarray, float16_storage: bool = True):
         model = keras.Sequential([keras.Input((kernel.shape[0],)), keras.layers.Dense(kernel.shape[1])])
         model.layers[0].kernel.assign(kernel)
-        super().__init__(model, transposed=[model.layers[0].kernel])
+        self.kernel = lambda: model.layers[0].kernel  # not an attribute: it would be saved again
+        super().__init__(model, float16_storage=float16_storage, transposed=[model.layers[0].kernel])
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="x")], autograph=False)
     def project(self, x):
@@ -92,8 +93,20 @@ def test_a_transposed_weight_is_stored_once_in_its_own_shape_and_read_transposed
     assert shapes == [[5], [7, 5]]  # the bias and the kernel, once, as the model has it
     loaded = tf.saved_model.load(str(tmp_path / "t"))  # held: its functions need its variables
     np.testing.assert_array_equal(loaded.project(x)["y"].numpy(), out)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:  # as TF Serving loads it
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(tmp_path / "t"))
+        signature = meta.signature_def["serving_default"]
+        served = session.run(signature.outputs["y"].name, {signature.inputs["x"].name: x})
+    np.testing.assert_allclose(served, out, rtol=1e-6, atol=1e-6)
+    # A float32 weight is copied too, so it can be held transposed, and refreshed like the rest.
+    exact = Transposing(kernel, float16_storage=False)
+    exact.kernel().assign(2 * kernel)
+    exact.refresh_weights()
+    np.testing.assert_allclose(exact.project(x)["y"].numpy(), 2 * x @ kernel, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="only matrices"):
         Float32Copy(export.model_variables, transposed=[1])  # the bias
+    with pytest.raises(ValueError, match="weights of the exported models"):
+        ExportBase(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]), transposed=[exact.kernel()])
 
 
 class Projection(ExportBase):

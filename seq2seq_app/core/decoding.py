@@ -35,7 +35,9 @@ def _ban(logits: tf.Tensor, banned_ids: Sequence[int]) -> tf.Tensor:
     return logits + bias
 
 
-def _without_finished(done: tf.Tensor, per_unit, per_row=(), group: int | tf.Tensor = 1) -> tuple:
+def _without_finished(
+    done: tf.Tensor, per_unit: object, per_row: object = (), group: int | tf.Tensor = 1
+) -> tuple:
     """The values of the units not `done` [units], once at least a quarter of them are done;
     otherwise the values as they are. `per_unit` tensors have one row per unit, `per_row` ones
     `group` consecutive rows per unit (a sentence's beams). Returns (per_unit, per_row).
@@ -61,7 +63,7 @@ def _without_finished(done: tf.Tensor, per_unit, per_row=(), group: int | tf.Ten
     return tf.cond(4 * tf.reduce_sum(tf.cast(live, tf.int32)) <= 3 * units, drop, lambda: (per_unit, per_row))
 
 
-def _rows_dynamic(values, every_dimension: bool = False):
+def _rows_dynamic(values: object, every_dimension: bool = False) -> object:
     """Shape invariants for the tensors in `values` whose first dimension (with `every_dimension`:
     every one) may change in a loop; the other dimensions stay known to the step inside."""
 

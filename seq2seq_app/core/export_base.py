@@ -57,7 +57,9 @@ class ExportBase(tf.Module):
         # layers).
         weights = [v for model in models for v in model.weights]
         self.model_variables = [stored_variable(v.value, float16_storage) for v in weights]
-        self._transposed = [next(i for i, w in enumerate(weights) if w is v) for v in transposed]
+        self._transposed = [i for v in transposed for i, w in enumerate(weights) if w is v]
+        if len(self._transposed) != len(transposed):
+            raise ValueError("transposed weights must be weights of the exported models")
         self.float32_copy = Float32Copy(self.model_variables, self._transposed)
         self._keras_weights = lambda: weights
 

@@ -81,7 +81,9 @@ class AttentionDecoder(keras.layers.Layer):
     def call(self, token_ids, memory, memory_mask, states, keys=None, training=None, output_table=None):
         if output_table is None:
             x = self.embedding(token_ids)
-        else:  # one step: the rows of the previous tokens are the table's columns
+        elif token_ids.shape[1] != 1:
+            raise ValueError("output_table serves single steps: token_ids must be [batch, 1]")
+        else:  # the rows of the previous tokens are the table's columns
             x = ops.take(ops.cast(output_table, self.compute_dtype), token_ids[:, 0], axis=1)
             x = ops.expand_dims(ops.transpose(x), 1)
         x = self.dropout_layer(x, training=training)
