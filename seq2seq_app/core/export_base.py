@@ -82,8 +82,9 @@ class ExportBase(tf.Module):
         models' own code runs unchanged and no graph reads a Keras variable."""
         # A transposed weight has no value of its variable's shape: the functions given it read
         # `transposed_weights` instead.
-        pairs = enumerate(zip(self._keras_weights(), self.float32_copy.values()))
-        mapping = [pair for i, pair in pairs if i not in self._transposed]
+        mapped = [i for i in range(len(self.model_variables)) if i not in self._transposed]
+        weights = self._keras_weights()
+        mapping = list(zip([weights[i] for i in mapped], self.float32_copy.values(mapped)))
 
         def reading(function: Callable) -> Callable:
             def call(*args, **kwargs):
@@ -96,8 +97,7 @@ class ExportBase(tf.Module):
 
     def transposed_weights(self) -> list[tf.Tensor]:
         """The `transposed` weights, transposed, read here once as `with_weights` reads the rest."""
-        values = self.float32_copy.values()
-        return [values[i] for i in self._transposed]
+        return self.float32_copy.values(self._transposed)
 
     @staticmethod
     def non_empty(batch: tf.Tensor, stand_in: tf.Tensor) -> tf.Tensor:

@@ -114,13 +114,15 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
         """Copies the stored variables into the copy again, after they were assigned to."""
         self._initialize()
 
-    def values(self) -> list[tf.Tensor]:
-        """Every stored weight as float32, in order (those in `transposed` transposed), read where
-        this is called (read once before a search loop, not in every step)."""
+    def values(self, indices: Sequence[int] | None = None) -> list[tf.Tensor]:
+        """The stored weights at `indices` (default: all, in order) as float32, those in
+        `transposed` transposed, read where this is called (read once before a search loop, not in
+        every step)."""
         copy = tf.raw_ops.ReadVariableOp(resource=self.resource_handle, dtype=tf.float32)
         copy = tf.ensure_shape(copy, [self._rows, ROW])
         values = []
-        for i, variable in enumerate(self._stored):
+        for i in range(len(self._stored)) if indices is None else indices:
+            variable = self._stored[i]
             if i not in self._first_row:
                 values.append(tf.convert_to_tensor(variable))
                 continue
