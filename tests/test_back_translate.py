@@ -70,3 +70,19 @@ def test_end_to_end_with_a_trained_translator_and_resume(trained_export, tmp_pat
     assert [p[0] for p in pairs] == ["El gato come pan.", "El perro bebe agua.", "María ve la casa."]
     assert all(p[1].strip() for p in pairs)
     assert bt.run(bt.build_parser().parse_args([*flags, "--min-words", "2"])) == 0  # all done already
+
+
+def test_a_column_of_tab_separated_lines_is_read_unquoted_and_without_html_breaks():
+    imdb = 'train_pos_0\t9\t1\t"A ""cult"" film.<br /><br />I loved it."\n'
+    assert bt.text_of(imdb, 3) == 'A "cult" film.  I loved it.'
+    assert bt.text_of('"Go," he said.\t"Va", dit-il.\n', 0) == '"Go," he said.'
+    assert bt.text_of("no tabs here\n", 2) == ""
+    assert bt.text_of("line one<BR>line two\n", None) == "line one line two\n"
+    sentences = list(bt.split_into_sentences([bt.text_of(imdb, 3)]))
+    assert sentences == ['A "cult" film.', "I loved it."]
+
+
+def test_a_negative_column_is_a_clear_error(tmp_path):
+    mono = _write(tmp_path, TEXT)
+    with pytest.raises(SystemExit, match="--column"):
+        bt.main(["--model", "x", "--input", str(mono), "--output", "o", "--column", "-1"])

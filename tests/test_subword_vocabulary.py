@@ -1,7 +1,7 @@
 import collections
 
 import tensorflow as tf
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from seq2seq_app.core import text
@@ -139,3 +139,30 @@ def test_numpy_encoding_for_training_is_the_in_graph_segmentation():
     expected = vocab.segment(tf.ragged.constant(rows, tf.string))[0].to_list()
     assert [ids.tolist() for ids in encoded] == expected and encoded[-2].dtype == "int32"
     assert vocab.encode_numpy([]) == []
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.lists(st.text("casob#é🙂", max_size=9), max_size=5), min_size=1, max_size=4),
+    st.sampled_from([3, 24]),
+)
+@example([["casas", "cas", "##", "##as", "caso", "", "🙂"]], 3)
+@example([["casas", "cas", "##", "##as", "caso", "", "🙂"]], 24)
+def test_the_whole_word_shortcut_segments_exactly_as_longest_match_alone(sentences, max_piece_chars):
+    # Pieces longer than max_piece_chars (never matched) and a bare "##" piece probe the shortcut's edges.
+    vocab = SubwordVocabulary(
+        ["casas", "cas", "##as", "a", "##a", "s", "##s", "o", "##o", "##"], max_piece_chars
+    )
+    words = tf.ragged.constant(sentences, tf.string, ragged_rank=1)
+    ids, pieces, word_index = vocab.segment(words)
+    alone, starts, spans = (t.numpy() for t in vocab._longest_match(words.flat_values))
+    keep = alone >= 0
+    assert ids.flat_values.numpy().tolist() == alone[keep].tolist()
+    flat = [w for s in sentences for w in s]
+    owners = keep.nonzero()[0]
+    expected = [
+        ("##" if start else "") + flat[o][start : start + span]
+        for o, start, span in zip(owners, starts[keep], spans[keep])
+    ]
+    assert [p.decode() for p in pieces.flat_values.numpy()] == expected
+    assert ids.row_lengths().numpy().tolist() == word_index.row_lengths().numpy().tolist()

@@ -31,6 +31,21 @@ def _normalise(sentence: str) -> str:
     return re.sub(r"\W+", " ", sentence.lower()).strip()
 
 
+def text_of(line: str, column: int | None) -> str:
+    """The text of one input line: the whole line, or tab-separated field `column`.
+
+    A field wrapped in double quotes with `""` escapes inside (CSV-style quoting, as the IMDB
+    export has) is unwrapped; HTML line breaks (`<br />`, common in scraped reviews) become spaces,
+    so they neither reach the reverse model nor glue two sentences together.
+    """
+    if column is not None:
+        fields = line.rstrip("\n").split("\t")
+        line = fields[column] if len(fields) > column else ""
+        if len(line) >= 2 and line[0] == line[-1] == '"':
+            line = line[1:-1].replace('""', '"')
+    return re.sub(r"<br\s*/?>", " ", line, flags=re.IGNORECASE)
+
+
 def split_into_sentences(lines: Iterable[str], batch: int = 4096) -> Iterator[str]:
     """Each non-blank line's sentences, split by the same in-graph rule the translator uses."""
     import tensorflow as tf
@@ -107,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="the reverse translator's SavedModel directory")
     parser.add_argument("--input", required=True, nargs="+", help="monolingual text files, one text a line")
     parser.add_argument("--output", required=True, help="pair file to append to (resumes if it exists)")
+    parser.add_argument(
+        "--column",
+        type=int,
+        default=None,
+        help="read tab-separated field N (0-based) of each line instead of the whole line, e.g. 0 "
+        "for the English of a Tatoeba pair file, 3 for the text of ../shared's IMDB file",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--beam-size", type=int, default=0, help="0 for greedy (fastest)")
     parser.add_argument("--min-words", type=int, default=3)
@@ -121,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1 or args.min_words < 1 or args.max_words < args.min_words or args.limit < 0:
         raise SystemExit("--batch-size and --min-words must be ≥ 1, --max-words ≥ --min-words, --limit ≥ 0")
+    if args.column is not None and args.column < 0:
+        raise SystemExit("--column counts fields from 0")
     try:
         translator = LoadedTranslator(args.model)
     except FileNotFoundError as e:
@@ -133,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         for path in args.input:
             try:
                 with open(path, encoding="utf-8", errors="replace") as f:
-                    yield from f
+                    yield from (text_of(line, args.column) for line in f)
             except OSError as e:
                 raise SystemExit(f"cannot read {path}: {e}") from e
 

@@ -178,6 +178,44 @@ class SubwordVocabulary:
         flat = words.flat_values
         n = tf.shape(flat)[0]
         lengths = tf.strings.length(flat, unit="UTF8_CHAR")
+        whole = tf.cast(self.vocab.table.lookup(flat), tf.int32)
+        # A word that is itself a piece is its own longest match (the longest span is tried first),
+        # so only the other words, a small share of running text, go through the matching loop.
+        is_piece = tf.not_equal(whole, UNK_ID) & (lengths <= self.max_piece_chars)
+        others_at = tf.where(~is_piece)
+        # Skipped when every word is a piece, as in most short sentences: the loop's fixed cost is
+        # most of a one-sentence segmentation.
+        matched = tf.cond(
+            tf.size(others_at) > 0,
+            lambda: tf.stack(self._longest_match(tf.gather_nd(flat, others_at)), axis=-1),
+            lambda: tf.zeros([0, 1, 3], tf.int32),
+        )  # [others, steps, 3]
+        # Every word's (id, start, length) per piece, [words, steps, 3]: a piece word's one piece
+        # first, then the matched words' rows in place; only the real pieces are kept (ids ≥ 0).
+        steps = tf.shape(matched)[1]
+        own = tf.stack([whole, tf.zeros_like(whole), lengths], axis=-1)[:, None, :]
+        padding = tf.fill(tf.stack([n, steps - 1, 3]), -1)
+        per_word = tf.tensor_scatter_nd_update(tf.concat([own, padding], axis=1), others_at, matched)
+        counts = tf.reduce_sum(tf.cast(per_word[:, :, 0] >= 0, tf.int32), axis=1)
+        piece_ids, starts, spans = tf.unstack(tf.boolean_mask(per_word, per_word[:, :, 0] >= 0), axis=1)
+        owners = tf.repeat(tf.range(n), counts)
+        text = tf.strings.substr(tf.gather(flat, owners), starts, spans, "UTF8_CHAR")
+        text = tf.where(starts > 0, CONTINUATION + text, text)
+        # A sentence's pieces start where its first word's pieces start.
+        piece_splits = tf.concat([[0], tf.cumsum(tf.cast(counts, tf.int64))], axis=0)
+        sentence_ids = tf.RaggedTensor.from_row_splits(
+            piece_ids, tf.gather(piece_splits, words.row_splits), validate=False
+        )
+        row_starts = tf.cast(words.row_starts(), tf.int32)
+        in_sentence = tf.range(n) - tf.gather(row_starts, tf.cast(words.value_rowids(), tf.int32))
+        word_index = tf.repeat(in_sentence, counts)
+        return sentence_ids, sentence_ids.with_flat_values(text), sentence_ids.with_flat_values(word_index)
+
+    def _longest_match(self, flat: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Greedy longest match of each word of `flat` [n]: (piece ids, piece starts, piece
+        lengths in characters), each int32 [n, steps ≥ 1]; one batched lookup per step."""
+        n = tf.shape(flat)[0]
+        lengths = tf.strings.length(flat, unit="UTF8_CHAR")
         widths = tf.range(1, self.max_piece_chars + 1)
         table = self.vocab.table
 
@@ -201,28 +239,13 @@ class SubwordVocabulary:
 
         arrays = [tf.TensorArray(tf.int32, size=0, dynamic_size=True) for _ in range(3)]
         _, _, ids_ta, start_ta, len_ta = tf.while_loop(
-            # At least one step, so an empty batch still stacks to a [1, 0] array.
+            # At least one step, so no words at all still stack to a [1, 0] array.
             lambda i, pos, *_: (i < 1) | tf.reduce_any(pos < lengths),
             step,
             [tf.constant(0), tf.zeros([n], tf.int32), *arrays],
         )
-        ids = tf.transpose(ids_ta.stack())  # [words, steps]; -1 after a word's last piece
-        starts = tf.transpose(start_ta.stack())
-        spans = tf.transpose(len_ta.stack())
-        keep = ids >= 0
-        word_ids = tf.ragged.boolean_mask(ids, keep)  # [words, (pieces)]
-        starts = tf.ragged.boolean_mask(starts, keep)
-        spans = tf.ragged.boolean_mask(spans, keep)
-        owners = tf.repeat(tf.range(n), word_ids.row_lengths())
-        text = tf.strings.substr(tf.gather(flat, owners), starts.flat_values, spans.flat_values, "UTF8_CHAR")
-        text = tf.where(starts.flat_values > 0, CONTINUATION + text, text)
-        per_word = words.with_flat_values(word_ids)  # [b, (words), (pieces)]
-        sentence_ids = per_word.merge_dims(1, 2)
-        pieces = sentence_ids.with_flat_values(text)
-        row_starts = tf.cast(words.row_starts(), tf.int32)
-        in_sentence = tf.range(n) - tf.gather(row_starts, tf.cast(words.value_rowids(), tf.int32))
-        word_index = tf.repeat(in_sentence, tf.cast(word_ids.row_lengths(), tf.int32))
-        return sentence_ids, pieces, sentence_ids.with_flat_values(word_index)
+        # [words, steps] each; a word's id is -1 after its last piece.
+        return tuple(tf.transpose(ta.stack()) for ta in (ids_ta, start_ta, len_ta))
 
     def unknown_characters(self, words: tf.RaggedTensor) -> tf.Tensor:
         """The characters of each sentence that no piece covers, joined: string [b] ("" if none)."""

@@ -277,9 +277,10 @@ class TranslatorExport(ExportBase):
         # second copied word is lost.
         attended = tf.argmax(attention, axis=-1, output_type=tf.int32)
         same_word = tf.pad(tf.equal(attended[:, 1:], attended[:, :-1]), [[0, 0], [1, 0]])
-        pieces = tf.where(unknown & same_word, CONTINUATION + UNK, pieces)
+        continues_unknown = unknown & same_word
+        pieces = tf.where(continues_unknown, CONTINUATION + UNK, pieces)
         first = tf.equal(tf.range(tf.shape(ids)[1]), 0)[None, :]
-        starts = keep & (first | ~tf.strings.regex_full_match(pieces, CONTINUATION + ".*"))
+        starts = keep & (first | (tf.gather(self.word_starts, ids) & ~continues_unknown))
         word_of = tf.where(keep, tf.cumsum(tf.cast(starts, tf.int32), axis=1) - 1, -1)  # [b, t]
         n_words = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(starts, tf.int32), axis=1)), 0)
         members = tf.transpose(tf.one_hot(word_of, n_words), [0, 2, 1])  # [b, t_words, t]
