@@ -108,19 +108,27 @@ def test_empty_text_shows_a_message_and_the_app_keeps_serving(page):
     assert "read" in _value_of(page, "translation").lower()
 
 
-def test_the_subword_translator_can_be_chosen(page):
-    if not (ROOT / "saved_models" / "translate_spa_en_subword" / "saved_model.pb").exists():
-        pytest.skip("no subword translator is shipped")
+def test_numbers_come_through_and_the_heatmap_shows_words(page):
+    page.get_by_role("tab", name="Translate").click()
+    page.locator("#spanish textarea").fill("El hospital tiene 45 camas.")
+    page.locator("#translate-button").click()
+    page.wait_for_function("document.querySelector('#translation textarea').value.includes('45')")
+    heatmap = page.locator("#attention table.attention-heatmap")
+    heatmap.locator("th", has_text="camas").wait_for()  # a shipped subword model's pieces merged back
+    assert heatmap.locator("th", has_text="camas").count() == 1
+
+
+def test_the_word_translator_can_be_chosen(page):
+    if not (ROOT / "saved_models" / "translate_spa_en_word" / "saved_model.pb").exists():
+        pytest.skip("no word translator is shipped")
     page.get_by_role("tab", name="Translate").click()
     choice = page.locator("#translator")
-    choice.get_by_text("subword pieces", exact=False).click()
+    choice.get_by_text("whole words", exact=False).click()
     try:
-        page.locator("#spanish textarea").fill("El hospital tiene 45 camas.")
+        page.locator("#spanish textarea").fill("Me gusta leer.")
         page.locator("#translate-button").click()
-        page.wait_for_function("document.querySelector('#translation textarea').value.includes('45')")
-        heatmap = page.locator("#attention table.attention-heatmap")
-        heatmap.locator("th", has_text="camas").wait_for()  # pieces merged back into words
-        assert heatmap.locator("th", has_text="camas").count() == 1
+        page.wait_for_function("document.querySelector('#translation textarea').value.includes('read')")
+        page.locator("#attention table.attention-heatmap th", has_text="leer").wait_for()
     finally:  # the other tests expect the first model
         choice.get_by_text("Spanish → English translation", exact=True).click()
 
@@ -179,10 +187,10 @@ def test_score_an_english_review_and_plot_its_trajectory(page):
 
 def test_models_tab_shows_each_card(page):
     page.get_by_role("tab", name="Models").click()
-    # "translation ·": the word model's own card, not the subword one's longer title.
+    # "translation ·": the default translator's own card, not the word model's longer title.
     titles = ["Spanish → English translation ·", "Image captioning (Flickr8k)", "(NSMC)", "(IMDB)"]
-    if (ROOT / "saved_models" / "translate_spa_en_subword" / "saved_model.pb").exists():
-        titles.append("subword pieces")
+    if (ROOT / "saved_models" / "translate_spa_en_word" / "saved_model.pb").exists():
+        titles.append("whole words")
     for title in titles:
         header = page.locator("#tab-models").get_by_text(title, exact=False).first
         header.wait_for(state="visible")

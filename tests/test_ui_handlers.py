@@ -345,7 +345,7 @@ def test_an_image_that_only_partly_decodes_says_so(captioner):
 def test_warm_up_calls_every_signature(translator, classifier, captioner, monkeypatch):
     models = {
         "translate": translator,
-        "translate_subword": None,
+        "translate_word": None,
         "sentiment_nsmc": classifier,
         "sentiment_imdb": None,
         "caption": captioner,

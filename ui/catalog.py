@@ -44,10 +44,10 @@ class ModelEntry:
 CATALOG = (
     ModelEntry("translate", "translate_spa_en", LoadedTranslator, "Spanish → English translation"),
     ModelEntry(
-        "translate_subword",
-        "translate_spa_en_subword",
+        "translate_word",
+        "translate_spa_en_word",
         LoadedTranslator,
-        "Spanish → English translation, subword pieces (news, names, numbers)",
+        "Spanish → English translation, whole words (the earlier model)",
         optional=True,
     ),
     ModelEntry(

@@ -23,7 +23,7 @@ HEATMAP_ROWS, HEATMAP_COLUMNS = 60, 80
 DECODING_MODES = ("greedy", "beam", "sample")
 CAPTION_MODES = ("greedy", "beam")
 SENTIMENT_MODELS = ("auto", "sentiment_nsmc", "sentiment_imdb")
-TRANSLATORS = ("translate", "translate_subword")  # catalog keys, in the order the page offers them
+TRANSLATORS = ("translate", "translate_word")  # catalog keys, in the order the page offers them
 _HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "saved_models"
 SHIPPED_MODELS = (
     "translate_spa_en",
-    "translate_spa_en_subword",
+    "translate_spa_en_word",
     "sentiment_nsmc",
     "sentiment_imdb",
     "caption_flickr8k",
