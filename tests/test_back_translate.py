@@ -76,6 +76,8 @@ def test_a_column_of_tab_separated_lines_is_read_unquoted_and_without_html_break
     imdb = 'train_pos_0\t9\t1\t"A ""cult"" film.<br /><br />I loved it."\n'
     assert bt.text_of(imdb, 3) == 'A "cult" film.  I loved it.'
     assert bt.text_of('"Go," he said.\t"Va", dit-il.\n', 0) == '"Go," he said.'
+    assert bt.text_of('"Who is it?" "It\'s me."\t¿Quién es?\r\n', 0) == '"Who is it?" "It\'s me."'
+    assert bt.text_of('id\t"a ""b"""\r\n', 1) == 'a "b"'
     assert bt.text_of("no tabs here\n", 2) == ""
     assert bt.text_of("line one<BR>line two\n", None) == "line one line two\n"
     sentences = list(bt.split_into_sentences([bt.text_of(imdb, 3)]))

@@ -157,12 +157,20 @@ def test_the_whole_word_shortcut_segments_exactly_as_longest_match_alone(sentenc
     ids, pieces, word_index = vocab.segment(words)
     alone, starts, spans = (t.numpy() for t in vocab._longest_match(words.flat_values))
     keep = alone >= 0
-    assert ids.flat_values.numpy().tolist() == alone[keep].tolist()
-    flat = [w for s in sentences for w in s]
-    owners = keep.nonzero()[0]
-    expected = [
-        ("##" if start else "") + flat[o][start : start + span]
-        for o, start, span in zip(owners, starts[keep], spans[keep])
+    # What the loop alone gives, sentence by sentence: (id, piece text, word position) per piece.
+    expected, word = [], 0
+    for sentence in sentences:
+        row = []
+        for position, token in enumerate(sentence):
+            for j in keep[word].nonzero()[0]:
+                piece = ("##" if starts[word, j] else "") + token[
+                    starts[word, j] : starts[word, j] + spans[word, j]
+                ]
+                row.append((int(alone[word, j]), piece, position))
+            word += 1
+        expected.append(row)
+    got = [
+        list(zip(i, [p.decode() for p in t], w))
+        for i, t, w in zip(ids.to_list(), pieces.to_list(), word_index.to_list())
     ]
-    assert [p.decode() for p in pieces.flat_values.numpy()] == expected
-    assert ids.row_lengths().numpy().tolist() == word_index.row_lengths().numpy().tolist()
+    assert got == expected

@@ -39,10 +39,12 @@ def text_of(line: str, column: int | None) -> str:
     so they neither reach the reverse model nor glue two sentences together.
     """
     if column is not None:
-        fields = line.rstrip("\n").split("\t")
+        fields = line.rstrip("\r\n").split("\t")
         line = fields[column] if len(fields) > column else ""
-        if len(line) >= 2 and line[0] == line[-1] == '"':
-            line = line[1:-1].replace('""', '"')
+        # Only a whole field in CSV quoting: `"Who is it?" "It's me."` is a sentence, kept as it is.
+        quoted = re.fullmatch(r'"((?:[^"]|"")*)"', line)
+        if quoted:
+            line = quoted.group(1).replace('""', '"')
     return re.sub(r"<br\s*/?>", " ", line, flags=re.IGNORECASE)
 
 

@@ -1,8 +1,8 @@
 """Train, evaluate and export a translator: `python -m training.translate --help`.
 
-Example (the shipped Spanish→English model; see its model card for the exact command):
+Example (the word-level Spanish→English model; see its model card for the exact command):
     python -m training.translate --pairs ../shared/data/translation/spa-eng/spa.txt \\
-        --source-column 1 --target-column 0 --export-dir saved_models/translate_spa_en
+        --source-column 1 --target-column 0 --export-dir saved_models/translate_spa_en_word
 
 Subwords from several weighted sources with tagged back-translation (see docs/translation.md):
     python -m training.translate --text-unit subword --pairs spa.txt --aligned 'news/news2008*3' \\
