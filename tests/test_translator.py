@@ -1,8 +1,10 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from keras import ops
 
+from seq2seq_app.core import metrics
 from seq2seq_app.core.layers.attention_decoder import AttentionDecoder
 from seq2seq_app.core.layers.cross_attention import CrossAttention
 from seq2seq_app.core.layers.recurrent_encoder import RecurrentEncoder
@@ -100,10 +102,36 @@ def test_translator_is_padding_invariant_on_both_sides():
     np.testing.assert_allclose(np.asarray(a), np.asarray(b)[:, :2], atol=1e-5)
 
 
+def test_masked_cross_entropy_has_the_loss_and_gradients_of_keras_ignore_class():
+    rng = np.random.default_rng(3)
+    source, target = batch(rng)
+    labels = np.roll(target, -1, axis=1)
+    labels[0, 2:], labels[1, 4:] = 0, 0  # padded targets
+    all_padding = np.zeros_like(labels)
+    model = Translator(30, 30, 8, 6, cell="gru")
+    keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    inputs = {"source": source, "target_in": target}
+    for y in (labels, all_padding):
+        results = []
+        for loss in (keras_loss, metrics.masked_cross_entropy):
+            model.compile(loss=loss)  # wrapped and reduced as training does
+            with tf.GradientTape() as tape:
+                value = model.compute_loss(x=inputs, y=y, y_pred=model(inputs))
+            results.append((value, tape.gradient(value, model.trainable_weights)))
+        (a, grads_a), (b, grads_b) = results
+        np.testing.assert_allclose(float(a), float(b), rtol=1e-6)
+        for ga, gb in zip(grads_a, grads_b):
+            np.testing.assert_allclose(
+                tf.convert_to_tensor(ga), tf.convert_to_tensor(gb), rtol=1e-5, atol=1e-7
+            )
+    assert float(b) == 0.0  # nothing to learn from a batch of padding
+
+
 @pytest.mark.slow  # a real fit and a save/load: seconds of CPU
 def test_translator_fits_and_saves(tmp_path):
     rng = np.random.default_rng(2)
     source, target = batch(rng)
     model = Translator(30, 30, 8, 6, cell="lstm", attention="multiplicative")
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
-    check_fit_and_save_load(model, {"source": source, "target_in": target}, target, tmp_path, loss)
+    check_fit_and_save_load(
+        model, {"source": source, "target_in": target}, target, tmp_path, metrics.masked_cross_entropy
+    )

@@ -160,7 +160,7 @@ def build_model(args: argparse.Namespace, vocab: Vocabulary, regions: int, featu
     return compiled(
         model,
         args.learning_rate,
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+        metrics.masked_cross_entropy,
         [metrics.masked_accuracy],
         example_inputs(regions, feature_dim),
     )

@@ -367,7 +367,7 @@ def build_model(args: argparse.Namespace, src_vocab: AnyVocabulary, tgt_vocab: A
     return compiled(
         model,
         args.learning_rate,
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+        metrics.masked_cross_entropy,
         [metrics.masked_accuracy],
         example_inputs(),
     )

@@ -11,6 +11,24 @@ from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="seq2seq_app")
+def masked_cross_entropy(y_true, y_pred):
+    """Cross-entropy of logits at non-padding (id != 0) positions: the loss and gradients of
+    `keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)`.
+
+    Keras's version first zeroes the logits at padding, a pass over the [tokens, vocab] logits
+    forward and another backward (about a sixth of the loss's time at 2,048 tokens and 8,000
+    pieces). Here the per-token losses at padding are zeroed instead, and the others scaled by
+    positions / real tokens, so the mean Keras takes over every position is the mean over the
+    real ones, as with `ignore_class`.
+    """
+    y_true = ops.cast(y_true, "int32")
+    real = ops.cast(ops.not_equal(y_true, 0), "float32")
+    losses = ops.sparse_categorical_crossentropy(y_true, ops.cast(y_pred, "float32"), from_logits=True)
+    scale = ops.sum(ops.ones_like(real)) / ops.maximum(ops.sum(real), 1.0)
+    return losses * real * scale
+
+
+@keras.saving.register_keras_serializable(package="seq2seq_app")
 def masked_accuracy(y_true, y_pred):
     """Token accuracy over non-padding (id != 0) positions."""
     mask = ops.cast(ops.not_equal(y_true, 0), "float32")
