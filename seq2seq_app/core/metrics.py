@@ -19,7 +19,8 @@ def masked_cross_entropy(y_true, y_pred):
     forward and another backward (about a sixth of the loss's time at 2,048 tokens and 8,000
     pieces). Here the per-token losses at padding are zeroed instead, and the others scaled by
     positions / real tokens, so the mean Keras takes over every position is the mean over the
-    real ones, as with `ignore_class`.
+    real ones, as with `ignore_class`. This assumes the logits carry no Keras mask (no layer of
+    ours sets one): Keras would scale by a mask's count once more.
     """
     y_true = ops.cast(y_true, "int32")
     real = ops.cast(ops.not_equal(y_true, 0), "float32")
