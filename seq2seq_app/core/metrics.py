@@ -25,7 +25,7 @@ def masked_cross_entropy(y_true, y_pred):
     y_true = ops.cast(y_true, "int32")
     real = ops.cast(ops.not_equal(y_true, 0), "float32")
     losses = ops.sparse_categorical_crossentropy(y_true, ops.cast(y_pred, "float32"), from_logits=True)
-    scale = ops.sum(ops.ones_like(real)) / ops.maximum(ops.sum(real), 1.0)
+    scale = ops.cast(ops.size(real), "float32") / ops.maximum(ops.sum(real), 1.0)
     return losses * real * scale
 
 

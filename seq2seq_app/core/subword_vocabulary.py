@@ -196,8 +196,9 @@ class SubwordVocabulary:
         own = tf.stack([whole, tf.zeros_like(whole), lengths], axis=-1)[:, None, :]
         padding = tf.fill(tf.stack([n, steps - 1, 3]), -1)
         per_word = tf.tensor_scatter_nd_update(tf.concat([own, padding], axis=1), others_at, matched)
-        counts = tf.reduce_sum(tf.cast(per_word[:, :, 0] >= 0, tf.int32), axis=1)
-        piece_ids, starts, spans = tf.unstack(tf.boolean_mask(per_word, per_word[:, :, 0] >= 0), axis=1)
+        real = per_word[:, :, 0] >= 0
+        counts = tf.reduce_sum(tf.cast(real, tf.int32), axis=1)
+        piece_ids, starts, spans = tf.unstack(tf.boolean_mask(per_word, real), axis=1)
         owners = tf.repeat(tf.range(n), counts)
         text = tf.strings.substr(tf.gather(flat, owners), starts, spans, "UTF8_CHAR")
         text = tf.where(starts > 0, CONTINUATION + text, text)
