@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from seq2seq_app.core import recurrence
 from seq2seq_app.core.layers.cross_attention import CrossAttention
 from seq2seq_app.core.layers.rnn import make_rnn
 
@@ -92,7 +93,10 @@ class AttentionDecoder(keras.layers.Layer):
             if x.shape[1] == 1:
                 # One decoding step: run the cell directly, skipping the layer's time loop
                 # (a loop inside the decoding loop costs more than the step itself on a CPU).
-                out, state = rnn.cell(x[:, 0], list(state), training=training)
+                if not training and recurrence.supports(rnn.cell):
+                    out, state = recurrence.step(rnn.cell, recurrence.project(rnn.cell, x[:, 0]), list(state))
+                else:
+                    out, state = rnn.cell(x[:, 0], list(state), training=training)
                 x, state = ops.expand_dims(out, 1), list(state)
             else:
                 x, *state = rnn(x, initial_state=list(state), training=training)
