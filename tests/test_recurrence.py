@@ -11,28 +11,48 @@ from seq2seq_app.core.layers.recurrent_encoder import RecurrentEncoder
 from seq2seq_app.core.layers.rnn import make_rnn
 
 ATOL = 1e-5
+# On a machine with a GPU the models keep Keras's layers (cuDNN) for inference too.
+pytestmark = pytest.mark.skipif(bool(tf.config.list_logical_devices("GPU")), reason="Keras runs cuDNN")
 
 
 def ragged_ids(rng, rows, width=7, vocab=40):
-    """Token ids with lengths from 0 (an all-padding row) to `width`."""
+    """Token ids with lengths from 0 (an all-padding row) to `width`, and one row with padding
+    before and between its tokens (Keras skips masked steps wherever they are)."""
     ids = rng.integers(1, vocab, (rows, width)).astype("int32")
     for row, length in enumerate(rng.integers(0, width + 1, rows)):
         ids[row, length:] = 0
     ids[0, :] = 0
+    ids[1, [0, 2]] = 0
     ids[-1, :] = rng.integers(1, vocab, width)
     return ids
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Counts the calls of `recurrence.run` and `recurrence.step`, so a test knows its path ran."""
+    counts = {"run": 0, "step": 0}
+    for name in counts:
+        original = getattr(recurrence, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            counts[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(recurrence, name, counted)
+    return counts
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 @pytest.mark.parametrize("bidirectional", [True, False])
 # 300 units with 3 rows takes the split recurrent product, with 12 rows the whole one.
 @pytest.mark.parametrize(("units", "rows"), [(6, 5), (300, 3), (300, 12)])
-def test_encoder_inference_equals_keras_layers(cell, bidirectional, units, rows):
+def test_encoder_inference_equals_keras_layers(cell, bidirectional, units, rows, calls):
     ids = ragged_ids(np.random.default_rng(units + rows), rows)
     encoder = RecurrentEncoder(40, 8, units, cell=cell, num_layers=2, bidirectional=bidirectional)
     keras_outputs, keras_states = encoder(ids, training=True)  # no dropout: Keras's own layers
-    assert all(recurrence.supports(rnn) for rnn in encoder.rnns)
+    assert calls["run"] == 0
     outputs, states = encoder(ids)
+    assert calls["run"] == 2  # each layer
     np.testing.assert_allclose(np.asarray(outputs), np.asarray(keras_outputs), atol=ATOL)
     assert len(states) == len(keras_states)
     for ours, theirs in zip(states, keras_states):
@@ -40,15 +60,26 @@ def test_encoder_inference_equals_keras_layers(cell, bidirectional, units, rows)
     np.testing.assert_array_equal(np.asarray(outputs)[0], 0.0)  # all padding: zero outputs
 
 
-def test_encoder_inference_in_a_graph_with_unknown_shapes():
-    encoder = RecurrentEncoder(40, 8, 6, cell="gru", bidirectional=True)
-    ids = ragged_ids(np.random.default_rng(1), 4)
-    expected, _ = encoder(ids, training=True)
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_encoder_inference_in_a_graph_with_unknown_shapes(cell):
+    encoder = RecurrentEncoder(40, 8, 300, cell=cell, bidirectional=True)
     traced = tf.function(lambda x: encoder(x)[0], input_signature=[tf.TensorSpec([None, None], tf.int32)])
-    np.testing.assert_allclose(traced(ids).numpy(), np.asarray(expected), atol=ATOL)
+    for rows in (3, 12):  # both branches of the split product, in one graph
+        ids = ragged_ids(np.random.default_rng(rows), rows)
+        expected, _ = encoder(ids, training=True)
+        np.testing.assert_allclose(traced(ids).numpy(), np.asarray(expected), atol=ATOL)
     padding_only = traced(tf.zeros([2, 3], tf.int32)).numpy()
-    np.testing.assert_array_equal(padding_only, np.zeros((2, 3, 12)))
-    assert tuple(traced(tf.zeros([2, 0], tf.int32)).shape) == (2, 0, 12)  # no columns at all
+    np.testing.assert_array_equal(padding_only, np.zeros((2, 3, 600)))
+    assert tuple(traced(tf.zeros([2, 0], tf.int32)).shape) == (2, 0, 600)  # no columns at all
+
+
+def test_encoder_inference_in_bfloat16():
+    ids = ragged_ids(np.random.default_rng(3), 4)
+    encoder = RecurrentEncoder(40, 8, 300, cell="gru", dtype="mixed_bfloat16")
+    expected, _ = encoder(ids, training=True)
+    outputs, _ = encoder(ids)
+    assert outputs.dtype == expected.dtype
+    np.testing.assert_allclose(np.asarray(outputs, "float32"), np.asarray(expected, "float32"), atol=2e-2)
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
@@ -66,29 +97,41 @@ def test_one_step_equals_the_keras_cell(cell, rows):
         np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), atol=ATOL)
 
 
-def test_decoder_step_equals_the_teacher_forced_sequence():
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_decoder_step_equals_the_teacher_forced_sequence(cell, calls):
     rng = np.random.default_rng(2)
-    decoder = AttentionDecoder(vocab_size=30, embedding_dim=8, units=300)
+    decoder = AttentionDecoder(vocab_size=30, embedding_dim=8, units=300, cell=cell)
     memory = rng.normal(size=(2, 5, 12)).astype("float32")
     mask = np.array([[True] * 5, [True, True, False, False, False]])
     tokens = rng.integers(1, 30, (2, 4)).astype("int32")
-    states = [[np.zeros((2, 300), "float32")]]
+    states = [[np.zeros((2, 300), "float32")] * (2 if cell == "lstm" else 1)]
     logits, _, _ = decoder(tokens, memory, mask, states)
     for t in range(4):
         step_logits, _, states = decoder(tokens[:, t : t + 1], memory, mask, states)
         np.testing.assert_allclose(np.asarray(step_logits)[:, 0], np.asarray(logits)[:, t], atol=1e-4)
+    assert calls["step"] == 4
+
+
+class _OwnGRUCell(keras.layers.GRUCell):
+    def call(self, inputs, states, training=False):
+        return super().call(2 * inputs, states, training)
 
 
 def test_what_keras_must_compute_itself():
     unbuilt = make_rnn("gru", 4, name="rnn")
     assert not recurrence.supports(unbuilt)  # Keras builds it on its first call
+    sequences = {"return_sequences": True, "return_state": True}
     for layer in (
         make_rnn("peephole_lstm", 4, name="rnn"),
         make_rnn("simple_rnn", 4, name="rnn"),
-        keras.layers.GRU(4, reset_after=False),
-        keras.layers.GRU(4, activation="relu"),
-        keras.layers.GRU(4, go_backwards=True),
-        keras.layers.Bidirectional(keras.layers.LSTM(4, use_bias=False)),
+        keras.layers.GRU(4, reset_after=False, **sequences),
+        keras.layers.GRU(4, activation="relu", **sequences),
+        keras.layers.GRU(4, go_backwards=True, **sequences),
+        keras.layers.GRU(4, return_sequences=True),
+        keras.layers.GRU(4, stateful=True, **sequences),
+        keras.layers.RNN(_OwnGRUCell(4), **sequences),
+        keras.layers.Bidirectional(keras.layers.LSTM(4, use_bias=False, **sequences)),
+        keras.layers.Bidirectional(keras.layers.GRU(4, **sequences), merge_mode="sum"),
     ):
         layer(np.zeros((1, 2, 3), "float32"))
         assert not recurrence.supports(layer), layer

@@ -7,12 +7,14 @@ the same weights with Keras's formulas, more cheaply:
 
 - a sequence's input projection is one product before the loop;
 - a recurrent product is split into blocks of 256 inner entries when it has a few rows: on the
-  CPUs measured here, TensorFlow's oneDNN matmul took [1, 320] × [320, 960] (a GRU of 320 units)
+  CPU measured here, TensorFlow's oneDNN matmul took [1, 320] × [320, 960] (a GRU of 320 units)
   2.5x as long as the same product as [1, 256] × [256, 960] plus [1, 64] × [64, 960], while at
-  64 rows and more the single product is the faster.
+  16 rows and more the single product was the faster.
 
 No maintained library offers this for Keras 3 layers, hence the hand-written loop. Training, and
-every machine with a GPU, keep Keras's layers (cuDNN); tests compare every path here with Keras's.
+every machine with a GPU, keep Keras's layers (cuDNN); tests compare this module with Keras's
+layers (float32 and bfloat16, split and whole products, traced with unknown shapes). A SavedModel
+carries the path of the machine that exported it.
 """
 
 from __future__ import annotations
@@ -25,26 +27,34 @@ FEW_ROWS = 8  # rows up to which the split product was the faster
 
 
 def supports(layer_or_cell) -> bool:
-    """Whether this module computes `layer_or_cell` (a built Keras GRU/LSTM cell, layer, or a
-    `Bidirectional` of such layers) exactly as Keras does. An unbuilt layer goes through Keras,
-    which builds it. With a GPU, Keras runs the layers with cuDNN (and XLA may compile them),
-    which this module would only slow down."""
+    """Whether this module computes `layer_or_cell` as Keras does: a built GRU (`reset_after`) or
+    LSTM cell with tanh/sigmoid activations and biases, a layer of one (returning sequences and
+    states, not stateful) or a concatenating `Bidirectional` of two. The outputs of `run` at masked
+    positions are zero, where a one-direction Keras layer repeats its last output. An unbuilt layer
+    goes through Keras, which builds it. With a GPU, Keras runs the layers with cuDNN (and XLA may
+    compile them), which this module would only slow down."""
     if tf.config.list_logical_devices("GPU"):
         return False
     if isinstance(layer_or_cell, keras.layers.Bidirectional):
-        return all(supports(d.cell) for d in (layer_or_cell.forward_layer, layer_or_cell.backward_layer))
-    if getattr(layer_or_cell, "go_backwards", False):  # Keras returns its outputs reversed
+        directions = (layer_or_cell.forward_layer, layer_or_cell.backward_layer)
+        return layer_or_cell.merge_mode == "concat" and all(_plain_layer(d) for d in directions)
+    if isinstance(layer_or_cell, keras.layers.RNN):
+        return not layer_or_cell.go_backwards and _plain_layer(layer_or_cell)  # reversed outputs
+    cell = layer_or_cell
+    # Exact types: a subclass may compute something else.
+    if type(cell) not in (keras.layers.GRUCell, keras.layers.LSTMCell):
         return False
-    cell = getattr(layer_or_cell, "cell", layer_or_cell)
     standard = (
         cell.built
-        and getattr(cell, "activation", None) is keras.activations.tanh
-        and getattr(cell, "recurrent_activation", None) is keras.activations.sigmoid
-        and getattr(cell, "use_bias", False)
+        and cell.activation is keras.activations.tanh
+        and cell.recurrent_activation is keras.activations.sigmoid
+        and cell.use_bias
     )
-    if isinstance(cell, keras.layers.GRUCell):
-        return standard and cell.reset_after
-    return standard and isinstance(cell, keras.layers.LSTMCell)
+    return standard and (type(cell) is keras.layers.LSTMCell or cell.reset_after)
+
+
+def _plain_layer(layer) -> bool:
+    return layer.return_sequences and layer.return_state and not layer.stateful and supports(layer.cell)
 
 
 def project(cell, x):
@@ -96,33 +106,36 @@ def run(layer, x, mask) -> tuple[tf.Tensor, list]:
     """A Keras GRU/LSTM layer (or a `Bidirectional` of them) over x [batch, length, dim].
 
     Args:
-        layer: a layer `supports` accepts, built, returning sequences and states.
+        layer: a layer `supports` accepts.
         x: its inputs.
-        mask: bool [batch, length], True on each sequence's tokens, which come first.
+        mask: bool [batch, length], False at the positions to skip.
 
     Returns:
-        As the layer: outputs [batch, length, units · directions], zero at padding, then the
-        final states (each direction's, the forward one's first), each [batch, units]. As in
-        Keras, the backward direction starts at each sequence's own last token.
+        As the layer: outputs [batch, length, units · directions], zero at masked positions, then
+        the final states (each direction's, the forward one's first), each [batch, units]. As in
+        Keras, a masked step leaves the state as it was, and the backward direction starts at
+        each sequence's own last unmasked token.
     """
     directions = (
         [(layer.forward_layer, False), (layer.backward_layer, True)]
         if isinstance(layer, keras.layers.Bidirectional)
         else [(layer, False)]
     )
-    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
     width = tf.shape(x)[1]
-    steps = tf.reduce_max(tf.concat([lengths, [0]], 0))
-    time_mask = tf.transpose(mask)[:, :, None]  # [length, batch, 1]
+    # Up to each row's last unmasked position: the loop stops after the longest, and the
+    # backward direction reads each row from its own end.
+    ends = tf.maximum(tf.reduce_max(tf.where(mask, tf.range(width)[None, :] + 1, 0), axis=1), 0)
+    steps = tf.reduce_max(tf.concat([ends, [0]], 0))
 
-    def reverse(sequence):  # each row's own tokens, padding left in place
-        return tf.reverse_sequence(sequence, lengths, seq_axis=1, batch_axis=0)
+    def reverse(sequence):  # each row up to its end, what follows left in place
+        return tf.reverse_sequence(sequence, ends, seq_axis=1, batch_axis=0)
 
     outputs, final = [], []
     for direction, backwards in directions:
-        inputs = reverse(x) if backwards else x
+        inputs = tf.cast(reverse(x) if backwards else x, direction.compute_dtype)
+        keep = reverse(mask) if backwards else mask
         projected = tf.transpose(project(direction.cell, inputs), [1, 0, 2])  # time-major
-        sequence, states = _loop(direction.cell, projected, time_mask, steps)
+        sequence, states = _loop(direction.cell, projected, tf.transpose(keep)[:, :, None], steps)
         sequence = tf.pad(sequence, [[0, 0], [0, width - steps], [0, 0]])
         outputs.append(reverse(sequence) if backwards else sequence)
         final += states
