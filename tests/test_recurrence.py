@@ -1,4 +1,4 @@
-"""The inference-time recurrence computes what Keras's GRU and LSTM layers compute."""
+"""The recurrence computes what Keras's GRU and LSTM layers compute, values and gradients."""
 
 import keras
 import numpy as np
@@ -28,6 +28,18 @@ def ragged_ids(rng, rows, width=7, vocab=40):
 
 
 @pytest.fixture
+def keras_layers(monkeypatch):
+    """Runs a function with `recurrence` turned off, so Keras's own layers compute."""
+
+    def run(fn, *args, **kwargs):
+        with monkeypatch.context() as patch:
+            patch.setattr(recurrence, "supports", lambda layer_or_cell: False)
+            return fn(*args, **kwargs)
+
+    return run
+
+
+@pytest.fixture
 def calls(monkeypatch):
     """Counts the calls of `recurrence.run` and `recurrence.step`, so a test knows its path ran."""
     counts = {"run": 0, "step": 0}
@@ -46,10 +58,10 @@ def calls(monkeypatch):
 @pytest.mark.parametrize("bidirectional", [True, False])
 # 300 units with 3 rows takes the split recurrent product, with 12 rows the whole one.
 @pytest.mark.parametrize(("units", "rows"), [(6, 5), (300, 3), (300, 12)])
-def test_encoder_inference_equals_keras_layers(cell, bidirectional, units, rows, calls):
+def test_encoder_equals_keras_layers(cell, bidirectional, units, rows, calls, keras_layers):
     ids = ragged_ids(np.random.default_rng(units + rows), rows)
     encoder = RecurrentEncoder(40, 8, units, cell=cell, num_layers=2, bidirectional=bidirectional)
-    keras_outputs, keras_states = encoder(ids, training=True)  # no dropout: Keras's own layers
+    keras_outputs, keras_states = keras_layers(encoder, ids)
     assert calls["run"] == 0
     outputs, states = encoder(ids)
     assert calls["run"] == 2  # each layer
@@ -61,22 +73,22 @@ def test_encoder_inference_equals_keras_layers(cell, bidirectional, units, rows,
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_encoder_inference_in_a_graph_with_unknown_shapes(cell):
+def test_encoder_in_a_graph_with_unknown_shapes(cell, keras_layers):
     encoder = RecurrentEncoder(40, 8, 300, cell=cell, bidirectional=True)
     traced = tf.function(lambda x: encoder(x)[0], input_signature=[tf.TensorSpec([None, None], tf.int32)])
     for rows in (3, 12):  # both branches of the split product, in one graph
         ids = ragged_ids(np.random.default_rng(rows), rows)
-        expected, _ = encoder(ids, training=True)
+        expected, _ = keras_layers(encoder, ids)
         np.testing.assert_allclose(traced(ids).numpy(), np.asarray(expected), atol=ATOL)
     padding_only = traced(tf.zeros([2, 3], tf.int32)).numpy()
     np.testing.assert_array_equal(padding_only, np.zeros((2, 3, 600)))
     assert tuple(traced(tf.zeros([2, 0], tf.int32)).shape) == (2, 0, 600)  # no columns at all
 
 
-def test_encoder_inference_in_bfloat16():
+def test_encoder_in_bfloat16(keras_layers):
     ids = ragged_ids(np.random.default_rng(3), 4)
     encoder = RecurrentEncoder(40, 8, 300, cell="gru", dtype="mixed_bfloat16")
-    expected, _ = encoder(ids, training=True)
+    expected, _ = keras_layers(encoder, ids)
     outputs, _ = encoder(ids)
     assert outputs.dtype == expected.dtype
     np.testing.assert_allclose(np.asarray(outputs, "float32"), np.asarray(expected, "float32"), atol=2e-2)
@@ -106,10 +118,59 @@ def test_decoder_step_equals_the_teacher_forced_sequence(cell, calls):
     tokens = rng.integers(1, 30, (2, 4)).astype("int32")
     states = [[np.zeros((2, 300), "float32")] * (2 if cell == "lstm" else 1)]
     logits, _, _ = decoder(tokens, memory, mask, states)
+    before = calls["step"]
     for t in range(4):
         step_logits, _, states = decoder(tokens[:, t : t + 1], memory, mask, states)
         np.testing.assert_allclose(np.asarray(step_logits)[:, 0], np.asarray(logits)[:, t], atol=1e-4)
-    assert calls["step"] == 4
+    assert calls["step"] == before + 4
+
+
+def _gradients(fn, variables):
+    with tf.GradientTape() as tape:
+        loss = fn()
+    return [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_encoder_gradients_equal_keras_layers(cell, calls, keras_layers):
+    ids = ragged_ids(np.random.default_rng(5), 6)
+    encoder = RecurrentEncoder(40, 8, 300, cell=cell, bidirectional=True)
+    encoder(ids)
+    weights = tf.constant(np.random.default_rng(6).normal(size=(6, 7, 600)), tf.float32)
+
+    def loss():
+        outputs, states = encoder(ids, training=True)
+        return tf.reduce_sum(outputs * weights) + tf.reduce_sum(tf.square(states[0]))
+
+    expected = keras_layers(_gradients, loss, encoder.trainable_variables)
+    runs = calls["run"]
+    ours = _gradients(loss, encoder.trainable_variables)
+    assert calls["run"] > runs  # training took the recurrence too
+    for a, b in zip(ours, expected):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_decoder_sequence_with_initial_states_equals_keras_layers(cell, calls, keras_layers):
+    rng = np.random.default_rng(4)
+    decoder = AttentionDecoder(vocab_size=30, embedding_dim=8, units=20, cell=cell)
+    memory = rng.normal(size=(3, 5, 12)).astype("float32")
+    mask = np.array([[True] * 5, [True, True, False, False, False], [True] * 5])
+    tokens = rng.integers(1, 30, (3, 6)).astype("int32")
+    states = [[tf.constant(rng.normal(size=(3, 20)), tf.float32) for _ in range(2 if cell == "lstm" else 1)]]
+
+    def loss():
+        logits, _, new_states = decoder(tokens, memory, mask, states, training=True)
+        return tf.reduce_sum(logits[..., :3]) + tf.reduce_sum(new_states[0][-1])
+
+    variables = decoder.trainable_variables
+    keras_loss = keras_layers(loss)
+    expected = keras_layers(_gradients, loss, variables)
+    assert calls["run"] == 0
+    np.testing.assert_allclose(loss().numpy(), keras_loss.numpy(), rtol=1e-5)
+    for a, b in zip(_gradients(loss, variables), expected):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
+    assert calls["run"] == 2
 
 
 class _OwnGRUCell(keras.layers.GRUCell):

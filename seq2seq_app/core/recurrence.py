@@ -1,20 +1,20 @@
-"""Inference-time GRU and LSTM recurrence, the same functions as Keras's cells in core TF ops.
+"""GRU and LSTM recurrence, the same functions as Keras's cells in core TF ops.
 
 On a CPU, Keras runs a GRU or LSTM layer through a generic time loop whose every step multiplies
 that step's inputs by the input kernel (cuDNN, on a GPU, projects the whole sequence at once).
-For inference (exports, validation, decoding steps) this module computes the same outputs from
-the same weights with Keras's formulas, more cheaply:
+This module computes the same outputs, and through TensorFlow's loop gradients the same
+gradients, from the same weights with Keras's formulas, more cheaply:
 
-- a sequence's input projection is one product before the loop;
+- a sequence's input projection is one product before the loop (and one in the backward pass);
 - a recurrent product is split into blocks of 256 inner entries when it has a few rows: on the
   CPU measured here, TensorFlow's oneDNN matmul took [1, 320] × [320, 960] (a GRU of 320 units)
   2.5x as long as the same product as [1, 256] × [256, 960] plus [1, 64] × [64, 960], while at
   16 rows and more the single product was the faster.
 
-No maintained library offers this for Keras 3 layers, hence the hand-written loop. Training, and
-every machine with a GPU, keep Keras's layers (cuDNN); tests compare this module with Keras's
-layers (float32 and bfloat16, split and whole products, traced with unknown shapes). A SavedModel
-carries the path of the machine that exported it.
+No maintained library offers this for Keras 3 layers, hence the hand-written loop. Every machine
+with a GPU keeps Keras's layers (cuDNN); tests compare this module with Keras's layers (values
+and gradients, float32 and bfloat16, split and whole products, traced with unknown shapes). A
+SavedModel carries the path of the machine that exported it.
 """
 
 from __future__ import annotations
@@ -102,13 +102,15 @@ def _recurrent_product(h, kernel):
     return tf.cond(tf.shape(h)[0] <= FEW_ROWS, split, lambda: tf.matmul(h, kernel))
 
 
-def run(layer, x, mask) -> tuple[tf.Tensor, list]:
+def run(layer, x, mask=None, initial_states=None) -> tuple[tf.Tensor, list]:
     """A Keras GRU/LSTM layer (or a `Bidirectional` of them) over x [batch, length, dim].
 
     Args:
         layer: a layer `supports` accepts.
         x: its inputs.
-        mask: bool [batch, length], False at the positions to skip.
+        mask: bool [batch, length], False at the positions to skip; None reads every position.
+        initial_states: the states to start from, as Keras's `initial_state` (each direction's,
+            the forward one's first); None starts from zeros.
 
     Returns:
         As the layer: outputs [batch, length, units · directions], zero at masked positions, then
@@ -121,7 +123,9 @@ def run(layer, x, mask) -> tuple[tf.Tensor, list]:
         if isinstance(layer, keras.layers.Bidirectional)
         else [(layer, False)]
     )
-    width = tf.shape(x)[1]
+    batch, width = tf.shape(x)[0], tf.shape(x)[1]
+    if mask is None:
+        mask = tf.ones([batch, width], tf.bool)
     # Up to each row's last unmasked position: the loop stops after the longest, and the
     # backward direction reads each row from its own end.
     ends = tf.maximum(tf.reduce_max(tf.where(mask, tf.range(width)[None, :] + 1, 0), axis=1), 0)
@@ -131,29 +135,38 @@ def run(layer, x, mask) -> tuple[tf.Tensor, list]:
         return tf.reverse_sequence(sequence, ends, seq_axis=1, batch_axis=0)
 
     outputs, final = [], []
-    for direction, backwards in directions:
-        inputs = tf.cast(reverse(x) if backwards else x, direction.compute_dtype)
+    for index, (direction, backwards) in enumerate(directions):
+        cell, dtype, n = direction.cell, direction.compute_dtype, _num_states(direction.cell)
+        if initial_states is None:
+            states = [tf.zeros([batch, cell.units], dtype)] * n
+        else:
+            states = [tf.cast(s, dtype) for s in initial_states[index * n : (index + 1) * n]]
+        inputs = tf.cast(reverse(x) if backwards else x, dtype)
         keep = reverse(mask) if backwards else mask
-        projected = tf.transpose(project(direction.cell, inputs), [1, 0, 2])  # time-major
-        sequence, states = _loop(direction.cell, projected, tf.transpose(keep)[:, :, None], steps)
+        projected = tf.transpose(project(cell, inputs), [1, 0, 2])  # time-major
+        sequence, states = _loop(cell, projected, tf.transpose(keep)[:, :, None], steps, states)
         sequence = tf.pad(sequence, [[0, 0], [0, width - steps], [0, 0]])
         outputs.append(reverse(sequence) if backwards else sequence)
         final += states
     return tf.concat(outputs, axis=-1), final
 
 
-def _loop(cell, projected, time_mask, steps):
+def _loop(cell, projected, time_mask, steps, states):
     """One direction's loop over time-major projected inputs. Each direction has a loop of its
     own, so TensorFlow can run the two of a bidirectional layer side by side."""
 
+    # Read through a TensorArray: the gradient of slicing the tensor itself would be a
+    # tensor of its full size on every step.
+    inputs = tf.TensorArray(projected.dtype, size=tf.shape(projected)[0], element_shape=projected.shape[1:])
+    inputs = inputs.unstack(projected)
+
     def body(t, states, written):
-        out, state = step(cell, projected[t], states)
+        out, state = step(cell, inputs.read(t), states)
         keep = time_mask[t]
         states = [tf.where(keep, s, o) for s, o in zip(state, states)]
         return t + 1, states, written.write(t, tf.where(keep, out, tf.zeros_like(out)))
 
     batch = tf.shape(projected)[1]
-    states = [tf.zeros([batch, cell.units], projected.dtype)] * _num_states(cell)
     written = tf.TensorArray(projected.dtype, size=steps, element_shape=[None, cell.units])
     _, states, written = tf.while_loop(lambda t, *_: t < steps, body, (0, states, written))
     sequence = tf.cond(  # an empty list of unknown batch size cannot be stacked

@@ -98,6 +98,8 @@ class AttentionDecoder(keras.layers.Layer):
                 else:
                     out, state = rnn.cell(x[:, 0], list(state), training=training)
                 x, state = ops.expand_dims(out, 1), list(state)
+            elif recurrence.supports(rnn):  # a whole sequence, as `RecurrentEncoder`
+                x, state = recurrence.run(rnn, x, initial_states=list(state))
             else:
                 x, *state = rnn(x, initial_state=list(state), training=training)
             new_states.append(state)

@@ -79,9 +79,9 @@ class RecurrentEncoder(keras.layers.Layer):
         x = self.dropout_layer(x, training=training)
         n = num_states(self.cell)
         for i, rnn in enumerate(self.rnns):
-            if not training and recurrence.supports(rnn):
-                # Same outputs, cheaper on a CPU (see `recurrence`); training keeps Keras's
-                # layers, which run with cuDNN on a GPU.
+            if recurrence.supports(rnn):
+                # Same outputs and gradients, cheaper on a CPU (see `recurrence`); with a GPU
+                # Keras's layers run with cuDNN.
                 x, states = recurrence.run(rnn, x, mask)
             else:
                 x, *states = rnn(x, mask=mask, training=training)
