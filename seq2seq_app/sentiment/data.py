@@ -9,6 +9,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from seq2seq_app.core.batching import bucket_boundaries
 from seq2seq_app.core.splits import grouped_split
 from seq2seq_app.sentiment.review_tokenizer import ReviewTokenizer
 
@@ -145,7 +146,7 @@ def make_dataset(
     )
     if shuffle:
         dataset = dataset.shuffle(len(reviews), seed=seed, reshuffle_each_iteration=True)
-    boundaries = [b for b in (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384) if b < tokenizer.max_tokens]
+    boundaries = bucket_boundaries(tokenizer.max_tokens)
     dataset = dataset.bucket_by_sequence_length(
         lambda inputs, label: tf.shape(inputs["tokens"])[0],
         bucket_boundaries=boundaries,
