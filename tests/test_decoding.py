@@ -54,6 +54,22 @@ def test_greedy_follows_the_argmax_and_stops_at_end():
     assert attention.shape == (2, 2, 2)
 
 
+@pytest.mark.parametrize("search", ["greedy", "beam"])
+def test_a_search_never_ends_before_its_first_token(search):
+    """A model that ranks END first still writes something: an empty output would look like an
+    answer."""
+    step = markov_step(table_with({START: {END: 0.9, 6: 0.1}, 6: {END: 1.0}}))
+    kwargs = {"max_lengths": tf.constant([5, 5]), "end_id": END}
+    if search == "greedy":
+        tokens, _ = decoding.greedy_search(step, tf.zeros([2]), tf.fill([2], START), **kwargs)
+    else:
+        tokens, _, _ = decoding.beam_search(
+            step, tf.zeros([2]), tf.fill([2], START), beam_size=3, length_penalty=0.0, **kwargs
+        )
+        tokens = tokens[:, 0, :2]  # the other candidates may run longer
+    assert tokens.numpy().tolist() == [[6, END]] * 2
+
+
 def test_each_sequence_respects_its_own_length_limit_and_is_padded_after():
     step = markov_step(table_with({START: {5: 1.0}, 5: {5: 1.0}}))
     tokens, attention = decoding.greedy_search(
@@ -278,7 +294,8 @@ def countdown_step(rows_seen=None):
 
 @pytest.mark.parametrize("search", ["greedy", "beam"])
 def test_finished_rows_leave_the_search_and_every_row_decodes_as_alone(search):
-    countdowns = tf.constant([0, 7, 1, 3, 0, 2, 1, 5])
+    # Every search writes a token before END, so the shortest rows count down from 1.
+    countdowns = tf.constant([1, 7, 1, 3, 1, 2, 1, 5])
     expected = [[4] * int(n) + [END] + [PAD] * (7 - int(n)) for n in countdowns]
     rows_seen = []
 

@@ -151,6 +151,28 @@ def test_encoder_gradients_equal_keras_layers(cell, calls, keras_layers):
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_traced_encoder_gradients_equal_keras_layers(cell, keras_layers):
+    """As `fit` runs it: a traced graph (TensorFlow's loop gradients, not a Python loop), unknown
+    shapes, and a last column of padding only, so the loop stops before the inputs' end."""
+    ids = np.concatenate([ragged_ids(np.random.default_rng(8), 6)[:, :6], np.zeros((6, 2), "int32")], axis=1)
+    encoder = RecurrentEncoder(40, 8, 300, cell=cell, bidirectional=True)
+    encoder(ids)
+    weights = tf.constant(np.random.default_rng(9).normal(size=(6, 8, 600)), tf.float32)
+
+    def gradients(x):
+        with tf.GradientTape() as tape:
+            outputs, states = encoder(x, training=True)
+            loss = tf.reduce_sum(outputs * weights) + tf.reduce_sum(tf.square(states[0]))
+        return [tf.convert_to_tensor(g) for g in tape.gradient(loss, encoder.trainable_variables)]
+
+    signature = [tf.TensorSpec([None, None], tf.int32)]
+    expected = keras_layers(lambda: tf.function(gradients, input_signature=signature)(ids))
+    ours = tf.function(gradients, input_signature=signature)(ids)
+    for a, b in zip(ours, expected):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_decoder_sequence_with_initial_states_equals_keras_layers(cell, calls, keras_layers):
     rng = np.random.default_rng(4)
     decoder = AttentionDecoder(vocab_size=30, embedding_dim=8, units=20, cell=cell)
@@ -193,6 +215,8 @@ def test_what_keras_must_compute_itself():
         keras.layers.RNN(_OwnGRUCell(4), **sequences),
         keras.layers.Bidirectional(keras.layers.LSTM(4, use_bias=False, **sequences)),
         keras.layers.Bidirectional(keras.layers.GRU(4, **sequences), merge_mode="sum"),
+        keras.layers.GRU(4, dropout=0.1, **sequences),
+        keras.layers.LSTM(4, recurrent_dropout=0.1, **sequences),
     ):
         layer(np.zeros((1, 2, 3), "float32"))
         assert not recurrence.supports(layer), layer

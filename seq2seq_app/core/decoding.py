@@ -35,6 +35,21 @@ def _ban(logits: tf.Tensor, banned_ids: Sequence[int]) -> tf.Tensor:
     return logits + bias
 
 
+def _no_end_first(logits: tf.Tensor, t: tf.Tensor, end_id: int) -> tf.Tensor:
+    """`logits` [rows, vocab] with `end_id` removed from the first step's choices: a search that
+    runs at all writes at least one token, so a sentence or an image never gets an empty output
+    that looks like an answer (a weak model can rank END first)."""
+
+    def ban():
+        return tf.tensor_scatter_nd_add(
+            logits,
+            tf.stack([tf.range(tf.shape(logits)[0]), tf.fill([tf.shape(logits)[0]], end_id)], 1),
+            tf.fill([tf.shape(logits)[0]], NEG_INF),
+        )
+
+    return tf.cond(tf.equal(t, 0), ban, lambda: logits)
+
+
 def _without_finished(
     done: tf.Tensor, per_unit: object, per_row: object = (), group: int | tf.Tensor = 1
 ) -> tuple:
@@ -86,7 +101,7 @@ def _token_loop(
 
     def body(t, rows, tokens, finished, max_lengths, state, token_ta, attention_ta):
         logits, attention, state = step_fn(tokens, state)
-        logits = _ban(logits, banned_ids)
+        logits = _no_end_first(_ban(logits, banned_ids), t, end_id)
         tokens = tf.where(finished, pad_id, tf.cast(select(logits), tf.int32))
         attention = tf.where(finished[:, None], 0.0, attention)
         # `rows` are the batch rows still decoded; the outputs keep every row of the batch.
@@ -142,7 +157,7 @@ def greedy_search(
         start_tokens: int32 [batch] first input tokens.
         max_lengths: int32 [batch], each sequence's own step limit (so batching a sentence with
             others never changes its output).
-        end_id: the token that ends a sequence (included in the output).
+        end_id: the token that ends a sequence (included in the output; never its first token).
         pad_id: written after a sequence ends.
         banned_ids: tokens never produced.
 
@@ -255,13 +270,16 @@ def beam_search(
         n = tf.shape(log_probs)[0]
         logits, attention, new_state = step_fn(tokens, state)
         logits = _ban(logits, banned_ids)
+        # Scores stay the model's log-probabilities: END is left out of the first step's
+        # candidates, not of the normalisation.
+        norm = tf.reduce_logsumexp(logits, axis=1, keepdims=True)
         # The k best continuations of the whole beam are among each beam's own k best tokens, so
         # only those k · k candidates are scored and ranked: the [rows, vocab] log-softmax, the
         # finished-beam mask over the vocabulary and a top-k over k · vocab entries per sentence
         # cost more. A finished beam's only continuation is padding, at no cost.
         per_beam = tf.minimum(k, tf.shape(logits)[1])
-        best, best_tokens = tf.math.top_k(logits, per_beam)
-        best = tf.reshape(best - tf.reduce_logsumexp(logits, axis=1, keepdims=True), [n, k, per_beam])
+        best, best_tokens = tf.math.top_k(_no_end_first(logits, t, end_id), per_beam)
+        best = tf.reshape(best - norm, [n, k, per_beam])
         best_tokens = tf.reshape(best_tokens, [n, k, per_beam])
         pad_only = tf.one_hot(0, per_beam, on_value=0.0, off_value=NEG_INF)
         best = tf.where(finished[:, :, None], pad_only, best)

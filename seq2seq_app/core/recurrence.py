@@ -12,8 +12,8 @@ gradients, from the same weights with Keras's formulas, more cheaply:
   16 rows and more the single product was the faster.
 
 No maintained library offers this for Keras 3 layers, hence the hand-written loop. Every machine
-with a GPU keeps Keras's layers (cuDNN); tests compare this module with Keras's layers (values
-and gradients, float32 and bfloat16, split and whole products, traced with unknown shapes). A
+with a GPU keeps Keras's layers (cuDNN); tests compare this module with Keras's layers (values in
+float32 and bfloat16, gradients in float32, eagerly and traced, split and whole products). A
 SavedModel carries the path of the machine that exported it.
 """
 
@@ -28,11 +28,11 @@ FEW_ROWS = 8  # rows up to which the split product was the faster
 
 def supports(layer_or_cell) -> bool:
     """Whether this module computes `layer_or_cell` as Keras does: a built GRU (`reset_after`) or
-    LSTM cell with tanh/sigmoid activations and biases, a layer of one (returning sequences and
-    states, not stateful) or a concatenating `Bidirectional` of two. The outputs of `run` at masked
-    positions are zero, where a one-direction Keras layer repeats its last output. An unbuilt layer
-    goes through Keras, which builds it. With a GPU, Keras runs the layers with cuDNN (and XLA may
-    compile them), which this module would only slow down."""
+    LSTM cell with tanh/sigmoid activations and biases and no dropout, a layer of one (returning
+    sequences and states, not stateful) or a concatenating `Bidirectional` of two. The outputs of
+    `run` at masked positions are zero, where a one-direction Keras layer repeats its last output.
+    An unbuilt layer goes through Keras, which builds it. With a GPU, Keras runs the layers with
+    cuDNN (and XLA may compile them), which this module would only slow down."""
     if tf.config.list_logical_devices("GPU"):
         return False
     if isinstance(layer_or_cell, keras.layers.Bidirectional):
@@ -49,6 +49,9 @@ def supports(layer_or_cell) -> bool:
         and cell.activation is keras.activations.tanh
         and cell.recurrent_activation is keras.activations.sigmoid
         and cell.use_bias
+        # Keras drops inputs and states inside the cell in training; this module does not.
+        and not cell.dropout
+        and not cell.recurrent_dropout
     )
     return standard and (type(cell) is keras.layers.LSTMCell or cell.reset_after)
 
