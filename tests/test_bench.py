@@ -74,17 +74,21 @@ def test_a_reference_savedmodel_is_called_through_its_string_signature(tmp_path)
         bench.string_signature(tf.saved_model.load(str(tmp_path / "numbers")))
 
 
-def test_side_by_side_times_every_function_on_the_same_texts():
+def test_side_by_side_times_every_function_on_the_same_texts_in_rotating_order():
     calls = {"a": [], "b": []}
+    order = []
 
     def fn(name, batch):
         calls[name].append(list(batch))
+        order.append(name)
         time.sleep(0.002)
 
     fns = {name: (lambda batch, name=name: fn(name, batch)) for name in calls}
     results = bench.side_by_side(fns, ["x", "y", "z"], repeats=4, batch=2)
     assert set(results) == {"a", "b"}
     assert calls["a"] == calls["b"]  # interleaved on identical inputs
+    samples = order[6 : 6 + 8]  # after three warm-up calls each: one pair per latency sample
+    assert samples == ["a", "b", "b", "a", "a", "b", "b", "a"]  # neither always goes first
     for r in results.values():
         assert 0 < r["p50_ms"] <= r["p95_ms"] and r["batch2_per_s"] > 0
 
