@@ -1,5 +1,7 @@
 """The benchmark's machine report, FLOP counts and side-by-side timing (not its speeds)."""
 
+import collections
+import itertools
 import time
 
 import keras
@@ -91,6 +93,14 @@ def test_side_by_side_times_every_function_on_the_same_texts_in_rotating_order()
     assert samples == ["a", "b", "b", "a", "a", "b", "b", "a"]  # neither always goes first
     for r in results.values():
         assert 0 < r["p50_ms"] <= r["p95_ms"] and r["batch2_per_s"] > 0
+
+
+def test_side_by_side_runs_each_function_right_after_each_other_equally_often():
+    order = []
+    fns = {name: (lambda batch, name=name: order.append(name)) for name in "abc"}
+    bench.side_by_side(fns, ["x", "y", "z"], repeats=12, batch=1)
+    samples = [tuple(order[9 + 3 * i : 12 + 3 * i]) for i in range(12)]  # after 3 warm-ups each
+    assert collections.Counter(samples) == {p: 2 for p in itertools.permutations("abc")}
 
 
 def test_utilisation_holds_a_mixed_precision_model_against_its_own_dtypes_peak(monkeypatch):

@@ -10,6 +10,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -60,25 +61,26 @@ def side_by_side(
 
     Every latency sample times each function on the same text one after the other, and the
     throughput passes alternate, best of two, so a change in the machine's load during the run
-    falls on all of them alike and their ratios hold. The order rotates from one sample (and
-    pass) to the next: whichever runs right after another model finds the caches holding that
-    model's weights; with a fixed order, two exports of the same weights with near-identical graphs
-    measured 1.03–1.05x one way round and 0.96–1.01x the other.
+    falls on all of them alike and their ratios hold. Whichever runs right after another model
+    finds the caches holding that model's weights (with a fixed order, two exports of the same
+    weights with near-identical graphs measured 1.03–1.05x one way round and 0.96–1.01x the
+    other), so the samples go through every order of the functions in turn, each running first,
+    and right after each other one, equally often; the second throughput pass runs in reverse.
     """
     for fn in fns.values():
         for text in texts[:3]:
             fn([text])
-    names = list(fns)
+    orders = list(itertools.permutations(fns))
     times: dict[str, list[float]] = {name: [] for name in fns}
     for i in range(repeats):
         text = texts[i % len(texts)]
-        for name in names[i % len(names) :] + names[: i % len(names)]:
+        for name in orders[i % len(orders)]:
             start = time.perf_counter()
             fns[name]([text])
             times[name].append((time.perf_counter() - start) * 1000)
     best = dict.fromkeys(fns, 0.0)
-    for i in range(2):
-        for name in names[i % len(names) :] + names[: i % len(names)]:
+    for names in (list(fns), list(fns)[::-1]):
+        for name in names:
             best[name] = max(best[name], throughput(fns[name], texts, batch))
     return {name: {**_percentiles(times[name]), f"batch{batch}_per_s": best[name]} for name in fns}
 

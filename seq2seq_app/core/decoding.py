@@ -37,8 +37,8 @@ def _ban(logits: tf.Tensor, banned_ids: Sequence[int]) -> tf.Tensor:
 
 def _no_end_first(logits: tf.Tensor, t: tf.Tensor, end_id: int) -> tf.Tensor:
     """`logits` [rows, vocab] with `end_id` removed from the first step's choices: a search that
-    runs at all writes at least one token, so a sentence or an image never gets an empty output
-    that looks like an answer (a weak model can rank END first)."""
+    runs at all writes at least one token before END, rather than an empty output that looks like
+    an answer (a weak model can rank END first)."""
 
     def ban():
         return tf.tensor_scatter_nd_add(
