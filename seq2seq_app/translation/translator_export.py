@@ -38,6 +38,9 @@ class _Source(NamedTuple):
     # float32 [b, s_ids, s_words]: 1 where an id column belongs to a word column; None in word mode,
     # where ids and words align one to one.
     columns: tf.Tensor | None
+    # bool [b, s_words]: the word holds a character the source vocabulary never had (subword mode;
+    # None in word mode), so the model cannot have read it.
+    unreadable: tf.Tensor | None
     text_of: tf.Tensor  # int64 [b], the input text the unit belongs to
     cut: tf.Tensor  # bool [texts], whether a text's words past `max_text_tokens` were dropped
 
@@ -199,21 +202,23 @@ class TranslatorExport(ExportBase):
         cased, text_of, cut = self._units(texts)
         lowered = text.lowercase_tokens(cased)
         words = tf.concat([cased, tf.fill([cased.nrows(), 1], "")], axis=1).to_tensor()  # "" aligned with END
-        columns = None
+        columns = unreadable = None
         if self.subwords is None:
             ids = tf.cast(self.source_table.lookup(lowered), tf.int32)
         else:
             ids, _, word_index = self.subwords.segment(lowered)
             # END's column is the "" after each sentence's words; padding (-1) belongs to none.
             ends = tf.cast(lowered.row_lengths(), tf.int32)[:, None]
+            unknown = tf.concat([tf.equal(ids, UNK_ID), tf.zeros_like(ends, tf.bool)], axis=1).to_tensor()
             word_index = tf.concat([word_index, ends], axis=1).to_tensor(default_value=-1)
             columns = tf.one_hot(word_index, tf.shape(words)[1])
+            unreadable = tf.matmul(tf.cast(unknown, tf.float32)[:, None, :], columns)[:, 0] > 0
         ids = tf.concat([ids, tf.fill([ids.nrows(), 1], END_ID)], axis=1)  # every source ends with END
         lengths = tf.cast(ids.row_lengths(), tf.int32) - 1
         # Outputs may be about twice as long as inputs, never longer than the cap; nothing in,
         # nothing out.
         max_lengths = tf.where(lengths > 0, tf.minimum(2 * lengths + 10, self.max_output_length), 0)
-        return _Source(ids.to_tensor(), words, max_lengths, columns, text_of, cut)
+        return _Source(ids.to_tensor(), words, max_lengths, columns, unreadable, text_of, cut)
 
     def _search_inputs(self, texts):
         """(the source, the search's keyword arguments) for a batch of texts."""
@@ -241,7 +246,9 @@ class TranslatorExport(ExportBase):
     @staticmethod
     def _repeated(source: _Source, times) -> _Source:
         """Each unit's source `times` times in a row, for the flattened beams."""
-        per_unit = {name: getattr(source, name) for name in ("ids", "words", "max_lengths", "columns")}
+        per_unit = {
+            name: getattr(source, name) for name in ("ids", "words", "max_lengths", "columns", "unreadable")
+        }
         # text_of and cut stay as they are: the flattened beams are joined back per unit first.
         return source._replace(
             **{name: tf.repeat(value, times, axis=0) for name, value in per_unit.items() if value is not None}
@@ -292,7 +299,26 @@ class TranslatorExport(ExportBase):
         joined = SubwordVocabulary.join(tf.ragged.boolean_mask(pieces, keep))
         words = tf.strings.split(joined).to_tensor(default_value="", shape=tf.shape(has_unknown))
         attended = tf.argmax(word_attention, axis=-1, output_type=tf.int32)
-        words = tf.where(has_unknown, tf.gather(source.words, attended, batch_dims=1), words)
+        # A source word with a character the model never saw ("😀", "Жанна") reached it as [UNK]:
+        # whatever it wrote while attending to that word is a guess ("Жанна" came out "and
+        # fairy"), so the word is passed through instead (punctuation the model wrote stays), once:
+        # later target words copying the same source word are dropped, and an unreadable word no
+        # target word attended to most is put after the rest rather than lost.
+        reads_unreadable = tf.gather(source.unreadable, attended, batch_dims=1)
+        punctuation = tf.strings.regex_full_match(words, r"\p{P}+")
+        copied = has_unknown | (reads_unreadable & ~punctuation)
+        positions = tf.range(tf.shape(attended)[1])
+        earlier = positions[None, :] < positions[:, None]  # [i, j]: j comes before i
+        same_source = tf.equal(attended[:, :, None], attended[:, None, :]) & copied[:, None, :]
+        repeat = copied & tf.reduce_any(same_source & earlier[None], axis=2)
+        words = tf.where(copied, tf.gather(source.words, attended, batch_dims=1), words)
+        words = tf.where(repeat, "", words)
+        width = tf.shape(source.words)[1]
+        placed = tf.reduce_any(tf.one_hot(tf.where(copied, attended, -1), width) > 0, axis=1)
+        missing = source.unreadable & ~placed
+        columns = tf.ragged.boolean_mask(tf.broadcast_to(tf.range(width), tf.shape(missing)), missing)
+        words = tf.concat([words, tf.ragged.boolean_mask(source.words, missing).to_tensor("")], axis=1)
+        word_attention = tf.concat([word_attention, tf.one_hot(columns.to_tensor(-1), width)], axis=1)
         translation = text.detokenize(tf.ragged.boolean_mask(words, tf.not_equal(words, "")))
         return translation, words, word_attention
 
