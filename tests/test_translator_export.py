@@ -262,40 +262,44 @@ def test_subword_export_round_trips_accents_digits_punctuation_emoji_and_unseen_
 
 class _GuessModel(_CopyModel):
     """As `_CopyModel`, but where the source has [UNK] it writes a known piece instead, as a model
-    guesses at a word it cannot read; with `look_away` it attends to the first word throughout."""
+    guesses at a word it cannot read; with `attend_to`, it attends to that piece throughout."""
 
-    def __init__(self, vocab_size: int, guess: int, look_away: bool = False):
+    def __init__(self, vocab_size: int, guess: int, attend_to: int | None = None):
         super().__init__(vocab_size)
-        self.guess, self.look_away = guess, look_away
+        self.guess, self.attend_to = guess, attend_to
 
     def decode_step(self, tokens, state, output_table):
         ids, position = state
         at = tf.minimum(position, tf.shape(ids)[1] - 1)
         token = tf.gather(ids, at, batch_dims=1)
         token = tf.where(tf.equal(token, UNK_ID), self.guess, token)
-        attention = tf.one_hot(tf.zeros_like(at) if self.look_away else at, tf.shape(ids)[1])
+        looked_at = at if self.attend_to is None else tf.fill(tf.shape(at), self.attend_to)
+        attention = tf.one_hot(looked_at, tf.shape(ids)[1])
         return 10.0 * tf.one_hot(token, self.vocab_size), attention, (ids, position + 1)
 
 
-@pytest.mark.parametrize("look_away", [False, True])
-def test_a_word_the_model_cannot_read_is_passed_through_once_not_guessed(look_away):
+@pytest.mark.parametrize("attend_to", [None, 1])
+def test_a_word_the_model_cannot_read_is_passed_through_once_not_guessed(attend_to):
     from seq2seq_app.translation.translator_export import TranslatorExport
 
     vocab = _pieces(SUBWORD_TRAINING, 80, lowercase=True)
-    guess = vocab.tokens.index("est")
-    model = _GuessModel(len(vocab), guess, look_away)
+    model = _GuessModel(len(vocab), vocab.tokens.index("est"), attend_to)
     export = TranslatorExport(model, vocab, vocab, no_repeat_ngram_size=0)
-    texts = ["tom y Жанна comen pan.", "Привет 🎉", "la casa grande"]
-    out = [t.decode() for t in export.translate(tf.constant(texts))["translation"].numpy()]
-    if look_away:  # no target word attended to the unreadable ones: they follow the rest
-        assert out[0].startswith("Tom y est") and out[0].endswith("Жанна")
-        assert out[1].endswith("Привет 🎉")
-    else:  # the guesses written while attending to them are replaced, each word once
-        assert out[0] == "Tom y Жанна comen pan." and out[1] == "Привет 🎉"
-    for text, translation in zip(texts, out):
+    texts = ["tom y Жанна comen pan.", "🎉 y Привет", "la casa grande"]
+    out = export.translate(tf.constant(texts))
+    translations = [t.decode() for t in out["translation"].numpy()]
+    if attend_to is None:  # the guesses written while attending to them are replaced, each word once
+        assert translations[:2] == ["Tom y Жанна comen pan.", "🎉 Y Привет"]
+    else:  # every word attends to the second piece: the unreadable words no word attended to
+        # follow the rest (the second output is shorter than the first, so its padding is there too)
+        assert translations[0].startswith("Tom y est") and translations[0].endswith("Жанна")
+        assert translations[1] == "Est y est est est est est est 🎉 Привет"
+    for text, translation in zip(texts, translations):
         for word in ("Жанна", "Привет", "🎉"):
             assert translation.count(word) == text.count(word)
-    assert out[2] == "La casa grande"  # words the model can read are untouched
+    assert translations[2] == "La casa grande"  # words the model can read are untouched
+    produced = out["target_tokens"].numpy() != b""
+    np.testing.assert_allclose(out["attention"].numpy().sum(-1)[produced], 1.0, atol=1e-5)
 
 
 def test_a_paragraph_is_translated_sentence_by_sentence_and_over_long_sentences_in_pieces():

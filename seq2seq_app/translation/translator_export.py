@@ -299,14 +299,33 @@ class TranslatorExport(ExportBase):
         joined = SubwordVocabulary.join(tf.ragged.boolean_mask(pieces, keep))
         words = tf.strings.split(joined).to_tensor(default_value="", shape=tf.shape(has_unknown))
         attended = tf.argmax(word_attention, axis=-1, output_type=tf.int32)
-        # A source word with a character the model never saw ("😀", "Жанна") reached it as [UNK]:
-        # whatever it wrote while attending to that word is a guess ("Жанна" came out "and
-        # fairy"), so the word is passed through instead (punctuation the model wrote stays), once:
-        # later target words copying the same source word are dropped, and an unreadable word no
-        # target word attended to most is put after the rest rather than lost.
+        # Most batches hold no word the model cannot read: they skip the pass-through's work.
+        words, word_attention = tf.cond(
+            tf.reduce_any(source.unreadable),
+            lambda: self._passed_through(words, word_attention, attended, has_unknown, source),
+            lambda: (
+                tf.where(has_unknown, tf.gather(source.words, attended, batch_dims=1), words),
+                word_attention,
+            ),
+        )
+        translation = text.detokenize(tf.ragged.boolean_mask(words, tf.not_equal(words, "")))
+        return translation, words, word_attention
+
+    @staticmethod
+    def _passed_through(words, word_attention, attended, has_unknown, source: _Source):
+        """Target words and word attention with the source words the model could not read passed
+        through (see `_pieces_to_text`).
+
+        A source word with a character the model never saw ("😀", "Жанна") reached it as [UNK]:
+        whatever it wrote while attending to that word is a guess ("Жанна" came out "and fairy"),
+        so the word is passed through instead (punctuation the model wrote stays), once: later
+        target words copying the same source word are dropped, and an unreadable word no target
+        word attended to most is put after the rest rather than lost.
+        """
         reads_unreadable = tf.gather(source.unreadable, attended, batch_dims=1)
         punctuation = tf.strings.regex_full_match(words, r"\p{P}+")
-        copied = has_unknown | (reads_unreadable & ~punctuation)
+        written = tf.not_equal(words, "")  # not the padding after a shorter output
+        copied = has_unknown | (reads_unreadable & written & ~punctuation)
         positions = tf.range(tf.shape(attended)[1])
         earlier = positions[None, :] < positions[:, None]  # [i, j]: j comes before i
         same_source = tf.equal(attended[:, :, None], attended[:, None, :]) & copied[:, None, :]
@@ -318,9 +337,7 @@ class TranslatorExport(ExportBase):
         missing = source.unreadable & ~placed
         columns = tf.ragged.boolean_mask(tf.broadcast_to(tf.range(width), tf.shape(missing)), missing)
         words = tf.concat([words, tf.ragged.boolean_mask(source.words, missing).to_tensor("")], axis=1)
-        word_attention = tf.concat([word_attention, tf.one_hot(columns.to_tensor(-1), width)], axis=1)
-        translation = text.detokenize(tf.ragged.boolean_mask(words, tf.not_equal(words, "")))
-        return translation, words, word_attention
+        return words, tf.concat([word_attention, tf.one_hot(columns.to_tensor(-1), width)], axis=1)
 
     @staticmethod
     def _by_text(values, source: _Source):
