@@ -285,19 +285,23 @@ def test_a_word_the_model_cannot_read_is_passed_through_once_not_guessed(attend_
     vocab = _pieces(SUBWORD_TRAINING, 80, lowercase=True)
     model = _GuessModel(len(vocab), vocab.tokens.index("est"), attend_to)
     export = TranslatorExport(model, vocab, vocab, no_repeat_ngram_size=0)
-    texts = ["tom y Жанна comen pan.", "🎉 y Привет", "la casa grande"]
+    texts = ["tom y Жанна comen pan.", "🎉 y Привет", "la casa grande", "te quiero ❤\ufe0f."]
     out = export.translate(tf.constant(texts))
     translations = [t.decode() for t in out["translation"].numpy()]
     if attend_to is None:  # the guesses written while attending to them are replaced, each word once
         assert translations[:2] == ["Tom y Жанна comen pan.", "🎉 Y Привет"]
     else:  # every word attends to the second piece: the unreadable words no word attended to
         # follow the rest (the second output is shorter than the first, so its padding is there too)
-        assert translations[0].startswith("Tom y est") and translations[0].endswith("Жанна")
+        assert translations[0].startswith("Tom y est") and translations[0].endswith("pan Жанна.")
         assert translations[1] == "Est y est est est est est est 🎉 Привет"
     for text, translation in zip(texts, translations):
         for word in ("Жанна", "Привет", "🎉"):
             assert translation.count(word) == text.count(word)
     assert translations[2] == "La casa grande"  # words the model can read are untouched
+    # A variation selector is no word of its own: "❤" passes through, the selector stays unread.
+    assert translations[3].count("❤") == 1 and "\ufe0f" not in translations[3]
+    for text, translation in zip(texts, translations):  # as in any batch
+        assert export.translate(tf.constant([text]))["translation"].numpy()[0].decode() == translation
     produced = out["target_tokens"].numpy() != b""
     np.testing.assert_allclose(out["attention"].numpy().sum(-1)[produced], 1.0, atol=1e-5)
 

@@ -26,6 +26,9 @@ from seq2seq_app.core.vocabulary import END_ID, PAD_ID, START_ID, UNK, UNK_ID, V
 from seq2seq_app.translation.translator import Translator
 
 BANNED = (PAD_ID, START_ID)
+PASS_AT = 0.5  # attention share above which a target word counts as written for the unreadable word
+# Tokens that are not words of their own (see `_encode_text`'s `unreadable`).
+UNREAD_ALONE = r"[\p{M}\p{Cf}\p{Sk}\p{P}\p{Sm}\x{1F1E6}-\x{1F1FF}\x{1F3FB}-\x{1F3FF}]*"
 
 
 class _Source(NamedTuple):
@@ -213,6 +216,10 @@ class TranslatorExport(ExportBase):
             word_index = tf.concat([word_index, ends], axis=1).to_tensor(default_value=-1)
             columns = tf.one_hot(word_index, tf.shape(words)[1])
             unreadable = tf.matmul(tf.cast(unknown, tf.float32)[:, None, :], columns)[:, 0] > 0
+            # Marks, joiners, variation selectors, skin tones, flag halves, punctuation and math
+            # signs the model never saw stay unread, as before: passed through on their own they
+            # would break an emoji ("❤️" into "❤" and a stray selector) or a flag in two.
+            unreadable &= ~tf.strings.regex_full_match(words, UNREAD_ALONE)
         ids = tf.concat([ids, tf.fill([ids.nrows(), 1], END_ID)], axis=1)  # every source ends with END
         lengths = tf.cast(ids.row_lengths(), tf.int32) - 1
         # Outputs may be about twice as long as inputs, never longer than the cap; nothing in,
@@ -317,27 +324,54 @@ class TranslatorExport(ExportBase):
         through (see `_pieces_to_text`).
 
         A source word with a character the model never saw ("😀", "Жанна") reached it as [UNK]:
-        whatever it wrote while attending to that word is a guess ("Жанна" came out "and fairy"),
-        so the word is passed through instead (punctuation the model wrote stays), once: later
-        target words copying the same source word are dropped, and an unreadable word no target
-        word attended to most is put after the rest rather than lost.
+        what it wrote while attending mostly (`PASS_AT` or more) to that word is a guess ("Жанна"
+        came out "and fairy"), so the word is passed through instead (punctuation the model wrote
+        stays), once: later target words passing the same source word through are dropped, and an
+        unreadable word no target word was written for goes before the sentence's closing
+        punctuation rather than being lost.
         """
         reads_unreadable = tf.gather(source.unreadable, attended, batch_dims=1)
         punctuation = tf.strings.regex_full_match(words, r"\p{P}+")
         written = tf.not_equal(words, "")  # not the padding after a shorter output
-        copied = has_unknown | (reads_unreadable & written & ~punctuation)
+        passed = reads_unreadable & written & ~punctuation & (tf.reduce_max(word_attention, -1) >= PASS_AT)
+        copied = has_unknown | passed
         positions = tf.range(tf.shape(attended)[1])
         earlier = positions[None, :] < positions[:, None]  # [i, j]: j comes before i
-        same_source = tf.equal(attended[:, :, None], attended[:, None, :]) & copied[:, None, :]
-        repeat = copied & tf.reduce_any(same_source & earlier[None], axis=2)
+        # Only pass-throughs are deduplicated: an [UNK] word copied twice from a readable word is
+        # kept as the other path keeps it, so a sentence decodes the same in any batch.
+        same_source = tf.equal(attended[:, :, None], attended[:, None, :]) & passed[:, None, :]
+        repeat = passed & tf.reduce_any(same_source & earlier[None], axis=2)
         words = tf.where(copied, tf.gather(source.words, attended, batch_dims=1), words)
         words = tf.where(repeat, "", words)
         width = tf.shape(source.words)[1]
         placed = tf.reduce_any(tf.one_hot(tf.where(copied, attended, -1), width) > 0, axis=1)
         missing = source.unreadable & ~placed
+        extra = tf.ragged.boolean_mask(source.words, missing)
         columns = tf.ragged.boolean_mask(tf.broadcast_to(tf.range(width), tf.shape(missing)), missing)
-        words = tf.concat([words, tf.ragged.boolean_mask(source.words, missing).to_tensor("")], axis=1)
-        return words, tf.concat([word_attention, tf.one_hot(columns.to_tensor(-1), width)], axis=1)
+        # Each row's missing words go in after its last word that is not punctuation: its
+        # positions are gathered from [words, missing words, one blank] (attention likewise).
+        t, k = tf.shape(words)[1], tf.shape(extra.to_tensor(""))[1]
+        count = tf.cast(extra.row_lengths(), tf.int32)[:, None]
+        content = tf.where(
+            tf.not_equal(words, "") & ~tf.strings.regex_full_match(words, r"\p{P}+"), positions, -1
+        )
+        cut = tf.reduce_max(content, axis=1, keepdims=True) + 1
+        j = tf.range(t + k)[None, :]
+        index = tf.where(
+            j < cut,
+            j,
+            tf.where(j < cut + count, t + j - cut, tf.where(j < t + count, j - count, t + k)),
+        )
+        words = tf.concat([words, extra.to_tensor(""), tf.fill([tf.shape(words)[0], 1], "")], axis=1)
+        rows = tf.concat(
+            [
+                word_attention,
+                tf.one_hot(columns.to_tensor(-1), width),
+                tf.zeros_like(word_attention[:, :1]),
+            ],
+            axis=1,
+        )
+        return tf.gather(words, index, batch_dims=1), tf.gather(rows, index, batch_dims=1)
 
     @staticmethod
     def _by_text(values, source: _Source):
