@@ -39,15 +39,8 @@ def _no_end_first(logits: tf.Tensor, t: tf.Tensor, end_id: int) -> tf.Tensor:
     """`logits` [rows, vocab] with `end_id` removed from the first step's choices: a search that
     runs at all writes at least one token before END, rather than an empty output that looks like
     an answer (a weak model can rank END first)."""
-
-    def ban():
-        return tf.tensor_scatter_nd_add(
-            logits,
-            tf.stack([tf.range(tf.shape(logits)[0]), tf.fill([tf.shape(logits)[0]], end_id)], 1),
-            tf.fill([tf.shape(logits)[0]], NEG_INF),
-        )
-
-    return tf.cond(tf.equal(t, 0), ban, lambda: logits)
+    end = tf.one_hot(end_id, tf.shape(logits)[1], on_value=NEG_INF, off_value=0.0)
+    return tf.cond(tf.equal(t, 0), lambda: logits + end, lambda: logits)
 
 
 def _without_finished(

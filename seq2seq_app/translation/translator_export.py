@@ -347,10 +347,11 @@ class TranslatorExport(ExportBase):
         placed = tf.reduce_any(tf.one_hot(tf.where(copied, attended, -1), width) > 0, axis=1)
         missing = source.unreadable & ~placed
         extra = tf.ragged.boolean_mask(source.words, missing)
+        extra_words = extra.to_tensor("")
         columns = tf.ragged.boolean_mask(tf.broadcast_to(tf.range(width), tf.shape(missing)), missing)
         # Each row's missing words go in after its last word that is not punctuation: its
         # positions are gathered from [words, missing words, one blank] (attention likewise).
-        t, k = tf.shape(words)[1], tf.shape(extra.to_tensor(""))[1]
+        t, k = tf.shape(words)[1], tf.shape(extra_words)[1]
         count = tf.cast(extra.row_lengths(), tf.int32)[:, None]
         content = tf.where(
             tf.not_equal(words, "") & ~tf.strings.regex_full_match(words, r"\p{P}+"), positions, -1
@@ -362,7 +363,7 @@ class TranslatorExport(ExportBase):
             j,
             tf.where(j < cut + count, t + j - cut, tf.where(j < t + count, j - count, t + k)),
         )
-        words = tf.concat([words, extra.to_tensor(""), tf.fill([tf.shape(words)[0], 1], "")], axis=1)
+        words = tf.concat([words, extra_words, tf.fill([tf.shape(words)[0], 1], "")], axis=1)
         rows = tf.concat(
             [
                 word_attention,
