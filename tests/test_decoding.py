@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seq2seq_app.core import decoding
 
@@ -233,6 +235,44 @@ def test_with_word_starts_a_word_of_many_pieces_may_recur_but_a_loop_of_words_ma
     for word in (seq[a:b] for a, b in zip(starts, starts[1:])):
         assert len(set(_ngrams(word, 3))) == len(_ngrams(word, 3)), seq
     assert seq[-1] == END and len(seq) < 20
+
+
+def _banned_by_rule(history, n, starts):
+    """The rule in words: after the last n-1 tokens, a token that would repeat an n-gram of
+    `history` is banned; with `starts`, not one inside an earlier word (only inside the word
+    being written, which begins at the last word start)."""
+    tail = history[len(history) - n + 1 :]
+    current = max([i for i, t in enumerate(history) if starts[t]], default=0) if starts else 0
+    banned = set()
+    for j in range(len(history) - n + 1):
+        gram = history[j : j + n]
+        inside = starts is not None and not any(starts[t] for t in gram[1:])
+        if len(tail) == n - 1 and gram[:-1] == tail and (not inside or j + n - 1 >= current):
+            banned.add(gram[-1])
+    return banned
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(2, 4),
+    rows=st.lists(st.lists(st.integers(0, 4), min_size=1, max_size=14), min_size=1, max_size=3),
+    starts=st.one_of(st.none(), st.lists(st.booleans(), min_size=5, max_size=5)),
+)
+def test_the_ban_follows_its_rule_at_every_step(n, rows, starts):
+    """The n-grams kept step by step ban exactly what the rule says, for every row alone."""
+    steps = max(len(r) for r in rows)
+    rows = [r + [r[-1]] * (steps - len(r)) for r in rows]  # equal lengths; padding repeats
+
+    def step(tokens, state):
+        return tf.zeros([len(rows), 5]), tf.zeros([len(rows), 2]), state
+
+    word_starts = None if starts is None else tf.constant(starts)
+    wrapped, state = decoding.no_repeat_ngrams(step, tf.zeros([len(rows)]), n, steps, word_starts)
+    for t in range(steps):
+        logits, _, state = wrapped(tf.constant([r[t] for r in rows], tf.int32), state)
+        for r, row in enumerate(rows):
+            banned = set(np.flatnonzero(logits.numpy()[r] <= decoding.NEG_INF).tolist())
+            assert banned == _banned_by_rule(row[: t + 1], n, starts), (t, row)
 
 
 def test_the_constraint_changes_nothing_for_a_decoder_that_does_not_repeat():

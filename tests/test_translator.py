@@ -59,6 +59,26 @@ def test_attention_weights_sum_to_one_over_unmasked_memory(score):
     np.testing.assert_array_equal(weights[0, :, 2:], 0.0)
 
 
+@pytest.mark.parametrize("score", ["additive", "multiplicative"])
+@pytest.mark.parametrize("rows,length", [(1, 6), (3, 40), (2, 200)])  # both sides of FEW_POSITIONS
+def test_one_query_step_matches_keras_attention(score, rows, length):
+    rng = np.random.default_rng(1)
+    attention = CrossAttention(8, score=score)
+    memory = rng.normal(size=(rows, length, 6)).astype("float32")
+    mask = np.ones((rows, length), bool)
+    mask[0, length // 2 :] = False  # a padded row
+    query = rng.normal(size=(rows, 1, 5)).astype("float32")
+    context, weights = attention(query, memory, mask)
+    keras_context, keras_weights = attention.attention(
+        [attention.query_proj(query), memory, attention.project_keys(memory)],
+        mask=[None, mask],
+        return_attention_scores=True,
+    )
+    np.testing.assert_allclose(np.asarray(weights), np.asarray(keras_weights), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(context), np.asarray(keras_context), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(weights)[0, :, length // 2 :], 0.0)
+
+
 def test_unknown_choices_are_clear_errors():
     with pytest.raises(ValueError, match="Unknown cell"):
         RecurrentEncoder(10, 4, 4, cell="transformer")

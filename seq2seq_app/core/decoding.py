@@ -412,39 +412,47 @@ def no_repeat_ngrams(
     batch = tf.shape(tf.nest.flatten(state)[0])[0]
     width = tf.cast(max_steps, tf.int32) + 1  # the start token, then one token per step
 
+    # The state keeps every n-gram written so far, each at the position of its last token, rather
+    # than the tokens themselves: a step then compares its last n-1 tokens with every n-gram's
+    # first n-1 in one product of equalities, instead of slicing the n-grams out of the history
+    # anew (half the ops of the loop's wrapper, and a one-sentence search is bound by op count).
+    # -1 fills what is not an n-gram yet: an n-gram that still holds it never matches a tail.
     def step(tokens, wrapped):
-        inner, history, count = wrapped
-        history = tf.where(tf.one_hot(count, width, on_value=True, off_value=False), tokens[:, None], history)
-        count = count + 1
+        inner, ngrams, tail, count, words = wrapped
+        completed = tf.concat([tail, tokens[:, None]], axis=1)  # [rows, n], ended by this token
+        at = tf.one_hot(count, width, on_value=True, off_value=False)
+        if word_starts is not None:
+            inside, recent = words
+            begins = tf.gather(word_starts, tokens)
+            recent = tf.where(begins, 0, recent + 1)  # tokens since the last word start
+            # A new word: the n-grams inside earlier words may recur from now on (a name said
+            # again); those inside the word being written may not (a loop "ja ##ja ##ja").
+            ngrams = tf.where((begins[:, None] & inside)[:, :, None], -1, ngrams)
+            # It crosses into another word when one of its last n-1 tokens begins a word.
+            words = tf.where(at, (recent >= n - 1)[:, None], inside), recent
+        ngrams = tf.where(at[:, :, None], completed[:, None, :], ngrams)
         logits, attention, inner = step_fn(tokens, inner)
-        return _ban_repeats(logits, history, count, n, word_starts), attention, (inner, history, count)
+        tail = completed[:, 1:]
+        return _ban_repeats(logits, ngrams, tail), attention, (inner, ngrams, tail, count + 1, words)
 
-    return step, (state, tf.zeros([batch, width], tf.int32), tf.zeros([batch], tf.int32))
+    # Per n-gram whether it lies inside one word, and per row the tokens since the last word
+    # start (n: none yet).
+    words = () if word_starts is None else (tf.zeros([batch, width], tf.bool), tf.fill([batch], n))
+    return step, (
+        state,
+        tf.fill([batch, width, n], -1),
+        tf.fill([batch, n - 1], -1),
+        tf.zeros([batch], tf.int32),
+        words,
+    )
 
 
-def _ban_repeats(logits, history, count, n: int, word_starts: tf.Tensor | None = None) -> tf.Tensor:
-    """`logits` with NEG_INF for every token that would complete an n-gram already in
-    `history[:, :count]` (with `word_starts`: an n-gram that crosses into another word)."""
-    width = tf.shape(history)[1]
-    starts = tf.range(width - n + 1)
-    # windows[r, j] = history[r, j : j + n - 1], the n-1 tokens before candidate j's next token.
-    windows = tf.stack([history[:, i : width - n + 1 + i] for i in range(n - 1)], axis=-1)
-    following = history[:, n - 1 :]
-    tail = tf.gather(history, tf.maximum(count[:, None] - (n - 1) + tf.range(n - 1), 0), batch_dims=1)
-    match = tf.reduce_all(tf.equal(windows, tail[:, None, :]), axis=-1)
-    match &= (starts[None, :] + n - 1 < count[:, None]) & (count[:, None] >= n - 1)
-    if word_starts is not None:
-        # The n-gram history[j : j + n] crosses words when one of its tokens after the first
-        # begins a word. One inside a word may recur only in a later word (a name said again),
-        # not within the word being written (a loop such as "ja ##ja ##ja …"), which begins at
-        # the last word start written so far.
-        begins = tf.gather(word_starts, history)
-        crosses = tf.reduce_any(tf.stack([begins[:, i : width - n + 1 + i] for i in range(1, n)], -1), -1)
-        positions = tf.range(width)[None, :]
-        current = tf.reduce_max(tf.where(begins & (positions < count[:, None]), positions, 0), axis=1)
-        match &= crosses | (starts[None, :] + n - 1 >= current[:, None])
+def _ban_repeats(logits, ngrams, tail) -> tf.Tensor:
+    """`logits` with NEG_INF for every token that would complete one of `ngrams` [rows, width, n]
+    from the last n-1 tokens `tail` [rows, n-1]."""
+    match = tf.reduce_all(tf.equal(ngrams[:, :, :-1], tail[:, None, :]), axis=-1)
     where = tf.cast(tf.where(match), tf.int32)
-    banned = tf.stack([where[:, 0], tf.gather_nd(following, where)], axis=1)
+    banned = tf.stack([where[:, 0], tf.gather_nd(ngrams[:, :, -1], where)], axis=1)
     # The banned tokens are a handful per row and most steps have none, so the logits are
     # updated at those places only, and copied only on a step that bans something.
     return tf.cond(

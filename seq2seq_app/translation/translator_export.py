@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from seq2seq_app.core import decoding, text
 from seq2seq_app.core.export_base import ExportBase
+from seq2seq_app.core.function_cond import function_cond
 from seq2seq_app.core.subword_vocabulary import CONTINUATION, SubwordVocabulary
 from seq2seq_app.core.vocabulary import END_ID, PAD_ID, START_ID, UNK, UNK_ID, Vocabulary
 from seq2seq_app.translation.translator import Translator
@@ -163,7 +164,7 @@ class TranslatorExport(ExportBase):
         simple = tf.reduce_all(sentences.row_lengths() <= 1) & tf.reduce_all(
             whole.row_lengths() <= self.max_source_tokens
         )
-        return tf.cond(
+        return function_cond(
             simple,
             lambda: (whole, tf.range(n_texts), tf.zeros([n_texts], tf.bool)),
             lambda: self._split_units(sentences, n_texts),
