@@ -67,16 +67,12 @@ def test_one_query_step_matches_keras_attention(score, rows, length):
     memory = rng.normal(size=(rows, length, 6)).astype("float32")
     mask = np.ones((rows, length), bool)
     mask[0, length // 2 :] = False  # a padded row
-    query = rng.normal(size=(rows, 1, 5)).astype("float32")
-    context, weights = attention(query, memory, mask)
-    keras_context, keras_weights = attention.attention(
-        [attention.query_proj(query), memory, attention.project_keys(memory)],
-        mask=[None, mask],
-        return_attention_scores=True,
-    )
-    np.testing.assert_allclose(np.asarray(weights), np.asarray(keras_weights), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(np.asarray(context), np.asarray(keras_context), rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(np.asarray(weights)[0, :, length // 2 :], 0.0)
+    query = rng.normal(size=(rows, 5)).astype("float32")
+    context, weights = attention.step(query, memory, mask)  # before any call: step builds it
+    keras_context, keras_weights = attention(query[:, None], memory, mask)
+    np.testing.assert_allclose(np.asarray(weights), np.asarray(keras_weights)[:, 0], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(context), np.asarray(keras_context)[:, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(weights)[0, length // 2 :], 0.0)
 
 
 def test_unknown_choices_are_clear_errors():

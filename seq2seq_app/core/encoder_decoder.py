@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import keras
-from keras import ops
 
 
 class DecoderState(NamedTuple):
@@ -50,15 +49,15 @@ class EncoderDecoder(keras.Model):
         """One decoding step: token_ids [batch] → (logits [batch, vocab], attention, state).
 
         `output_table`, if given, is `tied_embeddings` transposed (see `AttentionDecoder`)."""
-        logits, weights, states = self.decoder(
-            ops.expand_dims(token_ids, 1),
+        logits, weights, states = self.decoder.step(
+            token_ids,
             state.memory,
             state.memory_mask,
             state.decoder_states,
             keys=state.keys,
             output_table=output_table,
         )
-        return logits[:, 0], weights[:, 0], state._replace(decoder_states=states)
+        return logits, weights, state._replace(decoder_states=states)
 
     def call(self, inputs, training=None, return_attention=False):
         memory, mask, keys, states = self.encode(inputs[self.source_key], training=training)

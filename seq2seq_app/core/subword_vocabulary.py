@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from seq2seq_app.core.text import join_rows
 from seq2seq_app.core.vocabulary import UNK_ID, Vocabulary
 
 CONTINUATION = "##"
@@ -253,11 +254,11 @@ class SubwordVocabulary:
         ids, pieces, _ = self.segment(words)
         unknown = tf.ragged.boolean_mask(pieces, tf.equal(ids, UNK_ID))
         unknown = tf.strings.regex_replace(unknown, "^" + CONTINUATION, "")
-        return tf.strings.reduce_join(unknown, axis=-1)
+        return join_rows(unknown)
 
     @staticmethod
     def join(pieces: tf.RaggedTensor) -> tf.Tensor:
         """Pieces [b, (pieces)] → words separated by single spaces, string [b]."""
-        text = tf.strings.reduce_join(pieces, axis=-1, separator=" ")
+        text = join_rows(pieces, " ")
         text = tf.strings.regex_replace(text, " " + CONTINUATION, "")
         return tf.strings.regex_replace(text, "^" + CONTINUATION, "")

@@ -120,6 +120,20 @@ _DETOKENIZE_RULES = [
 ]
 
 
+def join_rows(values: tf.RaggedTensor, separator: str = "") -> tf.Tensor:
+    """`tf.strings.reduce_join(values, axis=1, separator=separator)` for a ragged [rows, (n), …]
+    string tensor (ragged rank 1), as one core op: the ragged reduction builds some eighty, and
+    the exports join strings on every call.
+
+    Example:
+    >>> join_rows(tf.ragged.constant([["a", "b"], [], ["c"]]), " ").numpy()
+    array([b'a b', b'', b'c'], dtype=object)
+    """
+    return tf.strings.unsorted_segment_join(
+        values.values, values.value_rowids(), values.nrows(), separator=separator
+    )
+
+
 def detokenize(tokens: tf.RaggedTensor) -> tf.Tensor:
     """Joins tokens into text as a person writes it, with a capital first letter.
 
@@ -133,21 +147,21 @@ def detokenize(tokens: tf.RaggedTensor) -> tf.Tensor:
     >>> detokenize(tf.ragged.constant([["where", "is", "Tom's", "car", "?"]])).numpy()
     array([b"Where is Tom's car?"], dtype=object)
     """
-    text = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
+    text = join_rows(tokens, " ")
     for pattern, replacement in _DETOKENIZE_RULES:
         text = tf.strings.regex_replace(text, pattern, replacement)
     return capitalize_first(text)
 
 
-def join_sentences(sentences: tf.RaggedTensor, axis: int = 1) -> tf.Tensor:
-    """Joins detokenised sentences (or pieces of one) with spaces along `axis`, with no space
+def join_sentences(sentences: tf.RaggedTensor) -> tf.Tensor:
+    """Joins each row's detokenised sentences (or pieces of one) with spaces, with no space
     before closing or after opening punctuation where two pieces of one sentence meet.
 
     Example:
     >>> join_sentences(tf.ragged.constant([["Hello.", "", "How are", "you", "?"], []])).numpy()
     array([b'Hello. How are you?', b''], dtype=object)
     """
-    text = tf.strings.reduce_join(sentences, axis=axis, separator=" ")
+    text = join_rows(sentences, " ")
     text = tf.strings.regex_replace(text, "  +", " ")  # an empty sentence adds no space
     for pattern, replacement in _DETOKENIZE_RULES[:2]:  # quotes cannot be paired across sentences
         text = tf.strings.regex_replace(text, pattern, replacement)

@@ -20,10 +20,8 @@ class CrossAttention(keras.layers.Layer):
     `additive` is Bahdanau's score `v·tanh(W_q q + W_k k)`, `multiplicative` is Luong's
     "general" score `q·W k`. The scoring and masked softmax are Keras's own `AdditiveAttention`
     and `Attention` layers; this layer adds the learned projections. `project_keys` is split
-    out so a decoder can project the memory once per sentence instead of once per step. A single
-    query step (decoding) is scored with the same formulas written out here, so its context can
-    skip the batched matmul when the memory is small (`FEW_POSITIONS`): a one-sentence search
-    is that case at every step.
+    out so a decoder can project the memory once per sentence instead of once per step; `step`
+    serves one decoding step.
 
     Args:
         units: size of the projected space the scores are computed in.
@@ -58,31 +56,37 @@ class CrossAttention(keras.layers.Layer):
     def call(self, query, memory, memory_mask, keys=None):
         if keys is None:
             keys = self.project_keys(memory)
-        query = self.query_proj(query)
-        if query.shape[1] == 1:
-            return self._one_step(query, memory, memory_mask, keys)
         context, weights = self.attention(
-            [query, memory, keys],
+            [self.query_proj(query), memory, keys],
             mask=[None, memory_mask],
             return_attention_scores=True,
         )
         return context, weights
 
-    def _one_step(self, query, memory, memory_mask, keys):
-        """Keras's scores and masked softmax for a query of one step ([batch, 1, units])."""
+    def step(self, query, memory, memory_mask, keys=None):
+        """`call` for one query step without the time axis: query [batch, features] →
+        (context [batch, memory_width], weights [batch, memory_length]).
+
+        Keras's scores and masked softmax, written out so the step's products are plain matmuls
+        and its context can skip the batched matmul when the memory is small (`FEW_POSITIONS`).
+        """
+        if keys is None:
+            keys = self.project_keys(memory)
+        query = self.query_proj(query)
         if not self.attention.built:  # otherwise built by its first call, which this path skips
             self.attention.build([query.shape, memory.shape, keys.shape])
         if self.score == "additive":
-            scores = ops.sum(self.attention.scale * ops.tanh(query[:, :, None, :] + keys[:, None]), axis=-1)
+            scale = ops.cast(self.attention.scale, query.dtype)
+            scores = ops.sum(scale * ops.tanh(query[:, None, :] + keys), axis=-1)
         else:
-            scores = ops.matmul(query, ops.transpose(keys, [0, 2, 1]))
+            scores = ops.matmul(query[:, None, :], ops.transpose(keys, [0, 2, 1]))[:, 0]
         max_value = 65504.0 if scores.dtype == "float16" else 1.0e9  # Keras's padding bias
-        scores = ops.where(memory_mask[:, None, :], scores, scores - max_value)
+        scores = ops.where(memory_mask, scores, scores - max_value)
         weights = ops.softmax(scores, axis=-1)
         context = ops.cond(
             ops.size(weights) <= FEW_POSITIONS,
-            lambda: ops.sum(ops.transpose(weights, [0, 2, 1]) * memory, axis=1, keepdims=True),
-            lambda: ops.matmul(weights, memory),
+            lambda: ops.sum(weights[:, :, None] * memory, axis=1),
+            lambda: ops.matmul(weights[:, None, :], memory)[:, 0],
         )
         return context, weights
 
