@@ -108,6 +108,9 @@ def test_step_by_step_decoding_equals_full_sequence(cell, attention):
         np.testing.assert_allclose(np.asarray(weights), np.asarray(full_attention)[:, t], atol=1e-5)
         from_table = model.decode_step(target[:, t], state, output_table=table)
         np.testing.assert_allclose(np.asarray(from_table[0]), np.asarray(logits), atol=1e-5)
+        rows = ops.cast(model.tied_embeddings, "float16")  # as a float16 export stores them
+        from_rows = model.decode_step(target[:, t], state, output_table=table, embedding_rows=rows)
+        np.testing.assert_allclose(np.asarray(from_rows[0]), np.asarray(logits), atol=1e-2)
         state = next_state
 
 

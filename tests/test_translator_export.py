@@ -190,7 +190,7 @@ class _CopyModel:
     def encode(self, ids):
         return ids, tf.zeros([tf.shape(ids)[0]], tf.int32)
 
-    def decode_step(self, tokens, state, output_table):
+    def decode_step(self, tokens, state, **tables):
         ids, position = state
         width = tf.shape(ids)[1]
         at = tf.minimum(position, width - 1)
@@ -268,7 +268,7 @@ class _GuessModel(_CopyModel):
         super().__init__(vocab_size)
         self.guess, self.attend_to = guess, attend_to
 
-    def decode_step(self, tokens, state, output_table):
+    def decode_step(self, tokens, state, **tables):
         ids, position = state
         at = tf.minimum(position, tf.shape(ids)[1] - 1)
         token = tf.gather(ids, at, batch_dims=1)
@@ -349,8 +349,8 @@ def test_a_text_of_many_sentences_keeps_its_first_units_and_says_it_was_cut():
 class _EndlessModel(_CopyModel):
     """Never writes END: always the first source piece."""
 
-    def decode_step(self, tokens, state, output_table):
-        logits, attention, state = super().decode_step(tokens, state, output_table)
+    def decode_step(self, tokens, state, **tables):
+        logits, attention, state = super().decode_step(tokens, state)
         return 10.0 * tf.one_hot(state[0][:, 0], self.vocab_size), attention, state
 
 

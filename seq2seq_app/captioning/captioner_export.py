@@ -69,10 +69,9 @@ class CaptionerExport(ExportBase):
         blank = tf.reshape(tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8)), [1])
         pixels, status = images.decode_images(self.non_empty(image, blank), self.image_size)
         regions, encode, step = self.with_weights(self._regions, self._encode, self._step)
-        (output_table,) = self.transposed_weights()
         state = encode(regions(pixels))
         search = {
-            "step_fn": functools.partial(step, output_table=output_table),
+            "step_fn": functools.partial(step, **self.decoder_tables()),
             "state": state,
             "start_tokens": tf.fill([tf.shape(pixels)[0]], START_ID),
             # A refused image decodes no step: its caption is "".

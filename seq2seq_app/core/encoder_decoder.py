@@ -45,10 +45,11 @@ class EncoderDecoder(keras.Model):
         given them transposed, as `output_table`."""
         return self.decoder.embedding.embeddings
 
-    def decode_step(self, token_ids, state, output_table=None):
+    def decode_step(self, token_ids, state, output_table=None, embedding_rows=None):
         """One decoding step: token_ids [batch] → (logits [batch, vocab], attention, state).
 
-        `output_table`, if given, is `tied_embeddings` transposed (see `AttentionDecoder`)."""
+        `output_table`, if given, is `tied_embeddings` transposed, and `embedding_rows` the same
+        embeddings untransposed, in any float dtype (see `AttentionDecoder.step`)."""
         logits, weights, states = self.decoder.step(
             token_ids,
             state.memory,
@@ -56,6 +57,7 @@ class EncoderDecoder(keras.Model):
             state.decoder_states,
             keys=state.keys,
             output_table=output_table,
+            embedding_rows=embedding_rows,
         )
         return logits, weights, state._replace(decoder_states=states)
 

@@ -99,6 +99,17 @@ class ExportBase(tf.Module):
         """The `transposed` weights, transposed, read here once as `with_weights` reads the rest."""
         return self.float32_copy.values(self._transposed)
 
+    def decoder_tables(self) -> dict[str, tf.Tensor]:
+        """A decoder's tied embeddings, the one `transposed` weight, for `decode_step`: transposed
+        from the copy as its `output_table`, and as the SavedModel stores them (float16, or
+        float32 with `float16_storage=False`) as its `embedding_rows`, whose rows it gathers
+        (a row of the transposed copy is spread across all of it). Cast to float32, a stored row
+        equals the copy's column exactly."""
+        (index,) = self._transposed
+        (output_table,) = self.transposed_weights()
+        rows = tf.convert_to_tensor(self.model_variables[index])
+        return {"output_table": output_table, "embedding_rows": rows}
+
     @staticmethod
     def non_empty(batch: tf.Tensor, stand_in: tf.Tensor) -> tf.Tensor:
         """`batch`, or for an empty batch the one-row `stand_in`: recurrent layers cannot run on zero

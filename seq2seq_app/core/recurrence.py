@@ -129,14 +129,12 @@ def run(layer, x, mask=None, initial_states=None) -> tuple[tf.Tensor, list]:
     batch, width = tf.shape(x)[0], tf.shape(x)[1]
     if mask is None:
         mask = tf.ones([batch, width], tf.bool)
-    # Up to each row's last unmasked position: the loop stops after the longest, and the
-    # backward direction reads each row from its own end.
+    # Up to each row's last unmasked position: the loop stops after the longest.
     ends = tf.maximum(tf.reduce_max(tf.where(mask, tf.range(width)[None, :] + 1, 0), axis=1), 0)
     steps = tf.reduce_max(tf.concat([ends, [0]], 0))
-
-    def reverse(sequence):  # each row up to its end, what follows left in place
-        return tf.reverse_sequence(sequence, ends, seq_axis=1, batch_axis=0)
-
+    # Time-major before the projection, where the features are fewer than the gates'.
+    x = tf.transpose(x, [1, 0, 2])
+    time_mask = tf.transpose(mask)[:, :, None]
     outputs, final = [], []
     for index, (direction, backwards) in enumerate(directions):
         cell, dtype, n = direction.cell, direction.compute_dtype, _num_states(direction.cell)
@@ -144,34 +142,35 @@ def run(layer, x, mask=None, initial_states=None) -> tuple[tf.Tensor, list]:
             states = [tf.zeros([batch, cell.units], dtype)] * n
         else:
             states = [tf.cast(s, dtype) for s in initial_states[index * n : (index + 1) * n]]
-        inputs = tf.cast(reverse(x) if backwards else x, dtype)
-        keep = reverse(mask) if backwards else mask
-        projected = tf.transpose(project(cell, inputs), [1, 0, 2])  # time-major
-        sequence, states = _loop(cell, projected, tf.transpose(keep)[:, :, None], steps, states)
-        sequence = tf.pad(sequence, [[0, 0], [0, width - steps], [0, 0]])
-        outputs.append(reverse(sequence) if backwards else sequence)
+        projected = project(cell, tf.cast(x, dtype))
+        sequence, states = _loop(cell, projected, time_mask, steps, states, backwards)
+        outputs.append(tf.pad(sequence, [[0, 0], [0, width - steps], [0, 0]]))
         final += states
     return tf.concat(outputs, axis=-1), final
 
 
-def _loop(cell, projected, time_mask, steps, states):
-    """One direction's loop over time-major projected inputs. Each direction has a loop of its
-    own, so TensorFlow can run the two of a bidirectional layer side by side."""
+def _loop(cell, projected, time_mask, steps, states, backwards=False):
+    """One direction's loop over time-major projected inputs, the first `steps` positions. Each
+    direction has a loop of its own, so TensorFlow can run the two of a bidirectional layer side
+    by side. Backwards, the loop runs from the last position down: a row's positions after its
+    last unmasked one leave its state as it was, so each row starts from its own end, as Keras's
+    backward layer does, and its outputs land in place (no reversed copies of the sequence)."""
 
     # Read through a TensorArray: the gradient of slicing the tensor itself would be a
     # tensor of its full size on every step.
     inputs = tf.TensorArray(projected.dtype, size=tf.shape(projected)[0], element_shape=projected.shape[1:])
     inputs = inputs.unstack(projected)
 
-    def body(t, states, written):
+    def body(i, states, written):
+        t = steps - 1 - i if backwards else i
         out, state = step(cell, inputs.read(t), states)
         keep = time_mask[t]
         states = [tf.where(keep, s, o) for s, o in zip(state, states)]
-        return t + 1, states, written.write(t, tf.where(keep, out, tf.zeros_like(out)))
+        return i + 1, states, written.write(t, tf.where(keep, out, tf.zeros_like(out)))
 
     batch = tf.shape(projected)[1]
     written = tf.TensorArray(projected.dtype, size=steps, element_shape=[None, cell.units])
-    _, states, written = tf.while_loop(lambda t, *_: t < steps, body, (0, states, written))
+    _, states, written = tf.while_loop(lambda i, *_: i < steps, body, (0, states, written))
     sequence = tf.cond(  # an empty list of unknown batch size cannot be stacked
         steps > 0,
         lambda: tf.transpose(written.stack(), [1, 0, 2]),

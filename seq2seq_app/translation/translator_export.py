@@ -240,9 +240,8 @@ class TranslatorExport(ExportBase):
         """(the source, the search's keyword arguments) for a batch of texts."""
         source = self._encode_text(self.non_empty(texts, tf.constant([""])))
         encode, step = self.with_weights(self._encode, self._step)
-        (output_table,) = self.transposed_weights()
         step, state = decoding.no_repeat_ngrams(
-            functools.partial(step, output_table=output_table),
+            functools.partial(step, **self.decoder_tables()),
             encode(source.ids),
             self.no_repeat_ngram_size,
             tf.reduce_max(source.max_lengths),

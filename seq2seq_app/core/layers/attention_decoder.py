@@ -105,19 +105,34 @@ class AttentionDecoder(keras.layers.Layer):
         logits = ops.matmul(x, ops.transpose(embeddings)) + ops.cast(self.output_bias, x.dtype)
         return ops.cast(logits, "float32"), ops.cast(weights, "float32"), new_states
 
-    def step(self, token_ids, memory, memory_mask, states, keys=None, training=None, output_table=None):
+    def step(
+        self,
+        token_ids,
+        memory,
+        memory_mask,
+        states,
+        keys=None,
+        training=None,
+        output_table=None,
+        embedding_rows=None,
+    ):
         """One decoding step without the time axis: token_ids [batch] → (logits [batch,
         vocab_size], attention [batch, memory_length], states).
 
         The search functions call this once per token, so every op it saves is saved at every
         step: the cells run directly rather than through a layer's time loop, and the dense
         layers see [batch, features] (one matmul each) rather than a length-1 sequence (a
-        `Tensordot` of a dozen ops).
+        `Tensordot` of a dozen ops). `embedding_rows`, with `output_table`, holds the same
+        embeddings [vocab_size, embedding_dim] in any float dtype (as an export stores them):
+        the previous tokens' rows are gathered from it, where their columns of `output_table`
+        lie across the whole table (at 64 rows, ~95 µs a step against a few).
         """
-        if output_table is None:
-            x = self.embedding(token_ids)
-        else:  # the rows of the previous tokens are the table's columns
+        if embedding_rows is not None:
+            x = ops.cast(ops.take(embedding_rows, token_ids, axis=0), self.compute_dtype)
+        elif output_table is not None:  # the rows of the previous tokens are the table's columns
             x = ops.transpose(ops.take(ops.cast(output_table, self.compute_dtype), token_ids, axis=1))
+        else:
+            x = self.embedding(token_ids)
         x = self.dropout_layer(x, training=training)
         new_states = []
         for i, (rnn, state) in enumerate(zip(self.rnns, states)):
