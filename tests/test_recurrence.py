@@ -150,8 +150,9 @@ def test_encoder_gradients_equal_keras_layers(cell, calls, keras_layers):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
 
 
+@pytest.mark.parametrize("training", [True, False])  # inputs read from an array, or sliced
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_traced_encoder_gradients_equal_keras_layers(cell, keras_layers):
+def test_traced_encoder_gradients_equal_keras_layers(cell, training, keras_layers):
     """As `fit` runs it: a traced graph (TensorFlow's loop gradients, not a Python loop), unknown
     shapes, and a last column of padding only, so the loop stops before the inputs' end."""
     ids = np.concatenate([ragged_ids(np.random.default_rng(8), 6)[:, :6], np.zeros((6, 2), "int32")], axis=1)
@@ -161,7 +162,7 @@ def test_traced_encoder_gradients_equal_keras_layers(cell, keras_layers):
 
     def gradients(x):
         with tf.GradientTape() as tape:
-            outputs, states = encoder(x, training=True)
+            outputs, states = encoder(x, training=training)
             loss = tf.reduce_sum(outputs * weights) + tf.reduce_sum(tf.square(states[0]))
         return [tf.convert_to_tensor(g) for g in tape.gradient(loss, encoder.trainable_variables)]
 

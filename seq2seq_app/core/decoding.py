@@ -55,7 +55,8 @@ def _without_finished(
     finished rows (the output projection over the vocabulary, mostly) only to throw them away.
     Leaving them out copies the remaining state, so it is done in a few large drops rather than
     one row at a time. Rows never interact in a step, so greedy and beam search decode what is
-    left exactly as before (sampling draws its random numbers by row, so a seeded sample changes).
+    left as before, up to float rounding where a product's kernel changes with its number of
+    rows (sampling draws its random numbers by row, so a seeded sample changes).
     """
     live = tf.logical_not(done)
 
@@ -382,8 +383,8 @@ def no_repeat_ngrams(
     This is the "no repeat n-gram" constraint of Paulus et al. (2018) and fairseq: once a
     sequence has written `a b c`, after `a b` the token `c` is banned. It stops the loops of a
     weak decoder ("and director del and director del …") without touching its other choices.
-    The history of each sequence travels in the decoding state, so beam search reorders it with
-    the rest of the state and every search works unchanged.
+    The n-grams each sequence has written travel in the decoding state, so beam search reorders
+    them with the rest of the state and every search works unchanged.
 
     With subword tokens a plain ban would also forbid every word of n or more pieces from
     recurring ("Zap ##ater ##o … Zap ##ater ##o"): a name mentioned twice would come out

@@ -105,7 +105,7 @@ def _recurrent_product(h, kernel):
     return tf.cond(tf.shape(h)[0] <= FEW_ROWS, split, lambda: tf.matmul(h, kernel))
 
 
-def run(layer, x, mask=None, initial_states=None) -> tuple[tf.Tensor, list]:
+def run(layer, x, mask=None, initial_states=None, training=None) -> tuple[tf.Tensor, list]:
     """A Keras GRU/LSTM layer (or a `Bidirectional` of them) over x [batch, length, dim].
 
     Args:
@@ -114,6 +114,10 @@ def run(layer, x, mask=None, initial_states=None) -> tuple[tf.Tensor, list]:
         mask: bool [batch, length], False at the positions to skip; None reads every position.
         initial_states: the states to start from, as Keras's `initial_state` (each direction's,
             the forward one's first); None starts from zeros.
+        training: Keras's flag. In training each step's inputs are read from a `TensorArray`
+            (the gradient of slicing the sequence would be a tensor of its full size on every
+            step); otherwise they are sliced from the sequence, which skips copying it into the
+            array. Gradients are right either way.
 
     Returns:
         As the layer: outputs [batch, length, units · directions], zero at masked positions, then
@@ -143,27 +147,28 @@ def run(layer, x, mask=None, initial_states=None) -> tuple[tf.Tensor, list]:
         else:
             states = [tf.cast(s, dtype) for s in initial_states[index * n : (index + 1) * n]]
         projected = project(cell, tf.cast(x, dtype))
-        sequence, states = _loop(cell, projected, time_mask, steps, states, backwards)
+        sequence, states = _loop(cell, projected, time_mask, steps, states, backwards, bool(training))
         outputs.append(tf.pad(sequence, [[0, 0], [0, width - steps], [0, 0]]))
         final += states
     return tf.concat(outputs, axis=-1), final
 
 
-def _loop(cell, projected, time_mask, steps, states, backwards=False):
+def _loop(cell, projected, time_mask, steps, states, backwards, through_array):
     """One direction's loop over time-major projected inputs, the first `steps` positions. Each
     direction has a loop of its own, so TensorFlow can run the two of a bidirectional layer side
     by side. Backwards, the loop runs from the last position down: a row's positions after its
     last unmasked one leave its state as it was, so each row starts from its own end, as Keras's
     backward layer does, and its outputs land in place (no reversed copies of the sequence)."""
 
-    # Read through a TensorArray: the gradient of slicing the tensor itself would be a
-    # tensor of its full size on every step.
-    inputs = tf.TensorArray(projected.dtype, size=tf.shape(projected)[0], element_shape=projected.shape[1:])
-    inputs = inputs.unstack(projected)
+    if through_array:
+        size, shape = tf.shape(projected)[0], projected.shape[1:]
+        read = tf.TensorArray(projected.dtype, size=size, element_shape=shape).unstack(projected).read
+    else:
+        read = projected.__getitem__
 
     def body(i, states, written):
         t = steps - 1 - i if backwards else i
-        out, state = step(cell, inputs.read(t), states)
+        out, state = step(cell, read(t), states)
         keep = time_mask[t]
         states = [tf.where(keep, s, o) for s, o in zip(state, states)]
         return i + 1, states, written.write(t, tf.where(keep, out, tf.zeros_like(out)))

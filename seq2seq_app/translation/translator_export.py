@@ -58,7 +58,7 @@ def _ended(values: tf.RaggedTensor, end, pad) -> tf.Tensor:
     """Dense [rows, longest + 1]: each row's values, then `end` (a scalar or one per row,
     [rows, 1]), then `pad`. One densifying op, where a ragged concatenation of the end column
     took some ninety."""
-    shape = values.bounding_shape() + tf.constant([0, 1], tf.int64)
+    shape = values.bounding_shape() + tf.constant([0, 1], values.row_splits.dtype)
     dense = values.to_tensor(default_value=pad, shape=shape)
     return tf.where(tf.equal(tf.range(shape[1]), values.row_lengths()[:, None]), end, dense)
 

@@ -15,10 +15,10 @@ class AttentionDecoder(keras.layers.Layer):
     """Predicts the next token from the previous tokens, its recurrent state and the memory.
 
     Luong-style: the recurrent stack reads the target embeddings, each output attends over the
-    memory, and `tanh(W [output; context])` is scored against the (tied) token embeddings. As in
-    TensorFlow's NMT tutorial, one `call` serves a whole target sequence during training and a
-    single step (a length-1 sequence plus the returned states) during decoding, so the two can
-    never disagree.
+    memory, and `tanh(W [output; context])` is scored against the (tied) token embeddings. `call`
+    serves a whole target sequence (teacher forcing); `step` serves decoding, one token at a time
+    without the time axis, and a length-1 `call` runs it. Both use the same weights and
+    formulas; tests hold them equal up to float rounding.
 
     Args:
         vocab_size: number of target token ids.
@@ -91,7 +91,7 @@ class AttentionDecoder(keras.layers.Layer):
         new_states = []
         for i, (rnn, state) in enumerate(zip(self.rnns, states)):
             if recurrence.supports(rnn):  # a whole sequence, as `RecurrentEncoder`
-                x, state = recurrence.run(rnn, x, initial_states=list(state))
+                x, state = recurrence.run(rnn, x, initial_states=list(state), training=training)
             else:
                 x, *state = rnn(x, initial_state=list(state), training=training)
             new_states.append(state)

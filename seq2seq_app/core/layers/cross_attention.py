@@ -6,10 +6,13 @@ import keras
 from keras import ops
 
 SCORES = ("additive", "multiplicative")
-# Memory positions (rows × memory length) up to which one query step's context was faster as an
-# element-wise product and sum than as a batched matmul, whose oneDNN call costs ~20 µs by itself
-# on a CPU. Measured on a 2-core AMD EPYC (each inside a loop): 13 against 31 µs at 1 row of 8
-# positions, 22 against 34 at 1 × 100, 26 against 36 at 16 × 10; 55 against 42 at 32 × 10.
+# Memory positions (rows × memory length) up to which one query step's context is an element-wise
+# product and sum rather than a batched matmul, whose oneDNN call costs ~20 µs by itself on a
+# CPU. Measured on a 2-core AMD EPYC, 512-wide memory (each inside a loop): 13 against 31 µs at
+# 1 row of 8 positions, 22 against 34 at 1 × 100, 26 against 36 at 16 × 10; 55 against 42 at
+# 32 × 10. 128 is a cautious cut below the crossing (between 160 and 320); the product's cost
+# grows with the memory's width too. A row's context may so come out of either form as its
+# batch grows or shrinks: the two agree up to float rounding.
 FEW_POSITIONS = 128
 
 

@@ -82,7 +82,7 @@ class RecurrentEncoder(keras.layers.Layer):
             if recurrence.supports(rnn):
                 # Same outputs and gradients, cheaper on a CPU (see `recurrence`); with a GPU
                 # Keras's layers run with cuDNN.
-                x, states = recurrence.run(rnn, x, mask)
+                x, states = recurrence.run(rnn, x, mask, training=training)
             else:
                 x, *states = rnn(x, mask=mask, training=training)
             if i < self.num_layers - 1:
