@@ -79,6 +79,15 @@ class Transposing(ExportBase):
         return {"y": tf.matmul(x, table, transpose_b=True)}
 
 
+@pytest.mark.parametrize("float16_storage", [True, False])
+def test_decoder_tables_rows_equal_the_transposed_copy_exactly(float16_storage):
+    kernel = np.random.default_rng(3).normal(size=(7, 5)).astype(np.float32)
+    tables = Transposing(kernel, float16_storage).decoder_tables()
+    rows = tf.cast(tables["embedding_rows"], tf.float32).numpy()
+    assert tables["embedding_rows"].dtype == (tf.float16 if float16_storage else tf.float32)
+    np.testing.assert_array_equal(rows, tables["output_table"].numpy().T)
+
+
 def test_a_transposed_weight_is_stored_once_in_its_own_shape_and_read_transposed(tmp_path):
     rng = np.random.default_rng(2)
     kernel = rng.normal(size=(7, 5)).astype(np.float32)

@@ -59,7 +59,8 @@ def side_by_side(
     right after another model finds the caches holding that model's weights (with a fixed order,
     two exports of the same weights with near-identical graphs measured 1.03–1.05x one way round
     and 0.96–1.01x the other), so the samples and batches go through every order of the
-    functions in turn, each running first, and right after each other one, equally often.
+    functions in turn, each running first, and right after each other one, equally often, and a
+    batch's second pass is led by another function than its first.
     """
     for fn in fns.values():
         for text in texts[:3]:
@@ -77,7 +78,9 @@ def side_by_side(
         fn(chunks[0])  # a first call at the batch size
     seconds = dict.fromkeys(fns, 0.0)
     for i, chunk in enumerate(chunks * THROUGHPUT_PASSES):
-        for name in orders[i % len(orders)]:
+        # Batch j of pass p takes order j + p: each batch is led by another function every pass,
+        # whatever the number of batches.
+        for name in orders[(i % len(chunks) + i // len(chunks)) % len(orders)]:
             start = time.perf_counter()
             fns[name](chunk)
             seconds[name] += time.perf_counter() - start

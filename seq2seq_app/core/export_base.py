@@ -102,9 +102,9 @@ class ExportBase(tf.Module):
     def decoder_tables(self) -> dict[str, tf.Tensor]:
         """A decoder's tied embeddings, the one `transposed` weight, for `decode_step`: transposed
         from the copy as its `output_table`, and as the SavedModel stores them (float16, or
-        float32 with `float16_storage=False`) as its `embedding_rows`, whose rows it gathers
-        (a row of the transposed copy is spread across all of it). Cast to float32, a stored row
-        equals the copy's column exactly."""
+        float32 with `float16_storage=False` or when float16 cannot hold them) as its
+        `embedding_rows`, whose rows it gathers (a row of the transposed copy is spread across
+        all of it). Cast to float32, a stored row equals the copy's column exactly."""
         (index,) = self._transposed
         (output_table,) = self.transposed_weights()
         rows = tf.convert_to_tensor(self.model_variables[index])

@@ -48,8 +48,10 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
     The copy is one [rows, 16] buffer, each weight starting on a row, so `values` slices a weight
     out of it without copying (when its size is a multiple of 16, as for every shipped weight).
 
-    The graphs read the copy, not the variables: assigning to a loaded SavedModel's
-    `model_variables` does not change its outputs.
+    The graphs read the copy, not the variables, with one exception: a decoding step gathers its
+    input embeddings from the stored rows of the tied embeddings (`ExportBase.decoder_tables`).
+    So assign through `ExportBase.refresh_weights`, which refills the copy; assigning to a loaded
+    SavedModel's `model_variables` changes at most those rows, and leaves the model inconsistent.
 
     A matrix listed in `transposed` is held transposed instead (whatever its stored dtype), for a
     product that reads it as the right operand: TensorFlow's CPU matmul repacks a transposed

@@ -122,10 +122,10 @@ class AttentionDecoder(keras.layers.Layer):
         The search functions call this once per token, so every op it saves is saved at every
         step: the cells run directly rather than through a layer's time loop, and the dense
         layers see [batch, features] (one matmul each) rather than a length-1 sequence (a
-        `Tensordot` of a dozen ops). `embedding_rows`, with `output_table`, holds the same
-        embeddings [vocab_size, embedding_dim] in any float dtype (as an export stores them):
-        the previous tokens' rows are gathered from it, where their columns of `output_table`
-        lie across the whole table (at 64 rows, ~95 µs a step against a few).
+        `Tensordot` of a dozen ops). `embedding_rows`, if given, holds the token embeddings
+        [vocab_size, embedding_dim] in any float dtype (as an export stores them; with
+        `output_table`, the same weights): the previous tokens' rows are gathered from it, where
+        their columns of `output_table` lie across the whole table (at 64 rows, ~95 µs a step).
         """
         if embedding_rows is not None:
             x = ops.cast(ops.take(embedding_rows, token_ids, axis=0), self.compute_dtype)
