@@ -55,12 +55,12 @@ def side_by_side(
     Every latency sample times each function on the same text one after the other, and so does
     every batch of the throughput passes, so a change in the machine's load during the run falls
     on all of them alike and their ratios hold (timing each function's whole pass in turn, best
-    of two, gave 0.84x to 1.23x for the same two exports on a machine whose speed drifted). Whichever runs
-    right after another model finds the caches holding that model's weights (with a fixed order,
-    two exports of the same weights with near-identical graphs measured 1.03–1.05x one way round
-    and 0.96–1.01x the other), so the samples and batches go through every order of the
-    functions in turn, each running first, and right after each other one, equally often, and a
-    batch's second pass is led by another function than its first.
+    of two, gave 0.84x to 1.23x for the same two exports on a machine whose speed drifted).
+    Whichever runs right after another model finds the caches holding that model's weights (with
+    a fixed order, two exports of the same weights with near-identical graphs measured 1.03–1.05x
+    one way round and 0.96–1.01x the other), so the samples and batches go through every order
+    of the functions in turn, each running first, and right after each other one, equally often,
+    and a batch's second pass is led by another function than its first.
     """
     for fn in fns.values():
         for text in texts[:3]:
