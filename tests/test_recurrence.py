@@ -95,6 +95,51 @@ def test_encoder_in_bfloat16(keras_layers):
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_rows_of_mixed_lengths_are_packed(cell, bidirectional, monkeypatch):
+    """Padding only at the end, lengths that differ: rows are sorted longest first and each step
+    computes only the rows still reading (`_packed_loop`). Outputs at read positions and final
+    states are still Keras's, from given initial states, eagerly and traced with a known or an
+    unknown number of rows; outputs are zero at padding."""
+    packed = []
+    original = recurrence._packed_loop
+    monkeypatch.setattr(recurrence, "_packed_loop", lambda *a, **k: packed.append(1) or original(*a, **k))
+    rng = np.random.default_rng(11)
+    # 10 rows take the whole recurrent product at first, the split one when few still read.
+    lengths = np.array([3, 0, 7, 1, 7, 5, 2, 3, 6, 4])
+    x = rng.normal(size=(10, 8, 5)).astype("float32")
+    mask = np.arange(8)[None, :] < lengths[:, None]
+    layer = make_rnn(cell, 300, name="rnn")
+    if bidirectional:
+        layer = keras.layers.Bidirectional(layer, merge_mode="concat")
+    count = (2 if cell == "lstm" else 1) * (2 if bidirectional else 1)
+    states = [rng.normal(size=(10, 300)).astype("float32") for _ in range(count)]
+    expected, *expected_states = layer(x, mask=mask, initial_state=states)
+    assert recurrence.supports(layer)
+
+    def ours(x, mask, *states):
+        outputs, final = recurrence.run(layer, x, mask, list(states))
+        return (outputs, *final)
+
+    unknown = [tf.TensorSpec([None, None, 5]), tf.TensorSpec([None, None], tf.bool)]
+    known = [tf.TensorSpec([10, 8, 5]), tf.TensorSpec([10, 8], tf.bool)]
+    for fn in (
+        ours,
+        *(
+            tf.function(ours, input_signature=s + [tf.TensorSpec([None, 300])] * count)
+            for s in (unknown, known)
+        ),
+    ):
+        outputs, *final = fn(x, mask, *states)
+        outputs = np.asarray(outputs)
+        np.testing.assert_allclose(outputs[mask], np.asarray(expected)[mask], atol=ATOL)
+        np.testing.assert_array_equal(outputs[~mask], 0.0)
+        for a, b in zip(final, expected_states):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=ATOL)
+    assert len(packed) == 3 * (2 if bidirectional else 1)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
 @pytest.mark.parametrize("rows", [1, 12])
 def test_one_step_equals_the_keras_cell(cell, rows):
     rng = np.random.default_rng(rows)

@@ -9,7 +9,12 @@ gradients, from the same weights with Keras's formulas, more cheaply:
 - a recurrent product is split into blocks of 256 inner entries when it has a few rows: on the
   CPU measured here, TensorFlow's oneDNN matmul took [1, 320] × [320, 960] (a GRU of 320 units)
   2.5x as long as the same product as [1, 256] × [256, 960] plus [1, 64] × [64, 960], while at
-  16 rows and more the single product was the faster.
+  16 rows and more the single product was the faster;
+- outside training, a batch of texts of mixed lengths is packed, as cuDNN packs sequences: rows
+  sorted longest first, each step computes only the rows still reading and only read positions
+  are projected, where Keras steps every row through the longest text's length. Against the
+  unpacked loop, measured: the shipped translator 1.10x the batch-64 throughput, the NSMC model
+  1.28x (with chunks of 64 reviews, `sentiment_export.CHUNK`).
 
 No maintained library offers this for Keras 3 layers, hence the hand-written loop. Every machine
 with a GPU keeps Keras's layers (cuDNN); tests compare this module with Keras's layers (values in
@@ -139,46 +144,152 @@ def run(layer, x, mask=None, initial_states=None, training=None) -> tuple[tf.Ten
     # Time-major before the projection, where the features are fewer than the gates'.
     x = tf.transpose(x, [1, 0, 2])
     time_mask = tf.transpose(mask)[:, :, None]
-    outputs, final = [], []
-    for index, (direction, backwards) in enumerate(directions):
-        cell, dtype, n = direction.cell, direction.compute_dtype, _num_states(direction.cell)
+
+    def start(index, direction):
+        dtype, n = direction.compute_dtype, _num_states(direction.cell)
         if initial_states is None:
-            states = [tf.zeros([batch, cell.units], dtype)] * n
-        else:
-            states = [tf.cast(s, dtype) for s in initial_states[index * n : (index + 1) * n]]
-        projected = project(cell, tf.cast(x, dtype))
-        sequence, states = _loop(cell, projected, time_mask, steps, states, backwards, bool(training))
-        outputs.append(tf.pad(sequence, [[0, 0], [0, width - steps], [0, 0]]))
-        final += states
-    return tf.concat(outputs, axis=-1), final
+            return [tf.zeros([batch, direction.cell.units], dtype)] * n
+        return [tf.cast(s, dtype) for s in initial_states[index * n : (index + 1) * n]]
 
+    def plain():
+        outputs, final = [], []
+        for index, (direction, backwards) in enumerate(directions):
+            cell = direction.cell
+            projected = project(cell, tf.cast(x, direction.compute_dtype))
+            read = _reader(projected, bool(training))
+            written, states = _loop(
+                cell, read, time_mask.__getitem__, steps, start(index, direction), backwards
+            )
+            sequence = tf.cond(  # an empty list of unknown batch size cannot be stacked
+                steps > 0,
+                lambda written=written: tf.transpose(written.stack(), [1, 0, 2]),
+                lambda cell=cell, dtype=projected.dtype: tf.zeros([batch, 0, cell.units], dtype),
+            )
+            outputs.append(tf.pad(sequence, [[0, 0], [0, width - steps], [0, 0]]))
+            final += states
+        return (tf.concat(outputs, axis=-1), *final)
 
-def _loop(cell, projected, time_mask, steps, states, backwards, through_array):
-    """One direction's loop over time-major projected inputs, the first `steps` positions. Each
-    direction has a loop of its own, so TensorFlow can run the two of a bidirectional layer side
-    by side. Backwards, the loop runs from the last position down: a row's positions after its
-    last unmasked one leave its state as it was, so each row starts from its own end, as Keras's
-    backward layer does, and its outputs land in place (no reversed copies of the sequence)."""
+    def packed():
+        # Longest rows first, as cuDNN's packed sequences: the rows still reading at step t are
+        # then the first `active[t]`, and only their positions are projected and stepped
+        # through. A batch of texts of mixed lengths does none of its padding's work.
+        order = tf.argsort(ends, direction="DESCENDING", stable=True)
+        reading = tf.gather(ends, order)[None, :] > tf.range(steps)[:, None]  # [steps, batch]
+        active = tf.reduce_sum(tf.cast(reading, tf.int32), 1)
+        offsets = tf.cumsum(active, exclusive=True)
+        # (step, sorted row) of each position read, in the order the loop writes its outputs.
+        positions = tf.where(reading)
+        rows = tf.gather(tf.cast(order, tf.int64), positions[:, 1])
+        taken = tf.gather_nd(x, tf.stack([positions[:, 0], rows], 1))
+        outputs, final = [], []
+        for index, (direction, backwards) in enumerate(directions):
+            projected = project(direction.cell, tf.cast(taken, direction.compute_dtype))
+            written, states = _packed_loop(
+                direction.cell,
+                lambda t, projected=projected: projected[offsets[t] : offsets[t] + active[t]],
+                active,
+                [tf.gather(s, order) for s in start(index, direction)],
+                backwards,
+            )
+            outputs.append(written.concat())
+            final += [tf.gather(s, tf.math.invert_permutation(order)) for s in states]
+        # Back to each row's place, batch-major; zero where nothing was read.
+        shape = tf.cast(tf.stack([batch, width, tf.shape(outputs[0])[1] * len(outputs)]), tf.int64)
+        return (
+            tf.scatter_nd(tf.stack([rows, positions[:, 0]], 1), tf.concat(outputs, axis=-1), shape),
+            *final,
+        )
 
-    if through_array:
-        size, shape = tf.shape(projected)[0], projected.shape[1:]
-        read = tf.TensorArray(projected.dtype, size=size, element_shape=shape).unstack(projected).read
+    if training:  # bucketed batches of similar lengths; the plain loop's gradient is the simpler
+        outputs, *final = plain()
     else:
-        read = projected.__getitem__
+        # Packing pays for its sorting when lengths differ, and needs each row's positions up to
+        # its last unmasked one all unmasked (padding only at the end).
+        gaps = tf.reduce_any(mask != (tf.range(width)[None, :] < ends[:, None]))
+        uneven = tf.reduce_min(ends) < tf.reduce_max(ends)
+        outputs, *final = tf.cond(uneven & ~gaps, packed, plain)
+    return outputs, final
+
+
+def _reader(projected, through_array):
+    """Step t's inputs, read from a `TensorArray` in training (the gradient of slicing the
+    sequence would be a tensor of its full size on every step), else sliced from the sequence,
+    which skips copying it into the array."""
+    if not through_array:
+        return projected.__getitem__
+    size, shape = tf.shape(projected)[0], projected.shape[1:]
+    return tf.TensorArray(projected.dtype, size=size, element_shape=shape).unstack(projected).read
+
+
+def _loop(cell, read, keep, steps, states, backwards):
+    """One direction's loop over the first `steps` positions: `read(t)` gives step t's projected
+    inputs, `keep(t)` whether each row reads position t. Each direction has a loop of its own, so
+    TensorFlow can run the two of a bidirectional layer side by side. Backwards, the loop runs
+    from the last position down: a row's positions after its last unmasked one leave its state
+    as it was, so each row starts from its own end, as Keras's backward layer does, and its
+    outputs land in place (no reversed copies of the sequence). Returns the outputs, a
+    `TensorArray` of one [batch, units] entry a step, and the final states."""
 
     def body(i, states, written):
         t = steps - 1 - i if backwards else i
         out, state = step(cell, read(t), states)
-        keep = time_mask[t]
-        states = [tf.where(keep, s, o) for s, o in zip(state, states)]
-        return i + 1, states, written.write(t, tf.where(keep, out, tf.zeros_like(out)))
+        keep_t = keep(t)
+        states = [tf.where(keep_t, s, o) for s, o in zip(state, states)]
+        return i + 1, states, written.write(t, tf.where(keep_t, out, tf.zeros_like(out)))
 
-    batch = tf.shape(projected)[1]
-    written = tf.TensorArray(projected.dtype, size=steps, element_shape=[None, cell.units])
+    written = tf.TensorArray(states[0].dtype, size=steps, element_shape=[None, cell.units])
     _, states, written = tf.while_loop(lambda i, *_: i < steps, body, (0, states, written))
-    sequence = tf.cond(  # an empty list of unknown batch size cannot be stacked
-        steps > 0,
-        lambda: tf.transpose(written.stack(), [1, 0, 2]),
-        lambda: tf.zeros([batch, 0, cell.units], projected.dtype),
+    return written, states
+
+
+def _packed_loop(cell, read, active, states, backwards):
+    """`_loop` over rows sorted longest first, each reading every position up to its end:
+    `active[t]` rows read position t, and `read(t)` gives their projected inputs. The state holds
+    only the rows reading: forwards, rows leave it when they end (their final states kept
+    aside); backwards, rows join it at their last position. Returns the outputs, a `TensorArray`
+    of one [active[t], units] entry a step, and the final states of all rows."""
+    steps = tf.shape(active)[0]
+    # Rows with the state when step t begins (forwards: those that read t - 1; backwards: t + 1).
+    before = (
+        tf.concat([[tf.shape(states[0])[0]], active], 0) if not backwards else tf.concat([active[1:], [0]], 0)
     )
-    return sequence, states
+    written = tf.TensorArray(states[0].dtype, size=steps, element_shape=[None, cell.units], infer_shape=False)
+    invariants = (
+        tf.TensorShape([]),
+        [tf.TensorShape([None, cell.units])] * len(states),
+        tf.TensorShape(None),
+    )
+
+    if backwards:
+
+        def body(i, now, written):
+            t = steps - 1 - i
+            now = [tf.concat([c, s[before[t] : active[t]]], 0) for c, s in zip(now, states)]
+            out, now = step(cell, read(t), now)
+            return i + 1, now, written.write(t, out)
+
+        empty = [s[: before[-1]] for s in states]
+        _, now, written = tf.while_loop(
+            lambda i, *_: i < steps, body, (0, empty, written), shape_invariants=invariants
+        )
+        # Rows that read nothing keep their initial states.
+        return written, [tf.concat([c, s[active[0] :]], 0) for c, s in zip(now, states)]
+
+    ended = [
+        tf.TensorArray(s.dtype, size=steps, element_shape=[None, cell.units], infer_shape=False)
+        for s in states
+    ]
+
+    def body(i, now, written, ended):
+        # Rows that read t - 1 but not t are done: their states are final.
+        ended = [e.write(steps - 1 - i, c[active[i] :]) for e, c in zip(ended, now)]
+        out, now = step(cell, read(i), [c[: active[i]] for c in now])
+        return i + 1, now, written.write(i, out), ended
+
+    _, now, written, ended = tf.while_loop(
+        lambda i, *_: i < steps,
+        body,
+        (0, [s[: before[0]] for s in states], written, ended),
+        shape_invariants=(*invariants, [tf.TensorShape(None)] * len(states)),
+    )
+    return written, [tf.concat([c, e.concat()], 0) for c, e in zip(now, ended)]
