@@ -15,14 +15,16 @@ ATOL = 1e-5
 pytestmark = pytest.mark.skipif(bool(tf.config.list_logical_devices("GPU")), reason="Keras runs cuDNN")
 
 
-def ragged_ids(rng, rows, width=7, vocab=40):
-    """Token ids with lengths from 0 (an all-padding row) to `width`, and one row with padding
-    before and between its tokens (Keras skips masked steps wherever they are)."""
+def ragged_ids(rng, rows, width=7, vocab=40, gaps=True):
+    """Token ids with lengths from 0 (an all-padding row) to `width`, and with `gaps` one row with
+    padding before and between its tokens (Keras skips masked steps wherever they are; without
+    gaps, padding only at the end, the recurrence packs the rows)."""
     ids = rng.integers(1, vocab, (rows, width)).astype("int32")
     for row, length in enumerate(rng.integers(0, width + 1, rows)):
         ids[row, length:] = 0
     ids[0, :] = 0
-    ids[1, [0, 2]] = 0
+    if gaps:
+        ids[1, [0, 2]] = 0
     ids[-1, :] = rng.integers(1, vocab, width)
     return ids
 
@@ -85,8 +87,9 @@ def test_encoder_in_a_graph_with_unknown_shapes(cell, keras_layers):
     assert tuple(traced(tf.zeros([2, 0], tf.int32)).shape) == (2, 0, 600)  # no columns at all
 
 
-def test_encoder_in_bfloat16(keras_layers):
-    ids = ragged_ids(np.random.default_rng(3), 4)
+@pytest.mark.parametrize("gaps", [True, False])
+def test_encoder_in_bfloat16(gaps, keras_layers):
+    ids = ragged_ids(np.random.default_rng(3), 4, gaps=gaps)
     encoder = RecurrentEncoder(40, 8, 300, cell="gru", dtype="mixed_bfloat16")
     expected, _ = keras_layers(encoder, ids)
     outputs, _ = encoder(ids)
@@ -101,9 +104,15 @@ def test_rows_of_mixed_lengths_are_packed(cell, bidirectional, monkeypatch):
     computes only the rows still reading (`_packed_loop`). Outputs at read positions and final
     states are still Keras's, from given initial states, eagerly and traced with a known or an
     unknown number of rows; outputs are zero at padding."""
-    packed = []
+    # Counts the packed loops run (not merely traced: a traced `tf.cond` builds both branches).
+    packed = tf.Variable(0)
     original = recurrence._packed_loop
-    monkeypatch.setattr(recurrence, "_packed_loop", lambda *a, **k: packed.append(1) or original(*a, **k))
+
+    def counted(*args, **kwargs):
+        with tf.control_dependencies([packed.assign_add(1)]):
+            return original(*args, **kwargs)
+
+    monkeypatch.setattr(recurrence, "_packed_loop", counted)
     rng = np.random.default_rng(11)
     # 10 rows take the whole recurrent product at first, the split one when few still read.
     lengths = np.array([3, 0, 7, 1, 7, 5, 2, 3, 6, 4])
@@ -130,13 +139,14 @@ def test_rows_of_mixed_lengths_are_packed(cell, bidirectional, monkeypatch):
             for s in (unknown, known)
         ),
     ):
+        packed.assign(0)
         outputs, *final = fn(x, mask, *states)
+        assert int(packed.numpy()) == (2 if bidirectional else 1)
         outputs = np.asarray(outputs)
         np.testing.assert_allclose(outputs[mask], np.asarray(expected)[mask], atol=ATOL)
         np.testing.assert_array_equal(outputs[~mask], 0.0)
         for a, b in zip(final, expected_states):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=ATOL)
-    assert len(packed) == 3 * (2 if bidirectional else 1)
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
@@ -195,12 +205,14 @@ def test_encoder_gradients_equal_keras_layers(cell, calls, keras_layers):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
 
 
-@pytest.mark.parametrize("training", [True, False])  # inputs read from an array, or sliced
+# Inputs read from an array (training), sliced, or packed (not training, padding only at the end).
+@pytest.mark.parametrize(("training", "gaps"), [(True, True), (False, True), (False, False)])
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_traced_encoder_gradients_equal_keras_layers(cell, training, keras_layers):
+def test_traced_encoder_gradients_equal_keras_layers(cell, training, gaps, keras_layers):
     """As `fit` runs it: a traced graph (TensorFlow's loop gradients, not a Python loop), unknown
     shapes, and a last column of padding only, so the loop stops before the inputs' end."""
-    ids = np.concatenate([ragged_ids(np.random.default_rng(8), 6)[:, :6], np.zeros((6, 2), "int32")], axis=1)
+    ids = ragged_ids(np.random.default_rng(8), 6, gaps=gaps)[:, :6]
+    ids = np.concatenate([ids, np.zeros((6, 2), "int32")], axis=1)
     encoder = RecurrentEncoder(40, 8, 300, cell=cell, bidirectional=True)
     encoder(ids)
     weights = tf.constant(np.random.default_rng(9).normal(size=(6, 8, 600)), tf.float32)

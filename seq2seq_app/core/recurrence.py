@@ -12,14 +12,13 @@ gradients, from the same weights with Keras's formulas, more cheaply:
   16 rows and more the single product was the faster;
 - outside training, a batch of texts of mixed lengths is packed, as cuDNN packs sequences: rows
   sorted longest first, each step computes only the rows still reading and only read positions
-  are projected, where Keras steps every row through the longest text's length. Against the
-  unpacked loop, measured: the shipped translator 1.10x the batch-64 throughput, the NSMC model
-  1.28x (with chunks of 64 reviews, `sentiment_export.CHUNK`).
+  are projected, where Keras steps every row through the longest text's length
+  (docs/benchmarks.md, "Packed rows", has the measurements).
 
 No maintained library offers this for Keras 3 layers, hence the hand-written loop. Every machine
 with a GPU keeps Keras's layers (cuDNN); tests compare this module with Keras's layers (values in
-float32 and bfloat16, gradients in float32, eagerly and traced, split and whole products). A
-SavedModel carries the path of the machine that exported it.
+float32 and bfloat16, gradients in float32, eagerly and traced, split and whole products, packed
+rows and not). A SavedModel carries the path of the machine that exported it.
 """
 
 from __future__ import annotations
@@ -122,7 +121,8 @@ def run(layer, x, mask=None, initial_states=None, training=None) -> tuple[tf.Ten
         training: Keras's flag. In training each step's inputs are read from a `TensorArray`
             (the gradient of slicing the sequence would be a tensor of its full size on every
             step); otherwise they are sliced from the sequence, which skips copying it into the
-            array. Gradients are right either way.
+            array, and a batch with a mask, lengths that differ and padding only at the end is
+            packed (see the module's docstring). Gradients are right on every path.
 
     Returns:
         As the layer: outputs [batch, length, units · directions], zero at masked positions, then
@@ -135,15 +135,13 @@ def run(layer, x, mask=None, initial_states=None, training=None) -> tuple[tf.Ten
         if isinstance(layer, keras.layers.Bidirectional)
         else [(layer, False)]
     )
+    packable = not training and mask is not None
     batch, width = tf.shape(x)[0], tf.shape(x)[1]
     if mask is None:
         mask = tf.ones([batch, width], tf.bool)
     # Up to each row's last unmasked position: the loop stops after the longest.
     ends = tf.maximum(tf.reduce_max(tf.where(mask, tf.range(width)[None, :] + 1, 0), axis=1), 0)
     steps = tf.reduce_max(tf.concat([ends, [0]], 0))
-    # Time-major before the projection, where the features are fewer than the gates'.
-    x = tf.transpose(x, [1, 0, 2])
-    time_mask = tf.transpose(mask)[:, :, None]
 
     def start(index, direction):
         dtype, n = direction.compute_dtype, _num_states(direction.cell)
@@ -152,10 +150,13 @@ def run(layer, x, mask=None, initial_states=None, training=None) -> tuple[tf.Ten
         return [tf.cast(s, dtype) for s in initial_states[index * n : (index + 1) * n]]
 
     def plain():
+        # Time-major before the projection, where the features are fewer than the gates'.
+        inputs = tf.transpose(x, [1, 0, 2])
+        time_mask = tf.transpose(mask)[:, :, None]
         outputs, final = [], []
         for index, (direction, backwards) in enumerate(directions):
             cell = direction.cell
-            projected = project(cell, tf.cast(x, direction.compute_dtype))
+            projected = project(cell, tf.cast(inputs, direction.compute_dtype))
             read = _reader(projected, bool(training))
             written, states = _loop(
                 cell, read, time_mask.__getitem__, steps, start(index, direction), backwards
@@ -177,10 +178,10 @@ def run(layer, x, mask=None, initial_states=None, training=None) -> tuple[tf.Ten
         reading = tf.gather(ends, order)[None, :] > tf.range(steps)[:, None]  # [steps, batch]
         active = tf.reduce_sum(tf.cast(reading, tf.int32), 1)
         offsets = tf.cumsum(active, exclusive=True)
-        # (step, sorted row) of each position read, in the order the loop writes its outputs.
+        # (row, position) of each position read, in the order the loop writes its outputs.
         positions = tf.where(reading)
-        rows = tf.gather(tf.cast(order, tf.int64), positions[:, 1])
-        taken = tf.gather_nd(x, tf.stack([positions[:, 0], rows], 1))
+        read_at = tf.stack([tf.gather(tf.cast(order, tf.int64), positions[:, 1]), positions[:, 0]], 1)
+        taken = tf.gather_nd(x, read_at)
         outputs, final = [], []
         for index, (direction, backwards) in enumerate(directions):
             projected = project(direction.cell, tf.cast(taken, direction.compute_dtype))
@@ -193,14 +194,12 @@ def run(layer, x, mask=None, initial_states=None, training=None) -> tuple[tf.Ten
             )
             outputs.append(written.concat())
             final += [tf.gather(s, tf.math.invert_permutation(order)) for s in states]
-        # Back to each row's place, batch-major; zero where nothing was read.
-        shape = tf.cast(tf.stack([batch, width, tf.shape(outputs[0])[1] * len(outputs)]), tf.int64)
-        return (
-            tf.scatter_nd(tf.stack([rows, positions[:, 0]], 1), tf.concat(outputs, axis=-1), shape),
-            *final,
-        )
+        # Back to each row's place; zero where nothing was read.
+        units = sum(direction.cell.units for direction, _ in directions)
+        shape = tf.cast(tf.stack([batch, width, units]), tf.int64)
+        return (tf.scatter_nd(read_at, tf.concat(outputs, axis=-1), shape), *final)
 
-    if training:  # bucketed batches of similar lengths; the plain loop's gradient is the simpler
+    if not packable:  # training: bucketed batches of similar lengths, and the simpler gradient
         outputs, *final = plain()
     else:
         # Packing pays for its sorting when lengths differ, and needs each row's positions up to
@@ -249,10 +248,6 @@ def _packed_loop(cell, read, active, states, backwards):
     aside); backwards, rows join it at their last position. Returns the outputs, a `TensorArray`
     of one [active[t], units] entry a step, and the final states of all rows."""
     steps = tf.shape(active)[0]
-    # Rows with the state when step t begins (forwards: those that read t - 1; backwards: t + 1).
-    before = (
-        tf.concat([[tf.shape(states[0])[0]], active], 0) if not backwards else tf.concat([active[1:], [0]], 0)
-    )
     written = tf.TensorArray(states[0].dtype, size=steps, element_shape=[None, cell.units], infer_shape=False)
     invariants = (
         tf.TensorShape([]),
@@ -261,14 +256,16 @@ def _packed_loop(cell, read, active, states, backwards):
     )
 
     if backwards:
+        after = tf.concat([active[1:], [0]], 0)  # rows that read step t + 1
 
         def body(i, now, written):
             t = steps - 1 - i
-            now = [tf.concat([c, s[before[t] : active[t]]], 0) for c, s in zip(now, states)]
+            # Rows whose last position is t join with their initial states.
+            now = [tf.concat([c, s[after[t] : active[t]]], 0) for c, s in zip(now, states)]
             out, now = step(cell, read(t), now)
             return i + 1, now, written.write(t, out)
 
-        empty = [s[: before[-1]] for s in states]
+        empty = [s[:0] for s in states]
         _, now, written = tf.while_loop(
             lambda i, *_: i < steps, body, (0, empty, written), shape_invariants=invariants
         )
@@ -289,7 +286,7 @@ def _packed_loop(cell, read, active, states, backwards):
     _, now, written, ended = tf.while_loop(
         lambda i, *_: i < steps,
         body,
-        (0, [s[: before[0]] for s in states], written, ended),
+        (0, states, written, ended),
         shape_invariants=(*invariants, [tf.TensorShape(None)] * len(states)),
     )
     return written, [tf.concat([c, e.concat()], 0) for c, e in zip(now, ended)]

@@ -65,9 +65,11 @@ class SentimentExport(ExportBase):
         """`token_logits` computed on chunks of reviews of similar length.
 
         A batch of reviews is as long as its longest one (NSMC: 140 characters against a
-        median of 22), and the recurrent layer steps through every column for every row;
-        sorting by length and trimming each chunk to its own longest review skips most of
-        that padding. Results are put back in the caller's order.
+        median of 22). Sorting by length and trimming each chunk to its own longest review
+        skips most of that padding wherever the layers run (Keras's loop steps every row
+        through every column), and the chunks, independent, run side by side on the cores
+        (`tf.while_loop` runs up to 10 iterations at once); on a CPU the recurrence also packs
+        each chunk's rows. Results are put back in the caller's order.
         """
         batch, width = tf.shape(lengths)[0], tf.shape(inputs["tokens"])[1]
         order = tf.argsort(lengths)
