@@ -146,6 +146,22 @@ def test_masked_cross_entropy_has_the_loss_and_gradients_of_keras_ignore_class()
     assert float(b) == 0.0  # nothing to learn from a batch of padding
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_masked_accuracy_counts_real_tokens_whose_logit_is_the_largest(dtype):
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(3, 6, 11)).astype("float32")
+    labels = rng.integers(1, 11, (3, 6))
+    labels[0, :3] = np.argmax(logits[0, :3], -1)  # right at least there
+    labels[1, 4:], labels[2, :] = 0, 0  # padding, and a row of padding only
+    labels[1, 0] = 0  # padding between real tokens counts as nothing too
+    real = labels != 0
+    logits = tf.constant(logits, dtype)
+    expected = np.mean((np.argmax(np.asarray(tf.cast(logits, "float32")), -1) == labels)[real])
+    got = metrics.masked_accuracy(tf.constant(labels), logits)
+    np.testing.assert_allclose(float(got), expected, rtol=1e-6)
+    assert float(metrics.masked_accuracy(tf.zeros([2, 3], tf.int32), logits[:2, :3])) == 0.0
+
+
 @pytest.mark.slow  # a real fit and a save/load: seconds of CPU
 def test_translator_fits_and_saves(tmp_path):
     rng = np.random.default_rng(2)
