@@ -178,10 +178,12 @@ def run(layer, x, mask=None, initial_states=None, training=None) -> tuple[tf.Ten
         reading = tf.gather(ends, order)[None, :] > tf.range(steps)[:, None]  # [steps, batch]
         active = tf.reduce_sum(tf.cast(reading, tf.int32), 1)
         offsets = tf.cumsum(active, exclusive=True)
-        # (row, position) of each position read, in the order the loop writes its outputs.
+        rank = tf.math.invert_permutation(order)  # each row's place in the order
+        # (position, sorted row) of each position read, in the order the loop writes its outputs.
         positions = tf.where(reading)
-        read_at = tf.stack([tf.gather(tf.cast(order, tf.int64), positions[:, 1]), positions[:, 0]], 1)
-        taken = tf.gather_nd(x, read_at)
+        taken = tf.gather_nd(
+            x, tf.stack([tf.gather(tf.cast(order, tf.int64), positions[:, 1]), positions[:, 0]], 1)
+        )
         outputs, final = [], []
         for index, (direction, backwards) in enumerate(directions):
             projected = project(direction.cell, tf.cast(taken, direction.compute_dtype))
@@ -193,11 +195,14 @@ def run(layer, x, mask=None, initial_states=None, training=None) -> tuple[tf.Ten
                 backwards,
             )
             outputs.append(written.concat())
-            final += [tf.gather(s, tf.math.invert_permutation(order)) for s in states]
-        # Back to each row's place; zero where nothing was read.
-        units = sum(direction.cell.units for direction, _ in directions)
-        shape = tf.cast(tf.stack([batch, width, units]), tf.int64)
-        return (tf.scatter_nd(read_at, tf.concat(outputs, axis=-1), shape), *final)
+            final += [tf.gather(s, rank) for s in states]
+        # Back to each row's place, gathered (a CPU's ScatterNd writes entry by entry): position w
+        # of a row is entry offsets[w] + its rank in the order, or a row of zeros past its end.
+        outputs = tf.concat(outputs, axis=-1)
+        outputs = tf.concat([outputs, tf.zeros_like(outputs[:1])], 0)
+        columns = tf.pad(offsets, [[0, width - steps]])[None, :] + rank[:, None]
+        index = tf.where(tf.range(width)[None, :] < ends[:, None], columns, tf.shape(positions)[0])
+        return (tf.gather(outputs, index), *final)
 
     if not packable:  # training: bucketed batches of similar lengths, and the simpler gradient
         outputs, *final = plain()
