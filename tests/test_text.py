@@ -53,6 +53,7 @@ def test_detokenize_writes_natural_text():
         (["he", "said", ",", '"', "hi", '"', "."], 'He said, "hi".'),
         (["¿", "qué", "?"], "¿Qué?"),
         (["éste", "(", "no", ")", "!"], "Éste (no)!"),
+        (["Привет", ",", ",", "what", "?"], "Привет, what?"),
         ([], ""),
     ]
     for toks, expected in cases:

@@ -117,6 +117,8 @@ _DETOKENIZE_RULES = [
     (r" ([.,!?;:%)\]}])", r"\1"),
     (r"([(\[{¿¡$]) ", r"\1"),
     (r'" ([^"]*?) "', r'"\1"'),
+    # A model can write a comma twice (after a word passed through, say); no text wants two.
+    (r",,+", ","),
 ]
 
 
