@@ -56,6 +56,20 @@ def calls(monkeypatch):
     return counts
 
 
+@pytest.fixture
+def packed_runs(monkeypatch):
+    """Counts the packed loops run (not merely traced: a traced `tf.cond` builds both branches)."""
+    runs = tf.Variable(0)
+    original = recurrence._packed_loop
+
+    def counted(*args, **kwargs):
+        with tf.control_dependencies([runs.assign_add(1)]):
+            return original(*args, **kwargs)
+
+    monkeypatch.setattr(recurrence, "_packed_loop", counted)
+    return runs
+
+
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 @pytest.mark.parametrize("bidirectional", [True, False])
 # 300 units with 3 rows takes the split recurrent product, with 12 rows the whole one.
@@ -88,31 +102,23 @@ def test_encoder_in_a_graph_with_unknown_shapes(cell, keras_layers):
 
 
 @pytest.mark.parametrize("gaps", [True, False])
-def test_encoder_in_bfloat16(gaps, keras_layers):
+def test_encoder_in_bfloat16(gaps, keras_layers, packed_runs):
     ids = ragged_ids(np.random.default_rng(3), 4, gaps=gaps)
     encoder = RecurrentEncoder(40, 8, 300, cell="gru", dtype="mixed_bfloat16")
     expected, _ = keras_layers(encoder, ids)
     outputs, _ = encoder(ids)
+    assert int(packed_runs.numpy()) == (0 if gaps else 1)
     assert outputs.dtype == expected.dtype
     np.testing.assert_allclose(np.asarray(outputs, "float32"), np.asarray(expected, "float32"), atol=2e-2)
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 @pytest.mark.parametrize("bidirectional", [True, False])
-def test_rows_of_mixed_lengths_are_packed(cell, bidirectional, monkeypatch):
+def test_rows_of_mixed_lengths_are_packed(cell, bidirectional, packed_runs):
     """Padding only at the end, lengths that differ: rows are sorted longest first and each step
     computes only the rows still reading (`_packed_loop`). Outputs at read positions and final
     states are still Keras's, from given initial states, eagerly and traced with a known or an
     unknown number of rows; outputs are zero at padding."""
-    # Counts the packed loops run (not merely traced: a traced `tf.cond` builds both branches).
-    packed = tf.Variable(0)
-    original = recurrence._packed_loop
-
-    def counted(*args, **kwargs):
-        with tf.control_dependencies([packed.assign_add(1)]):
-            return original(*args, **kwargs)
-
-    monkeypatch.setattr(recurrence, "_packed_loop", counted)
     rng = np.random.default_rng(11)
     # 10 rows take the whole recurrent product at first, the split one when few still read.
     lengths = np.array([3, 0, 7, 1, 7, 5, 2, 3, 6, 4])
@@ -139,9 +145,9 @@ def test_rows_of_mixed_lengths_are_packed(cell, bidirectional, monkeypatch):
             for s in (unknown, known)
         ),
     ):
-        packed.assign(0)
+        packed_runs.assign(0)
         outputs, *final = fn(x, mask, *states)
-        assert int(packed.numpy()) == (2 if bidirectional else 1)
+        assert int(packed_runs.numpy()) == (2 if bidirectional else 1)
         outputs = np.asarray(outputs)
         np.testing.assert_allclose(outputs[mask], np.asarray(expected)[mask], atol=ATOL)
         np.testing.assert_array_equal(outputs[~mask], 0.0)
@@ -208,7 +214,7 @@ def test_encoder_gradients_equal_keras_layers(cell, calls, keras_layers):
 # Inputs read from an array (training), sliced, or packed (not training, padding only at the end).
 @pytest.mark.parametrize(("training", "gaps"), [(True, True), (False, True), (False, False)])
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_traced_encoder_gradients_equal_keras_layers(cell, training, gaps, keras_layers):
+def test_traced_encoder_gradients_equal_keras_layers(cell, training, gaps, keras_layers, packed_runs):
     """As `fit` runs it: a traced graph (TensorFlow's loop gradients, not a Python loop), unknown
     shapes, and a last column of padding only, so the loop stops before the inputs' end."""
     ids = ragged_ids(np.random.default_rng(8), 6, gaps=gaps)[:, :6]
@@ -226,6 +232,7 @@ def test_traced_encoder_gradients_equal_keras_layers(cell, training, gaps, keras
     signature = [tf.TensorSpec([None, None], tf.int32)]
     expected = keras_layers(lambda: tf.function(gradients, input_signature=signature)(ids))
     ours = tf.function(gradients, input_signature=signature)(ids)
+    assert int(packed_runs.numpy()) == (0 if training or gaps else 2)  # both directions
     for a, b in zip(ours, expected):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
 

@@ -147,13 +147,14 @@ def test_masked_cross_entropy_has_the_loss_and_gradients_of_keras_ignore_class()
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_masked_accuracy_counts_real_tokens_whose_logit_is_the_largest(dtype):
+def test_masked_accuracy_is_the_argmax_accuracy_over_real_tokens(dtype):
     rng = np.random.default_rng(5)
     logits = rng.normal(size=(3, 6, 11)).astype("float32")
     labels = rng.integers(1, 11, (3, 6))
     labels[0, :3] = np.argmax(logits[0, :3], -1)  # right at least there
     labels[1, 4:], labels[2, :] = 0, 0  # padding, and a row of padding only
     labels[1, 0] = 0  # padding between real tokens counts as nothing too
+    logits[0, 3, [2, 5]], labels[0, 3] = 9.0, 5  # a tie goes to the first, as argmax's
     real = labels != 0
     logits = tf.constant(logits, dtype)
     expected = np.mean((np.argmax(np.asarray(tf.cast(logits, "float32")), -1) == labels)[real])

