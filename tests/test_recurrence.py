@@ -24,6 +24,7 @@ def ragged_ids(rng, rows, width=7, vocab=40, gaps=True):
         ids[row, length:] = 0
     ids[0, :] = 0
     if gaps:
+        ids[1, :] = rng.integers(1, vocab, width)
         ids[1, [0, 2]] = 0
     ids[-1, :] = rng.integers(1, vocab, width)
     return ids
@@ -107,7 +108,7 @@ def test_encoder_in_bfloat16(gaps, keras_layers, packed_runs):
     encoder = RecurrentEncoder(40, 8, 300, cell="gru", dtype="mixed_bfloat16")
     expected, _ = keras_layers(encoder, ids)
     outputs, _ = encoder(ids)
-    assert int(packed_runs.numpy()) == (0 if gaps else 1)
+    assert int(packed_runs.numpy()) == (0 if gaps else 2)  # both directions
     assert outputs.dtype == expected.dtype
     np.testing.assert_allclose(np.asarray(outputs, "float32"), np.asarray(expected, "float32"), atol=2e-2)
 
@@ -231,6 +232,7 @@ def test_traced_encoder_gradients_equal_keras_layers(cell, training, gaps, keras
 
     signature = [tf.TensorSpec([None, None], tf.int32)]
     expected = keras_layers(lambda: tf.function(gradients, input_signature=signature)(ids))
+    packed_runs.assign(0)  # not counting the call that built the encoder
     ours = tf.function(gradients, input_signature=signature)(ids)
     assert int(packed_runs.numpy()) == (0 if training or gaps else 2)  # both directions
     for a, b in zip(ours, expected):

@@ -204,7 +204,7 @@ def run(layer, x, mask=None, initial_states=None, training=None) -> tuple[tf.Ten
         index = tf.where(tf.range(width)[None, :] < ends[:, None], columns, tf.shape(positions)[0])
         return (tf.gather(outputs, index), *final)
 
-    if not packable:  # training: bucketed batches of similar lengths, and the simpler gradient
+    if not packable:  # training (bucketed batches, the simpler gradient), or no mask
         outputs, *final = plain()
     else:
         # Packing pays for its sorting when lengths differ, and needs each row's positions up to

@@ -112,12 +112,13 @@ def lowercase_tokens(tokens: tf.RaggedTensor) -> tf.RaggedTensor:
 
 
 # Detokenisation rules for Latin-script output: no space before closing punctuation, none after
-# opening punctuation, quotes hug what they quote.
+# opening punctuation, quotes hug what they quote, a comma once.
 _DETOKENIZE_RULES = [
     (r" ([.,!?;:%)\]}])", r"\1"),
     (r"([(\[{¿¡$]) ", r"\1"),
     (r'" ([^"]*?) "', r'"\1"'),
     # A model can write a comma twice (after a word passed through, say); no text wants two.
+    # Last: `join_sentences` applies the first two rules only.
     (r",,+", ","),
 ]
 
