@@ -290,10 +290,10 @@ def test_a_word_the_model_cannot_read_is_passed_through_once_not_guessed(attend_
     translations = [t.decode() for t in out["translation"].numpy()]
     if attend_to is None:  # the guesses written while attending to them are replaced, each word once
         assert translations[:2] == ["Tom y Жанна comen pan.", "🎉 Y Привет"]
-    else:  # every word attends to the second piece: the unreadable words no word attended to
-        # follow the rest (the second output is shorter than the first, so its padding is there too)
+    else:  # every word attends to the second piece: an unreadable word no word attended to goes
+        # in after the last word written for a source word before it, or first if there is none
         assert translations[0].startswith("Tom y est") and translations[0].endswith("pan Жанна.")
-        assert translations[1] == "Est y est est est est est est 🎉 Привет"
+        assert translations[1] == "🎉 Est y est est est est est est Привет"
     for text, translation in zip(texts, translations):
         for word in ("Жанна", "Привет", "🎉"):
             assert translation.count(word) == text.count(word)
@@ -304,6 +304,33 @@ def test_a_word_the_model_cannot_read_is_passed_through_once_not_guessed(attend_
         assert export.translate(tf.constant([text]))["translation"].numpy()[0].decode() == translation
     produced = out["target_tokens"].numpy() != b""
     np.testing.assert_allclose(out["attention"].numpy().sum(-1)[produced], 1.0, atol=1e-5)
+
+
+class _SkipModel(_CopyModel):
+    """As `_CopyModel`, but it writes nothing for pieces it cannot read ([UNK]): it goes on with the
+    next piece it can, as a model that drops a name it cannot read."""
+
+    def decode_step(self, tokens, state, **tables):
+        ids, position = state
+        width = tf.shape(ids)[1]
+        ahead = tf.range(width)[None, :] >= tf.minimum(position, width - 1)[:, None]
+        readable = ahead & tf.not_equal(ids, UNK_ID)
+        at = tf.where(
+            tf.reduce_any(readable, 1), tf.argmax(tf.cast(readable, tf.int32), 1, tf.int32), width - 1
+        )
+        logits = 10.0 * tf.one_hot(tf.gather(ids, at, batch_dims=1), self.vocab_size)
+        return logits, tf.one_hot(at, width), (ids, at + 1)
+
+
+def test_an_unreadable_word_nothing_was_written_for_goes_after_the_word_before_it():
+    from seq2seq_app.translation.translator_export import TranslatorExport
+
+    vocab = _pieces(SUBWORD_TRAINING, 80, lowercase=True)
+    export = TranslatorExport(_SkipModel(len(vocab)), vocab, vocab, no_repeat_ngram_size=0)
+    texts = ["tom y Жанна, comen pan.", "Жанна come pan.", "tom come 🎉 y 🎉 pan"]
+    out = export.translate(tf.constant(texts))
+    translations = [t.decode() for t in out["translation"].numpy()]
+    assert translations == ["Tom y Жанна, comen pan.", "Жанна come pan.", "Tom come 🎉 y 🎉 pan"]
 
 
 def test_a_paragraph_is_translated_sentence_by_sentence_and_over_long_sentences_in_pieces():

@@ -335,8 +335,9 @@ class TranslatorExport(ExportBase):
         what it wrote while attending mostly (`PASS_AT` or more) to that word is a guess ("Жанна"
         came out "and fairy"), so the word is passed through instead (punctuation the model wrote
         stays), once: later target words passing the same source word through are dropped, and an
-        unreadable word no target word was written for goes before the sentence's closing
-        punctuation rather than being lost.
+        unreadable word no target word was written for goes in after the word written for it or for
+        the source word nearest before it ("Me llamo 山田, y tú?": "My name is 山田, and you?")
+        rather than being lost.
         """
         reads_unreadable = tf.gather(source.unreadable, attended, batch_dims=1)
         punctuation = tf.strings.regex_full_match(words, r"\p{P}+")
@@ -354,32 +355,26 @@ class TranslatorExport(ExportBase):
         width = tf.shape(source.words)[1]
         placed = tf.reduce_any(tf.one_hot(tf.where(copied, attended, -1), width) > 0, axis=1)
         missing = source.unreadable & ~placed
-        extra = tf.ragged.boolean_mask(source.words, missing)
-        extra_words = extra.to_tensor("")
+        extra_words = tf.ragged.boolean_mask(source.words, missing).to_tensor("")
         columns = tf.ragged.boolean_mask(tf.broadcast_to(tf.range(width), tf.shape(missing)), missing)
-        # Each row's missing words go in after its last word that is not punctuation: its
-        # positions are gathered from [words, missing words, one blank] (attention likewise).
-        t, k = tf.shape(words)[1], tf.shape(extra_words)[1]
-        count = tf.cast(extra.row_lengths(), tf.int32)[:, None]
-        content = tf.where(
-            tf.not_equal(words, "") & ~tf.strings.regex_full_match(words, r"\p{P}+"), positions, -1
-        )
-        cut = tf.reduce_max(content, axis=1, keepdims=True) + 1
-        j = tf.range(t + k)[None, :]
-        index = tf.where(
-            j < cut,
-            j,
-            tf.where(j < cut + count, t + j - cut, tf.where(j < t + count, j - count, t + k)),
-        )
-        words = tf.concat([words, extra_words, tf.fill([tf.shape(words)[0], 1], "")], axis=1)
-        rows = tf.concat(
-            [
-                word_attention,
-                tf.one_hot(columns.to_tensor(-1), width),
-                tf.zeros_like(word_attention[:, :1]),
-            ],
+        columns = columns.to_tensor(-1)  # [b, k]: each missing word's source column, -1 after
+        # A missing word goes in after the target word (not punctuation) that attended most to it
+        # (a guess below `PASS_AT`) or else to the nearest source word before it, the last such
+        # word on a tie; with none, first. Words get sort keys: target word i 2i + 1, a missing
+        # word 2(i + 1) after word i; padding last.
+        t, k = tf.shape(words)[1], tf.shape(columns)[1]
+        content = tf.not_equal(words, "") & ~punctuation
+        before = content[:, None, :] & (attended[:, None, :] <= columns[:, :, None])  # [b, k, t]
+        nearest = tf.reduce_max(tf.where(before, attended[:, None, :] * t + positions, -1), axis=2)
+        after = tf.where(nearest >= 0, nearest % tf.maximum(t, 1), -1)
+        last = 2 * (t + k) + 1
+        keys = tf.concat(
+            [tf.where(written, 2 * positions + 1, last), tf.where(columns >= 0, 2 * (after + 1), last)],
             axis=1,
         )
+        index = tf.argsort(keys, axis=1, stable=True)
+        words = tf.concat([words, extra_words], axis=1)
+        rows = tf.concat([word_attention, tf.one_hot(columns, width)], axis=1)
         return tf.gather(words, index, batch_dims=1), tf.gather(rows, index, batch_dims=1)
 
     @staticmethod
