@@ -331,6 +331,10 @@ def test_an_unreadable_word_nothing_was_written_for_goes_after_the_word_before_i
     out = export.translate(tf.constant(texts))
     translations = [t.decode() for t in out["translation"].numpy()]
     assert translations == ["Tom y Жанна, comen pan.", "Жанна come pan.", "Tom come 🎉 y 🎉 pan"]
+    # Its token and attention row come with it: all its attention on its own source word.
+    target, source = (list(out[key].numpy()[0]) for key in ("target_tokens", "source_tokens"))
+    row = out["attention"].numpy()[0, target.index("Жанна".encode())]
+    np.testing.assert_allclose(row, np.eye(len(source))[source.index("Жанна".encode())], atol=1e-6)
 
 
 def test_a_paragraph_is_translated_sentence_by_sentence_and_over_long_sentences_in_pieces():

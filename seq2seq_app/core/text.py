@@ -118,7 +118,8 @@ _DETOKENIZE_RULES = [
     (r"([(\[{¿¡$]) ", r"\1"),
     (r'" ([^"]*?) "', r'"\1"'),
     # A model can write a comma twice (after a word passed through, say); no text wants two.
-    # Last: `join_sentences` applies the first two rules only.
+    # After the first rule, which takes the space out of " , ,"; last, as `join_sentences`
+    # applies the first two rules only.
     (r",,+", ","),
 ]
 

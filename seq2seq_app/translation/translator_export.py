@@ -358,9 +358,9 @@ class TranslatorExport(ExportBase):
         extra_words = tf.ragged.boolean_mask(source.words, missing).to_tensor("")
         columns = tf.ragged.boolean_mask(tf.broadcast_to(tf.range(width), tf.shape(missing)), missing)
         columns = columns.to_tensor(-1)  # [b, k]: each missing word's source column, -1 after
-        # A missing word goes in after the target word (not punctuation) that attended most to it
-        # (a guess below `PASS_AT`) or else to the nearest source word before it, the last such
-        # word on a tie; with none, first. Words get sort keys: target word i 2i + 1, a missing
+        # A missing word goes in after the last target word (not punctuation) whose most-attended
+        # source word is it (a guess below `PASS_AT`) or else the nearest source word before it;
+        # with none, first. Words get sort keys: target word i 2i + 1, a missing
         # word 2(i + 1) after word i; padding last.
         t, k = tf.shape(words)[1], tf.shape(columns)[1]
         content = tf.not_equal(words, "") & ~punctuation
