@@ -201,8 +201,8 @@ def run(layer, x, mask=None, initial_states=None, training=None) -> tuple[tf.Ten
         outputs = tf.concat(outputs, axis=-1)
         outputs = tf.concat([outputs, tf.zeros_like(outputs[:1])], 0)
         columns = tf.pad(offsets, [[0, width - steps]])[None, :] + rank[:, None]
-        index = tf.where(tf.range(width)[None, :] < ends[:, None], columns, tf.shape(positions)[0])
-        return (tf.gather(outputs, index), *final)
+        entry = tf.where(tf.range(width)[None, :] < ends[:, None], columns, tf.shape(positions)[0])
+        return (tf.gather(outputs, entry), *final)
 
     if not packable:  # training (bucketed batches, the simpler gradient), or no mask
         outputs, *final = plain()

@@ -360,8 +360,8 @@ class TranslatorExport(ExportBase):
         columns = columns.to_tensor(-1)  # [b, k]: each missing word's source column, -1 after
         # A missing word goes in after the last target word (not punctuation) whose most-attended
         # source word is it (a guess below `PASS_AT`) or else the nearest source word before it;
-        # with none, first. Words get sort keys: target word i 2i + 1, a missing
-        # word 2(i + 1) after word i; padding last.
+        # with none, first. Sort keys: target word i 2i + 1, a missing word 2(i + 1) after word
+        # i, padding last.
         t, k = tf.shape(words)[1], tf.shape(columns)[1]
         content = tf.not_equal(words, "") & ~punctuation
         before = content[:, None, :] & (attended[:, None, :] <= columns[:, :, None])  # [b, k, t]
