@@ -31,7 +31,8 @@ def test_reexport_reproduces_the_model_and_carries_its_vocabularies(trained_expo
     card = translator.reexport(path, no_repeat_ngram_size=3, eval_pairs=[f"toy={aligned}"])
     assert set(card["metrics"]["toy"]) == {"pairs", "greedy", "beam4"}
     assert "loop_rate" in card["metrics"]["toy"]["greedy"]
-    assert card["export"]["decoding"] == {"no_repeat_ngram_size": 3}
+    # Copying names is for subword models: a word model copies unknown words instead.
+    assert card["export"]["decoding"] == {"no_repeat_ngram_size": 3, "copy_names": False}
     loaded = tf.saved_model.load(str(path))
     assert loaded.signatures["translate"](text=sentences)["translation"].numpy().tolist() == before.tolist()
     assert len(loaded.source_vocabulary.numpy()) == card["data"]["source_vocab"]
@@ -50,6 +51,8 @@ def test_reexport_keeps_a_mixed_subword_model_subword_and_its_translations(
     assert loaded.text_unit.numpy() == b"subword"
     assert len(loaded.target_vocabulary.numpy()) == card["data"]["target_vocab"]
     assert loaded.signatures["translate"](text=sentences)["translation"].numpy().tolist() == before.tolist()
+    assert card["export"]["decoding"]["copy_names"] and bool(loaded.decoding_copy_names.numpy())
+    assert {b"cat", b"the"} <= set(loaded.target_words.numpy())  # the target side's words, carried
     translator.reexport(path, no_repeat_ngram_size=0)
     assert int(tf.saved_model.load(str(path)).decoding_no_repeat_ngram_size.numpy()) == 0
 

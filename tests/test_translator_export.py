@@ -337,6 +337,89 @@ def test_an_unreadable_word_nothing_was_written_for_goes_after_the_word_before_i
     np.testing.assert_allclose(row, np.eye(len(source))[source.index("Жанна".encode())], atol=1e-6)
 
 
+class _ScriptModel(_CopyModel):
+    """Writes a script: for each batch row, given target ids while attending to given source id
+    columns, then END."""
+
+    def __init__(self, vocab_size: int, ids: list[list[int]], columns: list[list[int]]):
+        super().__init__(vocab_size)
+        self.script = tf.constant(ids), tf.constant(columns)
+
+    def encode(self, ids):
+        return ids, tf.zeros([tf.shape(ids)[0]], tf.int32), *self.script
+
+    def decode_step(self, tokens, state, **tables):
+        ids, position, script, columns = state
+        at = tf.minimum(position, tf.shape(script)[1] - 1)
+        token = tf.gather(script, at, batch_dims=1)
+        attention = tf.one_hot(tf.gather(columns, at, batch_dims=1), tf.shape(ids)[1])
+        return 10.0 * tf.one_hot(token, self.vocab_size), attention, (ids, position + 1, script, columns)
+
+
+def _name_script(src, tgt, rows):
+    """A `_ScriptModel` script from rows of (source text, [(target word, source word index)])."""
+    from seq2seq_app.core import text
+    from seq2seq_app.core.vocabulary import END_ID
+
+    ids, columns = [], []
+    for source, written in rows:
+        words = text.lowercase_tokens(text.tokenize(tf.constant([source]), lowercase=False))
+        first_piece = {}
+        for column, word in enumerate(src.segment(words)[2].to_list()[0]):
+            first_piece.setdefault(word, column)
+        pieces = tgt.segment(tf.ragged.constant([[w for w, _ in written]]))
+        ids.append(pieces[0].to_list()[0] + [END_ID])
+        index = pieces[2].to_list()[0]
+        columns.append([first_piece[written[i][1]] for i in index] + [0])
+    width = max(map(len, ids))
+    return [row + [END_ID] * (width - len(row)) for row in ids], [c + [0] * (width - len(c)) for c in columns]
+
+
+@pytest.mark.parametrize("copy_names", [True, False])
+def test_a_name_spelled_out_piece_by_piece_is_the_source_name_once(copy_names):
+    from seq2seq_app.core.subword_vocabulary import SubwordVocabulary
+    from seq2seq_app.core.vocabulary import Vocabulary
+    from seq2seq_app.translation.translator_export import TranslatorExport
+
+    english = [
+        "Where is the bus station?",
+        "Tom and Mary eat bread in the big house.",
+        "Good morning, Mr Núñez: what a joy!",
+        "Mules like Tomas.",
+        "We arrive in Seville.",
+    ]
+    # "tom" one piece: a sentence's first word, it is no name.
+    src = SubwordVocabulary([*_pieces(SUBWORD_TRAINING, 80, lowercase=True).tokens, "tom"])
+    tgt = _pieces(english, 80, lowercase=False)
+    # The target side's words: what the model writes from among them is its own translation.
+    known = Vocabulary(["seville", "in", "eats"])
+    rows = [
+        # A look-alike of a name after a word, twice; a known word; another initial letter.
+        ("Vi a Núñez en Sevilla.", [("Núñes", 2), ("Núñes", 2), ("in", 3), ("Seville", 4), ("Mules", 2)]),
+        ("Tom come pan.", [("Tomas", 0), ("eats", 1)]),  # a sentence's first word, one piece
+        ("Núñez come pan.", [("Núñes", 0), ("eats", 1)]),  # a first word of several pieces
+    ]
+    ids, columns = _name_script(src, tgt, rows)
+    export = TranslatorExport(
+        _ScriptModel(len(tgt), ids, columns),
+        src,
+        tgt,
+        no_repeat_ngram_size=0,
+        copy_names=copy_names,
+        target_words=known,
+    )
+    out = export.translate(tf.constant([source for source, _ in rows]))
+    translations = [t.decode() for t in out["translation"].numpy()]
+    if copy_names:
+        assert translations == ["Núñez in Seville Mules", "Tomas eats", "Núñez eats"]
+    else:
+        assert translations == ["Núñes Núñes in Seville Mules", "Tomas eats", "Núñes eats"]
+    assert bool(export.decoding_copy_names.numpy()) is copy_names
+    produced = out["target_tokens"].numpy() != b""
+    assert list(out["target_tokens"].numpy()[0][produced[0]]) == [t.encode() for t in translations[0].split()]
+    np.testing.assert_allclose(out["attention"].numpy().sum(-1)[produced], 1.0, atol=1e-5)
+
+
 def test_a_paragraph_is_translated_sentence_by_sentence_and_over_long_sentences_in_pieces():
     from seq2seq_app.translation.translator_export import TranslatorExport
 

@@ -33,6 +33,7 @@ from seq2seq_app.translation.data_source import (
     per_source_tests,
     split_mixture,
 )
+from seq2seq_app.translation.name_swap import swap_names
 from seq2seq_app.translation.translator import Translator
 from training import flags
 from training.callbacks import ValidationBleu, backup_path, best_weights_path
@@ -50,6 +51,11 @@ UNIT_DESCRIPTIONS = {
     "word": "word-level vocabularies with unknown words copied from the source.",
     "subword": "byte-pair subword pieces segmented in the graph (open vocabulary), joined back to words.",
 }
+
+
+# Written by `prepare` into the run directory: the words the export counts as the target side's own.
+TARGET_WORDS_FILE = "target_words.txt"
+TARGET_WORDS = 200_000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     src.add_argument(
         "--target-column", type=int, default=0, help="column of the target language in pair files"
+    )
+    src.add_argument(
+        "--name-swaps",
+        type=flags.non_negative_float,
+        default=0.0,
+        metavar="WEIGHT",
+        help="add copies of the genuine training pairs that carry a name, each name swapped for "
+        "another of the corpus's names on both sides, WEIGHT copies a pair (0.5: a seeded half; "
+        "default 0: none); teaches the model to carry names it never saw",
     )
     src.add_argument("--source-file", help="line-aligned source file (with --target-file)")
     src.add_argument("--target-file", help="line-aligned target file (with --source-file)")
@@ -269,7 +284,7 @@ def prepare(
         [[s for train in trains for s in train.sources], val, test],
         "adjust --validation-fraction/--test-fraction or add data",
     )
-    src_tokens, tgt_tokens = [], []
+    src_tokens, tgt_tokens, genuine = [], [], []
     for (source, _), train in zip(sources, trains):
         source_tokens = tokenize_all(train.sources, lowercase=True)
         target_tokens = tokenize_all(train.targets, lowercase=False)
@@ -278,8 +293,24 @@ def prepare(
         for i in oversampled(len(train), source.weight, args.seed):
             src_tokens.append(source_tokens[i])
             tgt_tokens.append(target_tokens[i])
+            genuine.append(not source.synthetic)
     truecase = data.Truecaser(tgt_tokens)
     tgt_tokens = [truecase(t) for t in tgt_tokens]
+    # The target side's words (lowercased), for the export to tell a name the model spelled out
+    # piece by piece from a word it knows (`TranslatorExport._names_copied`); swapped names left out.
+    Vocabulary.build(
+        ([word.lower() for word in tokens] for tokens in tgt_tokens), max_size=TARGET_WORDS, min_count=2
+    ).save(run_dir / TARGET_WORDS_FILE)
+    # Swapped after truecasing, which keeps names capitalised and lowercases other sentence starts.
+    swapped_sources, swapped_targets = swap_names(
+        [t for t, g in zip(src_tokens, genuine) if g],
+        [t for t, g in zip(tgt_tokens, genuine) if g],
+        args.name_swaps,
+        args.seed,
+        held_out=[*val.sources, *test.sources],
+    )
+    src_tokens += swapped_sources
+    tgt_tokens += swapped_targets
     src_path, tgt_path = run_dir / "source_vocab.txt", run_dir / "target_vocab.txt"
     if src_path.exists() and tgt_path.exists():
         kind = VOCABULARIES[args.text_unit]
@@ -326,6 +357,7 @@ def prepare(
         "pairs_read": sum(len(corpus) for _, corpus in sources),
         "malformed_lines": sum(corpus.malformed for _, corpus in sources),
         "sources": report,
+        "name_swapped_pairs": len(swapped_sources),
         "train_pairs": len(splits["train"][0]),
         "validation_pairs": len(splits["validation"][0]),
         "test_pairs": len(test),
@@ -379,13 +411,15 @@ def example_inputs() -> dict[str, np.ndarray]:
 
 
 def evaluate(translator, test: data.ParallelCorpus, beam_size: int = 4, name: str = "test") -> dict:
-    """BLEU, chrF and loop rate of greedy and beam outputs against the raw references."""
+    """BLEU, chrF, loop rate and names kept of greedy and beam outputs against the raw
+    references."""
     results = {}
     for decoding, kwargs in [("greedy", {}), (f"beam{beam_size}", {"beam_size": beam_size})]:
         start = time.time()
         hyps = translator.translate(test.sources, batch_size=256, **kwargs)
         scores = metrics.corpus_scores(hyps, [test.targets])
         scores["loop_rate"] = metrics.loop_rate(hyps, test.targets)
+        scores["names_kept"] = metrics.names_kept(test.sources, hyps, test.targets)
         scores["seconds"] = round(time.time() - start, 1)
         results[decoding] = scores
         print(f"{name} {decoding}: {scores}")
@@ -495,6 +529,7 @@ class TranslateTask(Task):
         self.splits, self.val, self.test, self.src_vocab, self.tgt_vocab, self.stats = prepare(
             self.args, run.run_dir, vocabularies
         )
+        self.run_dir = run.run_dir
 
     def build_model(self) -> Translator:
         model = build_model(self.args, self.src_vocab, self.tgt_vocab)
@@ -526,7 +561,13 @@ class TranslateTask(Task):
         # Imported here, so a finished run can be re-exported by newer export code.
         from seq2seq_app.translation.translator_export import TranslatorExport
 
-        return TranslatorExport(model, self.src_vocab, self.tgt_vocab, self.args.max_output_length).save
+        return TranslatorExport(
+            model,
+            self.src_vocab,
+            self.tgt_vocab,
+            self.args.max_output_length,
+            target_words=Vocabulary.load(self.run_dir / TARGET_WORDS_FILE),
+        ).save
 
     def epoch_callbacks(self, model: keras.Model) -> list[keras.callbacks.Callback]:
         n = self.args.val_bleu_sentences

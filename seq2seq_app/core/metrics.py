@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import re
 from collections.abc import Sequence
 
 import keras
@@ -108,3 +109,35 @@ def loop_rate(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} outputs but {len(references)} references")
     return round(100.0 * sum(map(loops, hypotheses, references)) / max(1, len(hypotheses)), 2)
+
+
+_WORD = re.compile(r"\w+")
+
+
+def carried_names(source: str, reference: str) -> set[str]:
+    """The names a reference carries over from its source: its words after the first that are
+    capitalised, letters only and 3+ characters long, and are a source word too (case aside).
+
+    Example:
+    >>> sorted(carried_names("Pedro Sánchez visitó Sevilla.", "Pedro Sánchez visited Seville."))
+    ['Sánchez']
+    """
+    source_words = {w.lower() for w in _WORD.findall(source)}
+    return {
+        w
+        for w in _WORD.findall(reference)[1:]
+        if len(w) >= 3 and w.isalpha() and w[0].isupper() and w.lower() in source_words
+    }
+
+
+def names_kept(sources: Sequence[str], hypotheses: Sequence[str], references: Sequence[str]) -> float | None:
+    """Percentage of the names references carry over from their sources (`carried_names`) that the
+    outputs write too, as whole words with the same case; None when no reference carries one."""
+    if not len(sources) == len(hypotheses) == len(references):
+        raise ValueError(f"{len(sources)} sources, {len(hypotheses)} outputs, {len(references)} references")
+    kept = total = 0
+    for source, hypothesis, reference in zip(sources, hypotheses, references):
+        names = carried_names(source, reference)
+        total += len(names)
+        kept += len(names & set(_WORD.findall(hypothesis)))
+    return round(100.0 * kept / total, 2) if total else None

@@ -89,7 +89,7 @@ def oversampled(n: int, weight: float, seed: int = 0) -> list[int]:
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 
 
-def _key(sentence: str) -> str:
+def words_key(sentence: str) -> str:
     """A sentence's words, lowercased: what two copies of it share however they were spaced or
     punctuated."""
     return " ".join(re.findall(r"\w+", sentence.lower()))
@@ -113,9 +113,9 @@ def split_mixture(
     held_sources = {s for parts in held.values() for part in parts for s in part.sources}
     # Another source, or a back-translation (which respaces text and splits it into sentences),
     # may hold a held-out sentence in another form: those are matched by their words.
-    source_keys = {i: {_key(s) for part in parts for s in part.sources} for i, parts in held.items()}
+    source_keys = {i: {words_key(s) for part in parts for s in part.sources} for i, parts in held.items()}
     target_keys = {
-        _key(piece)
+        words_key(piece)
         for parts in held.values()
         for part in parts
         for t in part.targets
@@ -129,8 +129,8 @@ def split_mixture(
             k
             for k, (s, t) in enumerate(zip(train.sources, train.targets))
             if s not in held_sources
-            and _key(s) not in other_keys
-            and not (source.synthetic and _key(t) in target_keys)
+            and words_key(s) not in other_keys
+            and not (source.synthetic and words_key(t) in target_keys)
         ]
         trains.append(ParallelCorpus([train.sources[k] for k in keep], [train.targets[k] for k in keep]))
         report.append(

@@ -23,11 +23,15 @@ from seq2seq_app.core import decoding, text
 from seq2seq_app.core.export_base import ExportBase
 from seq2seq_app.core.function_cond import function_cond
 from seq2seq_app.core.subword_vocabulary import CONTINUATION, SubwordVocabulary
-from seq2seq_app.core.vocabulary import END_ID, PAD_ID, START_ID, UNK, UNK_ID, Vocabulary
+from seq2seq_app.core.vocabulary import END_ID, PAD_ID, RESERVED, START_ID, UNK, UNK_ID, Vocabulary
 from seq2seq_app.translation.translator import Translator
 
 BANNED = (PAD_ID, START_ID)
 PASS_AT = 0.5  # attention share above which a target word counts as written for the unreadable word
+# A capitalised word of 3+ letters, and what may open a sentence before its first word (see
+# `_names_copied`).
+NAME = r"\p{Lu}\p{L}{2,}"
+OPENING = r"[\p{Ps}\p{Pi}¿¡\"'—–-]*"
 # Tokens that are not words of their own (see `_encode_text`'s `unreadable`).
 UNREAD_ALONE = r"[\p{M}\p{Cf}\p{Sk}\p{P}\p{Sm}\x{1F1E6}-\x{1F1FF}\x{1F3FB}-\x{1F3FF}]*"
 
@@ -69,6 +73,15 @@ def _from_group_start(values, groups, n_groups):
     return values - tf.gather(tf.math.unsorted_segment_min(values, groups, n_groups), groups)
 
 
+def _again(marked, attended):
+    """bool [b, t]: the `marked` target words that attend most to the same source word (`attended`
+    [b, t]) as an earlier marked word."""
+    positions = tf.range(tf.shape(attended)[1])
+    earlier = positions[:, None] > positions[None, :]  # [i, j]: j comes before i
+    same = marked[:, None, :] & tf.equal(attended[:, :, None], attended[:, None, :])
+    return marked & tf.reduce_any(same & earlier[None], axis=2)
+
+
 class TranslatorExport(ExportBase):
     """Wraps a trained `Translator` and its vocabularies with text-level `tf.function`s.
 
@@ -97,6 +110,10 @@ class TranslatorExport(ExportBase):
         no_repeat_ngram_size: no output repeats an n-gram of this many tokens (words or pieces; 0
             turns it off); 3 removed every loop from news sentences at no cost in BLEU (see
             docs/translation.md). With pieces, an n-gram inside one word may repeat.
+        copy_names: replace a name the model spelled out piece by piece with the source name
+            (subword mode, with `target_words`; see `_names_copied`).
+        target_words: the target side's words, lowercased: what the model writes from among them
+            is its own translation, never replaced by a source name.
         float16_storage: store weight matrices in float16, half the size (see `ExportBase`).
 
     Example:
@@ -115,6 +132,8 @@ class TranslatorExport(ExportBase):
         max_text_tokens: int = 1000,
         max_text_units: int = 32,
         no_repeat_ngram_size: int = 3,
+        copy_names: bool = True,
+        target_words: Vocabulary | None = None,
         float16_storage: bool = True,
     ):
         if type(source_vocab) is not type(target_vocab):
@@ -132,6 +151,13 @@ class TranslatorExport(ExportBase):
         self.target_vocabulary = tf.Variable(target_vocab.tokens, trainable=False, name="target_vocabulary")
         self.text_unit = tf.Variable("word" if self.subwords is None else "subword", trainable=False)
         self.decoding_no_repeat_ngram_size = tf.Variable(no_repeat_ngram_size, trainable=False)
+        self.copy_names = copy_names and self.subwords is not None and target_words is not None
+        self.decoding_copy_names = tf.Variable(self.copy_names, trainable=False)
+        if self.copy_names:
+            # Carried like the vocabularies, for re-export.
+            words = target_words.tokens[len(RESERVED) :]
+            self.target_words = tf.Variable(words, trainable=False, name="target_words")
+            self.target_word_table = target_words.table
         self.max_output_length = max_output_length
         self.max_source_tokens = max_source_tokens
         if max_text_tokens < max_source_tokens:
@@ -314,6 +340,8 @@ class TranslatorExport(ExportBase):
         joined = SubwordVocabulary.join(tf.ragged.boolean_mask(pieces, keep))
         words = tf.strings.split(joined).to_tensor(default_value="", shape=tf.shape(has_unknown))
         attended = tf.argmax(word_attention, axis=-1, output_type=tf.int32)
+        if self.copy_names:
+            words = self._names_copied(words, attended, source)
         # Most batches hold no word the model cannot read: they skip the pass-through's work.
         words, word_attention = tf.cond(
             tf.reduce_any(source.unreadable),
@@ -325,6 +353,40 @@ class TranslatorExport(ExportBase):
         )
         translation = text.detokenize(tf.ragged.boolean_mask(words, tf.not_equal(words, "")))
         return translation, words, word_attention
+
+    def _names_copied(self, words, attended, source: _Source):
+        """Target words [b, t_words] with the names the model spelled out piece by piece replaced by
+        the source names they stand for.
+
+        A name the model never learned comes out as look-alike pieces ("Pedro Sánchez" as
+        "Pedrof Sigzz", "Tymoshenko" as "Tyzako"). A target word becomes the source word it attends
+        to most when both are capitalised words of 3+ letters starting with the same letter, the
+        target word is none of the target side's words (`target_words`: what the model wrote from
+        among them is its own translation, as "Sevilla" → "Seville") and the source word is a name
+        rather than a sentence's capitalised first word: a word comes before it, or it took 2+
+        pieces (a sentence-initial "Presidentes" is one). A name goes in once: later words copying
+        the same source word are dropped, so a stutter of look-alikes does not become a loop of
+        names.
+        """
+        name = tf.gather(source.words, attended, batch_dims=1)
+        opening = tf.pad(source.words[:, :-1], [[0, 0], [1, 0]])  # "" before the first word
+        source_name = tf.strings.regex_full_match(source.words, NAME) & (
+            ~tf.strings.regex_full_match(opening, OPENING) | (tf.reduce_sum(source.columns, axis=1) >= 2)
+        )
+
+        def lower(values):
+            return tf.strings.lower(values, encoding="utf-8")
+
+        def initial(values):
+            return lower(tf.strings.substr(values, 0, 1, unit="UTF8_CHAR"))
+
+        copied = (
+            tf.strings.regex_full_match(words, NAME)
+            & tf.equal(self.target_word_table.lookup(lower(words)), UNK_ID)
+            & tf.gather(source_name, attended, batch_dims=1)
+            & tf.equal(initial(words), initial(name))
+        )
+        return tf.where(_again(copied, attended), "", tf.where(copied, name, words))
 
     @staticmethod
     def _passed_through(words, word_attention, attended, has_unknown, source: _Source):
@@ -345,11 +407,9 @@ class TranslatorExport(ExportBase):
         passed = reads_unreadable & written & ~punctuation & (tf.reduce_max(word_attention, -1) >= PASS_AT)
         copied = has_unknown | passed
         positions = tf.range(tf.shape(attended)[1])
-        earlier = positions[None, :] < positions[:, None]  # [i, j]: j comes before i
         # Only pass-throughs are deduplicated: an [UNK] word copied twice from a readable word is
         # kept as the other path keeps it, so a sentence decodes the same in any batch.
-        same_source = tf.equal(attended[:, :, None], attended[:, None, :]) & passed[:, None, :]
-        repeat = passed & tf.reduce_any(same_source & earlier[None], axis=2)
+        repeat = _again(passed, attended)
         words = tf.where(copied, tf.gather(source.words, attended, batch_dims=1), words)
         words = tf.where(repeat, "", words)
         width = tf.shape(source.words)[1]

@@ -31,10 +31,12 @@ VOCABULARY_VARIABLES = ("source_vocabulary", "target_vocabulary", "text_unit")
 
 
 def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
-    """(source, target, translate args, test split); vocabularies rebuilt if the model lacks them."""
+    """(source, target, target words, translate args, test split); vocabularies and target words
+    rebuilt if the model lacks them."""
     import numpy as np
     import tensorflow as tf
 
+    from seq2seq_app.core.vocabulary import Vocabulary
     from seq2seq_app.translation.data_source import BACK_TRANSLATION_TAG
     from training import translate
 
@@ -42,6 +44,9 @@ def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
     args.eval_pairs = eval_pairs
     with tempfile.TemporaryDirectory() as run_dir:
         _, _, test, src, tgt, _ = translate.prepare(args, Path(run_dir))
+        target_words = Vocabulary.load(Path(run_dir) / translate.TARGET_WORDS_FILE)
+    if hasattr(loaded, "target_words"):
+        target_words = Vocabulary(t.decode() for t in loaded.target_words.numpy())
     carried = translate.export_vocabularies(
         {name: getattr(loaded, name).numpy() for name in VOCABULARY_VARIABLES if hasattr(loaded, name)}
     )
@@ -58,7 +63,7 @@ def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
     ).numpy()
     if not (found == np.arange(len(src))).all():
         raise ValueError("the rebuilt source vocabulary does not match the SavedModel's table")
-    return src, tgt, args, test
+    return src, tgt, target_words, args, test
 
 
 def _model(loaded, args, src, tgt):
@@ -94,22 +99,27 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
     if card.get("task") != "translate":
         raise ValueError(f"{export_dir} is not a translator (task {card.get('task')!r})")
     loaded = tf.saved_model.load(str(export_dir))
-    src, tgt, args, test = _vocabularies(loaded, card, list(eval_pairs))
+    src, tgt, target_words, args, test = _vocabularies(loaded, card, list(eval_pairs))
     eval_sets = translate.read_eval_sets(args)
     model = _model(loaded, args, src, tgt)
     # Exports older than the n-gram ban carry no setting and decoded without it.
     old_ngram = getattr(loaded, "decoding_no_repeat_ngram_size", None)
     old_ngram = int(old_ngram.numpy()) if old_ngram is not None else 0
+    # Nor did exports older than copying names.
+    old_copy_names = getattr(loaded, "decoding_copy_names", None)
+    old_copy_names = bool(old_copy_names.numpy()) if old_copy_names is not None else False
     # The model's own caps carry over (exports older than `limits` get the defaults).
     caps = {name: value for name, value in export_limits(loaded).items() if name != "max_output_length"}
 
-    def rebuilt(ngram: int, float16_storage: bool = True) -> TranslatorExport:
+    def rebuilt(ngram: int, copy_names: bool = True, float16_storage: bool = True) -> TranslatorExport:
         return TranslatorExport(
             model,
             src,
             tgt,
             args.max_output_length,
             no_repeat_ngram_size=ngram,
+            copy_names=copy_names,
+            target_words=target_words,
             float16_storage=float16_storage,
             **caps,
         )
@@ -121,13 +131,14 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
     expected = translate.in_batches(loaded.signatures["translate"], check)
     # The rebuilt model with the old decoding and exact weights must translate word for word as
     # the SavedModel does: that proves the weights and vocabularies carried over.
-    exact = rebuilt(old_ngram, float16_storage=False)  # held: a tf.function method keeps a weak reference
+    # Held in a name: a tf.function method keeps only a weak reference to its object.
+    exact = rebuilt(old_ngram, old_copy_names, float16_storage=False)
     if translate.in_batches(exact.translate, check) != expected:
         raise ValueError("the rebuilt model does not reproduce the SavedModel's translations")
     print(f"rebuilt model reproduces the SavedModel on {len(check)} test sentences")
     # What float16 storage is checked against: the exact weights under the new decoding, so a
     # change of decoding setting does not hide a broken float16 export.
-    if no_repeat_ngram_size == old_ngram:
+    if no_repeat_ngram_size == old_ngram and old_copy_names:
         reference = expected
     else:
         exact_new = rebuilt(no_repeat_ngram_size, float16_storage=False)
@@ -147,7 +158,7 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
         sources = card["data"].get("sources", [])  # cards older than mixed sources have none
         card["metrics"].update(translate.card_metrics(LoadedTranslator(path), test, eval_sets, sources))
         checked = {"same_translations": f"{same} of {len(check)} test sentences"}
-        decoding = {"no_repeat_ngram_size": no_repeat_ngram_size}
+        decoding = {"no_repeat_ngram_size": no_repeat_ngram_size, "copy_names": export.copy_names}
         card["export"] = reexport_section(path, card, checked, decoding=decoding)
         write_model_card(path, card)
 
