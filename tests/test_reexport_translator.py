@@ -68,3 +68,26 @@ def test_a_float16_export_that_strays_never_replaces_the_model(
         translator.reexport(path, no_repeat_ngram_size=0)
     assert {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()} == files
     assert sorted(p.name for p in tmp_path.iterdir()) == ["translator"]
+
+
+def test_a_subword_export_older_than_copying_names_gains_it_with_the_target_words(
+    subword_export, toy_corpus, tmp_path
+):
+    from seq2seq_app.core.vocabulary import RESERVED
+    from seq2seq_app.translation.translator_export import TranslatorExport
+
+    path = _with_command(
+        subword_export[0], tmp_path, toy_corpus, [*mixture_flags(toy_corpus.parent), *SUBWORD_FLAGS]
+    )
+    card = json.loads((path / "model_card.json").read_text(encoding="utf-8"))
+    src, tgt, target_words, args, _ = translator._vocabularies(tf.saved_model.load(str(path)), card, [])
+    old = tmp_path / "old"
+    model = translator._model(tf.saved_model.load(str(path)), args, src, tgt)
+    TranslatorExport(model, src, tgt, args.max_output_length, copy_names=False).save(old)
+    shutil.copy(path / "model_card.json", old / "model_card.json")
+    assert not hasattr(tf.saved_model.load(str(old)), "target_words")
+    card = translator.reexport(old, no_repeat_ngram_size=3)  # its exact check decodes without copying
+    new = tf.saved_model.load(str(old))
+    assert card["export"]["decoding"]["copy_names"] and bool(new.decoding_copy_names.numpy())
+    # Rebuilt from the training data its card names: the words the training run wrote.
+    assert [w.decode() for w in new.target_words.numpy()] == target_words.tokens[len(RESERVED) :]

@@ -55,6 +55,7 @@ UNIT_DESCRIPTIONS = {
 
 # Written by `prepare` into the run directory: the words the export counts as the target side's own.
 TARGET_WORDS_FILE = "target_words.txt"
+# A bound on the export's size (about 10 bytes a word); the shipped data has some 23,000.
 TARGET_WORDS = 200_000
 
 
@@ -105,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="WEIGHT",
         help="add copies of the genuine training pairs that carry a name, each name swapped for "
-        "another of the corpus's names on both sides, WEIGHT copies a pair (0.5: a seeded half; "
-        "default 0: none); teaches the model to carry names it never saw",
+        "another of the corpus's names on both sides: WEIGHT copies a pair, times its source's "
+        "weight (0.5: a seeded half; default 0: none); teaches the model to carry names it never saw",
     )
     src.add_argument("--source-file", help="line-aligned source file (with --target-file)")
     src.add_argument("--target-file", help="line-aligned target file (with --source-file)")
@@ -284,7 +285,7 @@ def prepare(
         [[s for train in trains for s in train.sources], val, test],
         "adjust --validation-fraction/--test-fraction or add data",
     )
-    src_tokens, tgt_tokens, genuine = [], [], []
+    src_tokens, tgt_tokens, is_genuine = [], [], []
     for (source, _), train in zip(sources, trains):
         source_tokens = tokenize_all(train.sources, lowercase=True)
         target_tokens = tokenize_all(train.targets, lowercase=False)
@@ -293,18 +294,21 @@ def prepare(
         for i in oversampled(len(train), source.weight, args.seed):
             src_tokens.append(source_tokens[i])
             tgt_tokens.append(target_tokens[i])
-            genuine.append(not source.synthetic)
+            is_genuine.append(not source.synthetic)
     truecase = data.Truecaser(tgt_tokens)
     tgt_tokens = [truecase(t) for t in tgt_tokens]
-    # The target side's words (lowercased), for the export to tell a name the model spelled out
-    # piece by piece from a word it knows (`TranslatorExport._names_copied`); swapped names left out.
-    Vocabulary.build(
-        ([word.lower() for word in tokens] for tokens in tgt_tokens), max_size=TARGET_WORDS, min_count=2
-    ).save(run_dir / TARGET_WORDS_FILE)
+    # The target side's words (lowercased, counted as weighted), for the export to tell a name the
+    # model spelled out piece by piece from a word it knows (`TranslatorExport._names_copied`);
+    # swapped names left out. Kept once written, as the vocabularies are, so a resumed run (and
+    # every worker of a multi-worker one) reads the same file.
+    if not (run_dir / TARGET_WORDS_FILE).exists():
+        Vocabulary.build(
+            ([word.lower() for word in tokens] for tokens in tgt_tokens), max_size=TARGET_WORDS, min_count=2
+        ).save(run_dir / TARGET_WORDS_FILE)
     # Swapped after truecasing, which keeps names capitalised and lowercases other sentence starts.
     swapped_sources, swapped_targets = swap_names(
-        [t for t, g in zip(src_tokens, genuine) if g],
-        [t for t, g in zip(tgt_tokens, genuine) if g],
+        [t for t, g in zip(src_tokens, is_genuine) if g],
+        [t for t, g in zip(tgt_tokens, is_genuine) if g],
         args.name_swaps,
         args.seed,
         held_out=[*val.sources, *test.sources],
@@ -495,6 +499,7 @@ class TranslateTask(Task):
         "tfds",
         "tfds_source_key",
         "tfds_target_key",
+        "name_swaps",
     )
     architecture_flags = (
         "cell",
@@ -590,7 +595,12 @@ class TranslateTask(Task):
         finally:
             keras.mixed_precision.set_global_policy(policy)  # the run trains on in its own precision
         export = TranslatorExport(
-            twin, self.src_vocab, self.tgt_vocab, self.args.max_output_length, float16_storage=False
+            twin,
+            self.src_vocab,
+            self.tgt_vocab,
+            self.args.max_output_length,
+            target_words=Vocabulary.load(self.run_dir / TARGET_WORDS_FILE),
+            float16_storage=False,
         )
 
         def translate(sentences: list[str]) -> list[str]:

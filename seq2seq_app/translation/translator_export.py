@@ -73,12 +73,13 @@ def _from_group_start(values, groups, n_groups):
     return values - tf.gather(tf.math.unsorted_segment_min(values, groups, n_groups), groups)
 
 
-def _again(marked, attended):
+def _again(marked, attended, before=None):
     """bool [b, t]: the `marked` target words that attend most to the same source word (`attended`
-    [b, t]) as an earlier marked word."""
+    [b, t]) as an earlier word of `before` (by default the marked ones)."""
+    before = marked if before is None else before
     positions = tf.range(tf.shape(attended)[1])
     earlier = positions[:, None] > positions[None, :]  # [i, j]: j comes before i
-    same = marked[:, None, :] & tf.equal(attended[:, :, None], attended[:, None, :])
+    same = before[:, None, :] & tf.equal(attended[:, :, None], attended[:, None, :])
     return marked & tf.reduce_any(same & earlier[None], axis=2)
 
 
@@ -155,7 +156,7 @@ class TranslatorExport(ExportBase):
         self.decoding_copy_names = tf.Variable(self.copy_names, trainable=False)
         if self.copy_names:
             # Carried like the vocabularies, for re-export.
-            words = target_words.tokens[len(RESERVED) :]
+            words = tf.constant(target_words.tokens[len(RESERVED) :], tf.string)  # string even if empty
             self.target_words = tf.Variable(words, trainable=False, name="target_words")
             self.target_word_table = target_words.table
         self.max_output_length = max_output_length
@@ -340,12 +341,13 @@ class TranslatorExport(ExportBase):
         joined = SubwordVocabulary.join(tf.ragged.boolean_mask(pieces, keep))
         words = tf.strings.split(joined).to_tensor(default_value="", shape=tf.shape(has_unknown))
         attended = tf.argmax(word_attention, axis=-1, output_type=tf.int32)
+        named = tf.zeros_like(has_unknown)
         if self.copy_names:
-            words = self._names_copied(words, attended, source)
+            words, named = self._names_copied(words, attended, source)
         # Most batches hold no word the model cannot read: they skip the pass-through's work.
         words, word_attention = tf.cond(
             tf.reduce_any(source.unreadable),
-            lambda: self._passed_through(words, word_attention, attended, has_unknown, source),
+            lambda: self._passed_through(words, word_attention, attended, has_unknown, named, source),
             lambda: (
                 tf.where(has_unknown, tf.gather(source.words, attended, batch_dims=1), words),
                 word_attention,
@@ -355,18 +357,18 @@ class TranslatorExport(ExportBase):
         return translation, words, word_attention
 
     def _names_copied(self, words, attended, source: _Source):
-        """Target words [b, t_words] with the names the model spelled out piece by piece replaced by
-        the source names they stand for.
+        """(target words [b, t_words] with the names the model spelled out piece by piece replaced by
+        the source names they stand for, where it put a name [b, t_words]).
 
         A name the model never learned comes out as look-alike pieces ("Pedro Sánchez" as
         "Pedrof Sigzz", "Tymoshenko" as "Tyzako"). A target word becomes the source word it attends
         to most when both are capitalised words of 3+ letters starting with the same letter, the
         target word is none of the target side's words (`target_words`: what the model wrote from
         among them is its own translation, as "Sevilla" → "Seville") and the source word is a name
-        rather than a sentence's capitalised first word: a word comes before it, or it took 2+
-        pieces (a sentence-initial "Presidentes" is one). A name goes in once: later words copying
-        the same source word are dropped, so a stutter of look-alikes does not become a loop of
-        names.
+        rather than a sentence's capitalised first word: a token other than opening punctuation
+        comes before it, or it took 2+ pieces (a sentence-initial "Presidentes" is one). A name goes
+        in once: a copy of a source word that an earlier word copied or already wrote is dropped,
+        so a stutter of look-alikes does not become a loop of names.
         """
         name = tf.gather(source.words, attended, batch_dims=1)
         opening = tf.pad(source.words[:, :-1], [[0, 0], [1, 0]])  # "" before the first word
@@ -386,10 +388,11 @@ class TranslatorExport(ExportBase):
             & tf.gather(source_name, attended, batch_dims=1)
             & tf.equal(initial(words), initial(name))
         )
-        return tf.where(_again(copied, attended), "", tf.where(copied, name, words))
+        again = _again(copied, attended, before=copied | tf.equal(words, name))
+        return tf.where(again, "", tf.where(copied, name, words)), copied & ~again
 
     @staticmethod
-    def _passed_through(words, word_attention, attended, has_unknown, source: _Source):
+    def _passed_through(words, word_attention, attended, has_unknown, named, source: _Source):
         """Target words and word attention with the source words the model could not read passed
         through (see `_pieces_to_text`).
 
@@ -399,12 +402,13 @@ class TranslatorExport(ExportBase):
         stays), once: later target words passing the same source word through are dropped, and an
         unreadable word no target word was written for goes in after the word written for it or for
         the source word nearest before it ("Me llamo 山田, y tú?": "My name is 山田, and you?")
-        rather than being lost.
+        rather than being lost. A name `_names_copied` wrote (`named`) counts as passed through.
         """
         reads_unreadable = tf.gather(source.unreadable, attended, batch_dims=1)
         punctuation = tf.strings.regex_full_match(words, r"\p{P}+")
         written = tf.not_equal(words, "")  # not the padding after a shorter output
-        passed = reads_unreadable & written & ~punctuation & (tf.reduce_max(word_attention, -1) >= PASS_AT)
+        guessed = reads_unreadable & written & ~punctuation & (tf.reduce_max(word_attention, -1) >= PASS_AT)
+        passed = guessed | named
         copied = has_unknown | passed
         positions = tf.range(tf.shape(attended)[1])
         # Only pass-throughs are deduplicated: an [UNK] word copied twice from a readable word is

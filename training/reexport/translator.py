@@ -138,7 +138,7 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
     print(f"rebuilt model reproduces the SavedModel on {len(check)} test sentences")
     # What float16 storage is checked against: the exact weights under the new decoding, so a
     # change of decoding setting does not hide a broken float16 export.
-    if no_repeat_ngram_size == old_ngram and old_copy_names:
+    if no_repeat_ngram_size == old_ngram and old_copy_names == export.copy_names:
         reference = expected
     else:
         exact_new = rebuilt(no_repeat_ngram_size, float16_storage=False)
