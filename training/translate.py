@@ -534,7 +534,7 @@ class TranslateTask(Task):
         self.splits, self.val, self.test, self.src_vocab, self.tgt_vocab, self.stats = prepare(
             self.args, run.run_dir, vocabularies
         )
-        self.run_dir = run.run_dir
+        self.target_words = Vocabulary.load(run.run_dir / TARGET_WORDS_FILE)
 
     def build_model(self) -> Translator:
         model = build_model(self.args, self.src_vocab, self.tgt_vocab)
@@ -571,7 +571,7 @@ class TranslateTask(Task):
             self.src_vocab,
             self.tgt_vocab,
             self.args.max_output_length,
-            target_words=Vocabulary.load(self.run_dir / TARGET_WORDS_FILE),
+            target_words=self.target_words,
         ).save
 
     def epoch_callbacks(self, model: keras.Model) -> list[keras.callbacks.Callback]:
@@ -599,7 +599,7 @@ class TranslateTask(Task):
             self.src_vocab,
             self.tgt_vocab,
             self.args.max_output_length,
-            target_words=Vocabulary.load(self.run_dir / TARGET_WORDS_FILE),
+            target_words=self.target_words,
             float16_storage=False,
         )
 

@@ -11,6 +11,8 @@ import sacrebleu
 import tensorflow as tf
 from keras import ops
 
+from seq2seq_app.core.text import looks_like_name
+
 
 @keras.saving.register_keras_serializable(package="seq2seq_app")
 def masked_cross_entropy(y_true, y_pred):
@@ -115,19 +117,15 @@ _WORD = re.compile(r"\w+")
 
 
 def carried_names(source: str, reference: str) -> set[str]:
-    """The names a reference carries over from its source: its words after the first that are
-    capitalised, letters only and 3+ characters long, and are a source word too (case aside).
+    """The names a reference carries over from its source: its words after the first that look
+    like names (`text.looks_like_name`) and are a source word too (case aside).
 
     Example:
     >>> sorted(carried_names("Pedro Sánchez visitó Sevilla.", "Pedro Sánchez visited Seville."))
     ['Sánchez']
     """
     source_words = {w.lower() for w in _WORD.findall(source)}
-    return {
-        w
-        for w in _WORD.findall(reference)[1:]
-        if len(w) >= 3 and w.isalpha() and w[0].isupper() and w.lower() in source_words
-    }
+    return {w for w in _WORD.findall(reference)[1:] if looks_like_name(w) and w.lower() in source_words}
 
 
 def names_kept(sources: Sequence[str], hypotheses: Sequence[str], references: Sequence[str]) -> float | None:

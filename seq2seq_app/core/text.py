@@ -248,6 +248,21 @@ def split_sentences(text: tf.Tensor) -> tf.RaggedTensor:
     return tf.ragged.boolean_mask(sentences, tf.strings.length(sentences) > 0)
 
 
+# What counts as a name wherever names are found (training copies, the export, the names-kept
+# metric): a capitalised word of 3+ letters. `NAME` for `tf.strings`, `looks_like_name` in Python.
+NAME = r"\p{Lu}\p{L}{2,}"
+
+
+def looks_like_name(word: str) -> bool:
+    """`NAME` in Python.
+
+    Example:
+    >>> [looks_like_name(w) for w in ("Sánchez", "Tom", "Ed", "iPhone", "R2D2")]
+    [True, True, False, False, False]
+    """
+    return len(word) >= 3 and word.isalpha() and word[0].isupper()
+
+
 def tokenize_all(sentences: Sequence[str], lowercase: bool, batch: int = 8192) -> list[list[str]]:
     """Tokenises with the same in-graph function the exported model uses, in large batches."""
     tokens: list[list[str]] = []

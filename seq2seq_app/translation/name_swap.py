@@ -7,9 +7,10 @@ each name replaced on both sides by a name drawn evenly from every name the corp
 thousands of names in the contexts where names occur (entity replacement as data augmentation; no
 maintained library does it for a tokenised Keras pipeline, so it is written here).
 
-A name is found without a tagger: a target word that is capitalised, letters only and 3+
-characters long, that the (lowercased) source holds too, and that never occurs as a lowercase word
-on the target side (which leaves out "Street" of "Wall Street" and "The" of a title).
+A name is found without a tagger: a target word that looks like one (`text.looks_like_name`:
+capitalised, letters only, 3+ characters), that the (lowercased) source holds too, and that never
+occurs as a lowercase word on the target side (which leaves out "Street" of "Wall Street" and
+"The" of a title).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Sequence
 
+from seq2seq_app.core.text import looks_like_name
 from seq2seq_app.translation.data_source import oversampled, words_key
 
 
@@ -37,9 +39,7 @@ def pair_names(source_tokens: Sequence[str], target_tokens: Sequence[str], commo
     names: list[str] = []
     for word in target_tokens:
         if (
-            len(word) >= 3
-            and word.isalpha()
-            and word[0].isupper()
+            looks_like_name(word)
             and word.lower() in source
             and word.lower() not in common
             and word not in names

@@ -28,9 +28,7 @@ from seq2seq_app.translation.translator import Translator
 
 BANNED = (PAD_ID, START_ID)
 PASS_AT = 0.5  # attention share above which a target word counts as written for the unreadable word
-# A capitalised word of 3+ letters, and what may open a sentence before its first word (see
-# `_names_copied`).
-NAME = r"\p{Lu}\p{L}{2,}"
+# What may open a sentence before its first word (see `_names_copied`).
 OPENING = r"[\p{Ps}\p{Pi}¿¡\"'—–-]*"
 # Tokens that are not words of their own (see `_encode_text`'s `unreadable`).
 UNREAD_ALONE = r"[\p{M}\p{Cf}\p{Sk}\p{P}\p{Sm}\x{1F1E6}-\x{1F1FF}\x{1F3FB}-\x{1F3FF}]*"
@@ -372,7 +370,7 @@ class TranslatorExport(ExportBase):
         """
         name = tf.gather(source.words, attended, batch_dims=1)
         opening = tf.pad(source.words[:, :-1], [[0, 0], [1, 0]])  # "" before the first word
-        source_name = tf.strings.regex_full_match(source.words, NAME) & (
+        source_name = tf.strings.regex_full_match(source.words, text.NAME) & (
             ~tf.strings.regex_full_match(opening, OPENING) | (tf.reduce_sum(source.columns, axis=1) >= 2)
         )
 
@@ -383,7 +381,7 @@ class TranslatorExport(ExportBase):
             return lower(tf.strings.substr(values, 0, 1, unit="UTF8_CHAR"))
 
         copied = (
-            tf.strings.regex_full_match(words, NAME)
+            tf.strings.regex_full_match(words, text.NAME)
             & tf.equal(self.target_word_table.lookup(lower(words)), UNK_ID)
             & tf.gather(source_name, attended, batch_dims=1)
             & tf.equal(initial(words), initial(name))
