@@ -387,3 +387,43 @@ def test_searches_in_a_graph_of_unknown_batch_size_decode_as_eagerly():
     graph = tf.function(searches, input_signature=[tf.TensorSpec([None], tf.int32)])
     for eager, traced in zip(searches(countdowns), graph(countdowns)):
         np.testing.assert_array_equal(eager.numpy(), traced.numpy())
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    rows=st.integers(1, 4),
+    vocab=st.integers(1, 40),
+    k=st.integers(1, 12),
+    block=st.integers(1, 9),
+    levels=st.integers(1, 50),
+    seed=st.integers(0, 2**16),
+)
+def test_top_k_by_blocks_equals_tensorflows_top_k(rows, vocab, k, block, levels, seed):
+    """Values and indices as `tf.math.top_k`'s, ties (few `levels` of value) to the lower index,
+    whatever the block size, a last block cut short, or k past the number of blocks."""
+    k = min(k, vocab)
+    logits = np.random.default_rng(seed).integers(0, levels, (rows, vocab)).astype("float32")
+    logits[:, ::7] = decoding.NEG_INF  # banned columns
+    values, indices = decoding.top_k(tf.constant(logits), tf.constant(k), block=block)
+    expected_values, expected_indices = tf.math.top_k(logits, k)
+    np.testing.assert_array_equal(values.numpy(), expected_values.numpy())
+    np.testing.assert_array_equal(indices.numpy(), expected_indices.numpy())
+
+
+def test_beam_search_over_a_vocabulary_of_many_blocks_keeps_the_model_ranking():
+    """With a vocabulary of many blocks of `top_k`, each candidate is a best-first beam of the
+    step's scores: the same candidates as a search whose step offers the same choices in a
+    vocabulary too small for blocks."""
+    wide = 5 * decoding.TOP_K_BLOCK + 3
+    spread = np.full((V, wide), 1e-9, "float32")
+    spread[:, :V] = TABLE  # the same choices, then a long tail of near-impossible tokens
+    common = {
+        "state": tf.zeros([2]),
+        "start_tokens": tf.fill([2], START),
+        "max_lengths": tf.constant([10, 10]),
+    }
+    common |= {"beam_size": 4, "length_penalty": 0.6, "end_id": END}
+    small = decoding.beam_search(markov_step(TABLE), **common)
+    large = decoding.beam_search(markov_step(spread), **common)
+    for a, b in zip(small[:2], large[:2]):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from seq2seq_app.core import decoding
 from seq2seq_app.core.export_base import MAX_BEAM, ExportBase
 from seq2seq_app.core.float32_copy import Float32Copy, stored_variable
 
@@ -62,44 +63,76 @@ def test_save_writes_every_signature_and_the_weights_once(tmp_path):
     assert sorted(dtypes[name].name for name in weights) == ["float16", "float32"]  # the kernel is a matrix
 
 
-class Transposing(ExportBase):
-    """A Dense layer whose kernel the signature reads only transposed, from `transposed_weights`."""
+class Scorer(keras.layers.Layer):
+    """Scores `dim` features against a [vocab, dim] table plus a bias, as a tied output layer."""
+
+    def __init__(self, vocab: int, dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.table = self.add_weight(shape=(vocab, dim), name="table")
+        self.bias = self.add_weight(shape=(vocab,), initializer="zeros", name="bias")
+
+    def call(self, x):
+        return keras.ops.matmul(x, keras.ops.transpose(self.table)) + self.bias
+
+
+class OutputLayer(ExportBase):
+    """A `Scorer` whose signature reads its weights only as the output table."""
 
     SIGNATURES = ("project",)
+    BANNED = (1,)
 
-    def __init__(self, kernel: np.ndarray, float16_storage: bool = True):
-        model = keras.Sequential([keras.Input((kernel.shape[0],)), keras.layers.Dense(kernel.shape[1])])
-        model.layers[0].kernel.assign(kernel)
-        self.kernel = lambda: model.layers[0].kernel  # not an attribute: it would be saved again
-        super().__init__(model, float16_storage=float16_storage, transposed=[model.layers[0].kernel])
+    def __init__(self, table: np.ndarray, bias: np.ndarray, float16_storage: bool = True):
+        scorer = Scorer(*table.shape)
+        model = keras.Sequential([keras.Input((table.shape[1],)), scorer])
+        scorer.table.assign(table)
+        scorer.bias.assign(bias)
+        self.weights_of = lambda: (scorer.table, scorer.bias)  # not attributes: they would be saved again
+        super().__init__(
+            model, float16_storage=float16_storage, output_layer=self.weights_of(), banned_ids=self.BANNED
+        )
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="x")], autograph=False)
+    @tf.function(input_signature=[tf.TensorSpec([None, 5], tf.float32, name="x")], autograph=False)
     def project(self, x):
-        (table,) = self.transposed_weights()  # [units, inputs]
-        return {"y": tf.matmul(x, table, transpose_b=True)}
+        table = self.decoder_tables()["output_table"]
+        return {"y": tf.matmul(tf.concat([x, tf.ones_like(x[:, :1])], 1), table)}
+
+
+def _table(seed=2, vocab=7, dim=5):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(vocab, dim)).astype(np.float32), rng.normal(size=vocab).astype(np.float32)
 
 
 @pytest.mark.parametrize("float16_storage", [True, False])
-def test_decoder_tables_rows_equal_the_transposed_copy_exactly(float16_storage):
-    kernel = np.random.default_rng(3).normal(size=(7, 5)).astype(np.float32)
-    tables = Transposing(kernel, float16_storage).decoder_tables()
+def test_the_output_table_holds_the_embeddings_bias_bans_and_whole_blocks(float16_storage):
+    table, bias = _table()
+    tables = OutputLayer(table, bias, float16_storage).decoder_tables()
+    out = tables["output_table"].numpy()
+    assert out.shape == (6, decoding.TOP_K_BLOCK)  # dim + the bias row, columns padded to a block
     rows = tf.cast(tables["embedding_rows"], tf.float32).numpy()
     assert tables["embedding_rows"].dtype == (tf.float16 if float16_storage else tf.float32)
-    np.testing.assert_array_equal(rows, tables["output_table"].numpy().T)
+    np.testing.assert_array_equal(rows, out[:5, :7].T)  # the rows gathered are the columns scored
+    assert (out[:5, 7:] == 0).all()
+    allowed = [i for i in range(7) if i not in OutputLayer.BANNED]
+    np.testing.assert_array_equal(out[5, allowed], bias[allowed])
+    assert (out[5, 7:] <= decoding.NEG_INF).all() and (
+        out[5, list(OutputLayer.BANNED)] <= decoding.NEG_INF / 2
+    ).all()
 
 
-def test_a_transposed_weight_is_stored_once_in_its_own_shape_and_read_transposed(tmp_path):
-    rng = np.random.default_rng(2)
-    kernel = rng.normal(size=(7, 5)).astype(np.float32)
-    x = rng.normal(size=(3, 7)).astype(np.float32)
-    export = Transposing(kernel)
-    assert export.transposed_weights()[0].shape == (5, 7)
+def test_the_output_layer_is_stored_once_in_its_own_shape_and_scores_in_one_product(tmp_path):
+    table, bias = _table()
+    x = np.random.default_rng(3).normal(size=(3, 5)).astype(np.float32)
+    exact = x @ table.T + bias
+    allowed = [i for i in range(7) if i not in OutputLayer.BANNED]
+    export = OutputLayer(table, bias)
     out = export.project(x)["y"].numpy()
-    np.testing.assert_allclose(out, x @ kernel, rtol=2e-2, atol=2e-2 * np.abs(x @ kernel).max())
+    assert out.shape == (3, decoding.TOP_K_BLOCK)
+    np.testing.assert_allclose(out[:, allowed], exact[:, allowed], rtol=2e-2, atol=2e-2 * np.abs(exact).max())
+    assert (np.delete(out, allowed, axis=1) <= decoding.NEG_INF / 2).all()  # banned and padding
     export.save(tmp_path / "t")
     stored = tf.train.list_variables(str(tmp_path / "t" / "variables" / "variables"))
     shapes = sorted(shape for name, shape in stored if name.endswith("VARIABLE_VALUE"))
-    assert shapes == [[5], [7, 5]]  # the bias and the kernel, once, as the model has it
+    assert shapes == [[7], [7, 5]]  # the bias and the table, once, as the model has them
     loaded = tf.saved_model.load(str(tmp_path / "t"))  # held: its functions need its variables
     np.testing.assert_array_equal(loaded.project(x)["y"].numpy(), out)
     with tf.Graph().as_default(), tf.compat.v1.Session() as session:  # as TF Serving loads it
@@ -107,15 +140,29 @@ def test_a_transposed_weight_is_stored_once_in_its_own_shape_and_read_transposed
         signature = meta.signature_def["serving_default"]
         served = session.run(signature.outputs["y"].name, {signature.inputs["x"].name: x})
     np.testing.assert_allclose(served, out, rtol=1e-6, atol=1e-6)
-    # A float32 weight is copied too, so it can be held transposed, and refreshed like the rest.
-    exact = Transposing(kernel, float16_storage=False)
-    exact.kernel().assign(2 * kernel)
-    exact.refresh_weights()
-    np.testing.assert_allclose(exact.project(x)["y"].numpy(), 2 * x @ kernel, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="only matrices"):
-        Float32Copy(export.model_variables, transposed=[1])  # the bias
+    # Float32 storage: the same table, exact, and refreshed with the rest.
+    exact_export = OutputLayer(table, bias, float16_storage=False)
+    np.testing.assert_allclose(
+        exact_export.project(x)["y"].numpy()[:, allowed], exact[:, allowed], rtol=1e-5, atol=1e-5
+    )
+    scorer_table, scorer_bias = exact_export.weights_of()
+    scorer_table.assign(2 * table)
+    scorer_bias.assign(np.zeros(7, np.float32))
+    exact_export.refresh_weights()
+    np.testing.assert_allclose(
+        exact_export.project(x)["y"].numpy()[:, allowed], 2 * (x @ table.T)[:, allowed], rtol=1e-5, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="read through output_table"):
+        export.float32_copy.values([0])
+    with pytest.raises(ValueError, match="needs \\[vocab, dim\\] embeddings"):
+        Float32Copy(export.model_variables, (1, 0, np.zeros(7)))  # the bias as the table
+    with pytest.raises(ValueError, match="holds no output table"):
+        Float32Copy(export.model_variables).output_table()
     with pytest.raises(ValueError, match="weights of the exported models"):
-        ExportBase(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]), transposed=[exact.kernel()])
+        ExportBase(
+            keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]),
+            output_layer=exact_export.weights_of(),
+        )
 
 
 class Projection(ExportBase):

@@ -101,14 +101,15 @@ def test_step_by_step_decoding_equals_full_sequence(cell, attention):
     model = Translator(30, 30, 8, 6, cell=cell, encoder_layers=2, decoder_layers=2, attention=attention)
     full_logits, full_attention = model({"source": source, "target_in": target}, return_attention=True)
     state = model.encode(source)
-    table = ops.transpose(model.tied_embeddings)  # as the exports hold it
+    embeddings, bias = model.output_layer
+    table = ops.concatenate([ops.transpose(embeddings), bias[None]], 0)  # as the exports hold it
     for t in range(target.shape[1]):
         logits, weights, next_state = model.decode_step(target[:, t], state)
         np.testing.assert_allclose(np.asarray(logits), np.asarray(full_logits)[:, t], atol=1e-5)
         np.testing.assert_allclose(np.asarray(weights), np.asarray(full_attention)[:, t], atol=1e-5)
         from_table = model.decode_step(target[:, t], state, output_table=table)
         np.testing.assert_allclose(np.asarray(from_table[0]), np.asarray(logits), atol=1e-5)
-        rows = ops.cast(model.tied_embeddings, "float16")  # as a float16 export stores them
+        rows = ops.cast(embeddings, "float16")  # as a float16 export stores them
         from_rows = model.decode_step(target[:, t], state, output_table=table, embedding_rows=rows)
         np.testing.assert_allclose(np.asarray(from_rows[0]), np.asarray(logits), atol=1e-2)
         state = next_state

@@ -184,8 +184,12 @@ class _CopyModel:
 
     def __init__(self, vocab_size: int):
         self.vocab_size = vocab_size
-        self.tied_embeddings = keras.Variable(np.zeros([vocab_size, 2], "float32"))  # unused
-        self.weights = [self.tied_embeddings]
+        # Unused: the export reads an output layer, which the steps here do not need.
+        self.output_layer = (
+            keras.Variable(np.zeros([vocab_size, 2], "float32")),
+            keras.Variable(np.zeros([vocab_size], "float32")),
+        )
+        self.weights = list(self.output_layer)
 
     def encode(self, ids):
         return ids, tf.zeros([tf.shape(ids)[0]], tf.int32)

@@ -54,8 +54,14 @@ class CaptionerExport(ExportBase):
         length_penalty: float = 0.6,
         float16_storage: bool = True,
     ):
-        # Read by every step from a transposed copy (see `AttentionDecoder`).
-        super().__init__(backbone, model, float16_storage=float16_storage, transposed=[model.tied_embeddings])
+        # Every step reads the output layer as one table, which also bans BANNED (see `ExportBase`).
+        super().__init__(
+            backbone,
+            model,
+            float16_storage=float16_storage,
+            output_layer=model.output_layer,
+            banned_ids=BANNED,
+        )
         self._regions = backbone.__call__
         self._encode = model.encode
         self._step = model.decode_step
@@ -78,7 +84,6 @@ class CaptionerExport(ExportBase):
             "max_lengths": tf.where(tf.equal(status, images.STATUS_OK), self.max_length, 0),
             "end_id": END_ID,
             "pad_id": PAD_ID,
-            "banned_ids": BANNED,
         }
         return status, tf.shape(state.memory)[1], search
 

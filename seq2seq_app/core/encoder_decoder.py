@@ -40,15 +40,15 @@ class EncoderDecoder(keras.Model):
         raise NotImplementedError
 
     @property
-    def tied_embeddings(self) -> keras.Variable:
-        """The decoder's token embeddings, which also score its outputs: `decode_step` may be
-        given them transposed, as `output_table`."""
-        return self.decoder.embedding.embeddings
+    def output_layer(self) -> tuple[keras.Variable, keras.Variable]:
+        """The decoder's token embeddings, which also score its outputs, and its output bias:
+        `decode_step` may be given them as one `output_table` (see `AttentionDecoder`)."""
+        return self.decoder.embedding.embeddings, self.decoder.output_bias
 
     def decode_step(self, token_ids, state, output_table=None, embedding_rows=None):
         """One decoding step: token_ids [batch] → (logits [batch, vocab], attention, state).
 
-        `output_table`, if given, is `tied_embeddings` transposed, and `embedding_rows` the same
+        `output_table`, if given, is `output_layer` as one table, and `embedding_rows` the
         embeddings untransposed, in any float dtype (see `AttentionDecoder.step`)."""
         logits, weights, states = self.decoder.step(
             token_ids,

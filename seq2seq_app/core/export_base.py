@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import ClassVar
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from seq2seq_app.core import decoding
 from seq2seq_app.core.float32_copy import Float32Copy, stored_variable
 
 MAX_BEAM = 16  # beams a caller may ask for; more cost memory and time for no better output
@@ -27,9 +29,11 @@ class ExportBase(tf.Module):
         *models: the Keras models whose weights the SavedModel stores.
         float16_storage: store matrices in float16 (half the size; see `stored_variable`) rather
             than float32 (the Keras model's exact weights).
-        transposed: weights of the models that the signatures read only transposed, from
-            `transposed_weights` (a decoder's tied embeddings, as its output projection's right
-            operand): the copy holds them so, and `with_weights` does not map them.
+        output_layer: a decoder's tied embeddings and output bias (weights of the models), which
+            its decoding steps read as one output table (`decoder_tables`); the functions given
+            the table read the embeddings from it, so `with_weights` does not map them.
+        banned_ids: tokens the output table scores NEG_INF, so no search chooses them (padding,
+            start).
 
     Example:
     >>> class Doubler(ExportBase):
@@ -48,7 +52,11 @@ class ExportBase(tf.Module):
     SIGNATURES: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
-        self, *models: keras.Model, float16_storage: bool = True, transposed: Sequence[keras.Variable] = ()
+        self,
+        *models: keras.Model,
+        float16_storage: bool = True,
+        output_layer: tuple[keras.Variable, keras.Variable] | None = None,
+        banned_ids: Sequence[int] = (),
     ):
         super().__init__()
         # The SavedModel stores its own variables (matrices in float16) and the Keras models are
@@ -57,10 +65,20 @@ class ExportBase(tf.Module):
         # layers).
         weights = [v for model in models for v in model.weights]
         self.model_variables = [stored_variable(v.value, float16_storage) for v in weights]
-        self._transposed = [i for v in transposed for i, w in enumerate(weights) if w is v]
-        if len(self._transposed) != len(transposed):
-            raise ValueError("transposed weights must be weights of the exported models")
-        self.float32_copy = Float32Copy(self.model_variables, self._transposed)
+        table = None
+        self._table_embeddings = None
+        if output_layer is not None:
+            indices = [i for v in output_layer for i, w in enumerate(weights) if w is v]
+            if len(indices) != 2:
+                raise ValueError("the output layer must be weights of the exported models")
+            vocab = output_layer[1].shape[0]
+            # Padding columns to whole blocks of `decoding.top_k` spares it a copy on every step.
+            offsets = np.zeros([vocab + -vocab % decoding.TOP_K_BLOCK], np.float32)
+            offsets[vocab:] = decoding.NEG_INF
+            offsets[list(banned_ids)] = decoding.NEG_INF
+            table = (*indices, offsets)
+            self._table_embeddings = indices[0]
+        self.float32_copy = Float32Copy(self.model_variables, table)
         self._keras_weights = lambda: weights
 
     def refresh_weights(self) -> None:
@@ -80,9 +98,8 @@ class ExportBase(tf.Module):
 
         The Keras variables are mapped to the copy's tensors with `keras.StatelessScope`, so the
         models' own code runs unchanged and no graph reads a Keras variable."""
-        # A transposed weight has no value of its variable's shape: the functions given it read
-        # `transposed_weights` instead.
-        mapped = [i for i in range(len(self.model_variables)) if i not in self._transposed]
+        # The output table's embeddings are read from the table by the functions given it.
+        mapped = [i for i in range(len(self.model_variables)) if i != self._table_embeddings]
         weights = self._keras_weights()
         mapping = list(zip([weights[i] for i in mapped], self.float32_copy.values(mapped)))
 
@@ -95,20 +112,15 @@ class ExportBase(tf.Module):
 
         return tuple(reading(function) for function in model_functions)
 
-    def transposed_weights(self) -> list[tf.Tensor]:
-        """The `transposed` weights, transposed, read here once as `with_weights` reads the rest."""
-        return self.float32_copy.values(self._transposed)
-
     def decoder_tables(self) -> dict[str, tf.Tensor]:
-        """A decoder's tied embeddings, the one `transposed` weight, for `decode_step`: transposed
-        from the copy as its `output_table`, and as the SavedModel stores them (float16, or
-        float32 with `float16_storage=False` or when float16 cannot hold them) as its
-        `embedding_rows`, whose rows it gathers (a row of the transposed copy is spread across
-        all of it). Cast to float32, a stored row equals the copy's column exactly."""
-        (index,) = self._transposed
-        (output_table,) = self.transposed_weights()
-        rows = tf.convert_to_tensor(self.model_variables[index])
-        return {"output_table": output_table, "embedding_rows": rows}
+        """The `output_layer` for `decode_step`, read here once: the [dim + 1, columns] table of
+        `Float32Copy.output_table` as its `output_table`, and the tied embeddings as the
+        SavedModel stores them (float16, or float32 with `float16_storage=False` or when float16
+        cannot hold them) as its `embedding_rows`, whose rows it gathers (a row of the table's
+        transposed embeddings is spread across all of it). Cast to float32, a stored row equals
+        the table's column exactly."""
+        rows = tf.convert_to_tensor(self.model_variables[self._table_embeddings])
+        return {"output_table": self.float32_copy.output_table(), "embedding_rows": rows}
 
     @staticmethod
     def non_empty(batch: tf.Tensor, stand_in: tf.Tensor) -> tf.Tensor:

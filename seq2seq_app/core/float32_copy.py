@@ -53,13 +53,18 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
     So assign through `ExportBase.refresh_weights`, which refills the copy; assigning to a loaded
     SavedModel's `model_variables` changes at most those rows, and leaves the model inconsistent.
 
-    A matrix listed in `transposed` is held transposed instead (whatever its stored dtype), for a
-    product that reads it as the right operand: TensorFlow's CPU matmul repacks a transposed
-    right operand on every call, and transposing it in every call would cost as much.
+    A decoder's output layer, `output_table=(embeddings, bias, offsets)`, is held as the one
+    right operand of `[x, 1] @ table` (`output_table()`): the [vocab, dim] tied embeddings
+    transposed, over the [vocab] bias as a last row, both padded with zeros to `len(offsets)`
+    columns, and `offsets` added to the bias row (NEG_INF for columns never to be chosen). So a
+    decoding step's logits are one product: TensorFlow's CPU matmul repacks a transposed right
+    operand on every call (transposing in every call would cost as much), and a bias added after
+    the product, or a ban after that, is one more pass over [rows, vocab] on every step.
 
     Args:
         stored: the SavedModel's variables (see `stored_variable`), tracked by their owner.
-        transposed: indices into `stored` of matrices the copy holds (and `values` gives) transposed.
+        output_table: indices into `stored` of the tied embeddings and the output bias, and the
+            float32 offsets of the bias row, one per column of the table.
 
     Example:
     >>> kernel = stored_variable(tf.Variable(tf.ones([3, 2])))
@@ -67,29 +72,44 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
     tf.float32
     """
 
-    def __init__(self, stored: Sequence[tf.Variable], transposed: Sequence[int] = ()):
+    def __init__(
+        self, stored: Sequence[tf.Variable], output_table: tuple[int, int, np.ndarray] | None = None
+    ):
         # A plain list: a resource does not track attributes, and the variables belong to the
         # SavedModel under their owner's names.
         self._stored = list(stored)
-        self._transposed = frozenset(transposed)
-        if any(self._stored[i].shape.rank != 2 for i in self._transposed):
-            raise ValueError("only matrices can be held transposed")
-        self._copied = [
-            i for i, v in enumerate(self._stored) if v.dtype == tf.float16 or i in self._transposed
-        ]
+        self._table = None
+        if output_table is not None:
+            self._table = (output_table[0], output_table[1], np.asarray(output_table[2], np.float32))
+        if self._table is not None:
+            embeddings, bias, offsets = self._table
+            matrix, vector = self._stored[embeddings].shape, self._stored[bias].shape
+            if matrix.rank != 2 or vector != (matrix[0],) or offsets.shape != (max(matrix[0], offsets.size),):
+                raise ValueError(
+                    "an output table needs [vocab, dim] embeddings, a [vocab] bias and vocab or more offsets"
+                )
+            self._table_shape = [matrix[1] + 1, offsets.size]
+        # The output table's embeddings are copied only into the table.
+        table_part = self._table[0] if self._table is not None else None
+        self._copied = [i for i, v in enumerate(self._stored) if v.dtype == tf.float16 and i != table_part]
         self._first_row = {}
         rows = 0
         for i in self._copied:
             self._first_row[i] = rows
             rows += -(-self._stored[i].shape.num_elements() // ROW)
+        self._table_row = rows
+        if self._table is not None:
+            rows += -(-int(np.prod(self._table_shape)) // ROW)
         self._rows = rows
         # Named after the stored weights and numbered per process, so two exports in one process
         # never share a copy (refreshing one would change the other) and a fresh process
         # saving the same weights writes the same graph; loaders rename it once more per load.
         digest = hashlib.sha256()
-        for i, variable in enumerate(self._stored):
+        for variable in self._stored:
             digest.update(str(variable.shape).encode() + variable.dtype.name.encode())
-            digest.update(variable.numpy().tobytes() + (b"T" if i in self._transposed else b""))
+            digest.update(variable.numpy().tobytes())
+        if self._table is not None:
+            digest.update(str(self._table[:2]).encode() + self._table[2].tobytes())
         self._shared_name = f"float32_copy_{digest.hexdigest()[:32]}_{next(_NUMBERS)}"
         super().__init__()
         self._initialize()
@@ -102,11 +122,17 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
     # (`tf.saved_model.load(path).signatures["translate"]`) and would lose the copy they read. So
     # each load keeps its copy until the process ends: load a model once and keep it.
     def _initialize(self):
+        values = [self._stored[i] for i in self._copied]
+        if self._table is not None:
+            embeddings, bias, offsets = self._table
+            vocab, columns = self._stored[bias].shape[0], offsets.size
+            # Transposed in its stored dtype: half the bytes of a float32 transpose.
+            table = tf.cast(tf.transpose(self._stored[embeddings]), tf.float32)
+            bias_row = tf.cast(self._stored[bias], tf.float32)[None]
+            table = tf.pad(tf.concat([table, bias_row], 0), [[0, 0], [0, columns - vocab]])
+            values.append(tf.concat([table[:-1], table[-1:] + offsets], 0))
         rows = [tf.zeros([0, ROW])]
-        for i in self._copied:
-            value = self._stored[i]
-            if i in self._transposed:  # in its stored dtype: half the bytes of a float32 transpose
-                value = tf.transpose(value)
+        for value in values:
             flat = tf.reshape(tf.cast(value, tf.float32), [-1])
             padding = -flat.shape[0] % ROW
             rows.append(tf.reshape(tf.pad(flat, [[0, padding]]), [-1, ROW]))
@@ -116,23 +142,34 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
         """Copies the stored variables into the copy again, after they were assigned to."""
         self._initialize()
 
-    def values(self, indices: Sequence[int] | None = None) -> list[tf.Tensor]:
-        """The stored weights at `indices` (default: all, in order) as float32, those in
-        `transposed` transposed, read where this is called (read once before a search loop, not in
-        every step)."""
+    def _read(self) -> tf.Tensor:
         copy = tf.raw_ops.ReadVariableOp(resource=self.resource_handle, dtype=tf.float32)
-        copy = tf.ensure_shape(copy, [self._rows, ROW])
+        return tf.ensure_shape(copy, [self._rows, ROW])
+
+    @staticmethod
+    def _slice(copy: tf.Tensor, first_row: int, shape) -> tf.Tensor:
+        size = int(np.prod(shape))
+        flat = tf.reshape(tf.slice(copy, [first_row, 0], [-(-size // ROW), ROW]), [-1])
+        return tf.reshape(flat[:size] if size % ROW else flat, shape)
+
+    def values(self, indices: Sequence[int] | None = None) -> list[tf.Tensor]:
+        """The stored weights at `indices` (default: all, in order) as float32, read where this is
+        called (read once before a search loop, not in every step). The output table's embeddings
+        are only in `output_table()`."""
+        copy = self._read()
         values = []
         for i in range(len(self._stored)) if indices is None else indices:
             variable = self._stored[i]
-            if i not in self._first_row:
+            if self._table is not None and i == self._table[0]:
+                raise ValueError("the output table's embeddings are read through output_table()")
+            if i in self._first_row:
+                values.append(self._slice(copy, self._first_row[i], variable.shape))
+            else:
                 values.append(tf.convert_to_tensor(variable))
-                continue
-            size = variable.shape.num_elements()
-            rows = tf.slice(copy, [self._first_row[i], 0], [-(-size // ROW), ROW])
-            flat = tf.reshape(rows, [-1])
-            if size % ROW:
-                flat = flat[:size]
-            shape = list(reversed(variable.shape)) if i in self._transposed else variable.shape
-            values.append(tf.reshape(flat, shape))
         return values
+
+    def output_table(self) -> tf.Tensor:
+        """The [dim + 1, columns] output table (see the class), read where this is called."""
+        if self._table is None:
+            raise ValueError("this copy holds no output table")
+        return self._slice(self._read(), self._table_row, self._table_shape)

@@ -137,8 +137,10 @@ class TranslatorExport(ExportBase):
     ):
         if type(source_vocab) is not type(target_vocab):
             raise TypeError("source and target vocabularies must be of one kind (both words or both pieces)")
-        # Read by every step from a transposed copy (see `AttentionDecoder`).
-        super().__init__(model, float16_storage=float16_storage, transposed=[model.tied_embeddings])
+        # Every step reads the output layer as one table, which also bans BANNED (see `ExportBase`).
+        super().__init__(
+            model, float16_storage=float16_storage, output_layer=model.output_layer, banned_ids=BANNED
+        )
         self._encode = model.encode
         self._step = model.decode_step
         self.subwords = source_vocab if isinstance(source_vocab, SubwordVocabulary) else None
@@ -279,7 +281,6 @@ class TranslatorExport(ExportBase):
             "max_lengths": source.max_lengths,
             "end_id": END_ID,
             "pad_id": PAD_ID,
-            "banned_ids": BANNED,
         }
         return source, search
 
