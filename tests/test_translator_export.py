@@ -53,10 +53,49 @@ def test_beam_signature_contract_and_beam_one_equals_greedy(module):
     np.testing.assert_array_equal(four["candidates"].numpy()[:, 0], four["translation"].numpy())
 
 
+def test_beam_search_in_chunks_gives_each_text_what_it_gets_alone(module):
+    """A beam batch wider than one chunk is searched in length-sorted chunks; every row is still
+    its text's own search, in the caller's order, padded to the batch's widths."""
+    from seq2seq_app.translation.translator_export import SEARCH_CHUNK
+
+    words = ["el gato", "come pan", "tom ve", "el perro", "bebe agua", "la casa", "de maría"]
+    texts = [
+        " ".join(words[(i + j) % len(words)] for j in range(1 + i % 5)) + " ."
+        for i in range(SEARCH_CHUNK + 9)
+    ]
+    texts[3] = ""
+
+    def beam(batch):
+        out = module.signatures["translate_beam"](
+            text=tf.constant(batch), beam_size=tf.constant(3), length_penalty=tf.constant(0.6)
+        )
+        return {k: v.numpy() for k, v in out.items()}
+
+    together = beam(texts)
+    empty = beam([""] * (SEARCH_CHUNK + 1))  # chunks that decode no step
+    assert empty["candidates"].shape == (SEARCH_CHUNK + 1, 3) and not empty["candidates"].astype(bool).any()
+    assert together["attention"].shape[2] == max(beam([t])["attention"].shape[2] for t in texts)
+    for row, sentence in enumerate(texts):
+        alone = beam([sentence])
+        np.testing.assert_array_equal(together["candidates"][row], alone["candidates"][0])
+        np.testing.assert_allclose(together["scores"][row], alone["scores"][0], atol=1e-4)
+        t, s = alone["attention"].shape[1:]
+        np.testing.assert_allclose(together["attention"][row, :t, :s], alone["attention"][0], atol=1e-5)
+        assert not together["attention"][row, t:].any() and not together["attention"][row, :, s:].any()
+
+
 def test_beam_size_is_clamped_to_a_sane_range(translator):
     for beam in (0, -3, 1000):
         out = translator.run(["El perro bebe agua ."], beam_size=beam)
         assert 1 <= out["candidates"].shape[1] <= 16
+
+
+def test_any_temperature_samples_tokens_of_the_vocabulary(module):
+    for temperature in (1e30, float("inf"), float("nan"), -1.0):
+        out = module.signatures["translate_sample"](
+            text=tf.constant(["El gato come pan ."] * 3), temperature=tf.constant(temperature)
+        )
+        assert out["translation"].shape == (3,)
 
 
 def test_a_sentence_translates_the_same_alone_and_in_a_padded_batch(translator):
@@ -342,15 +381,20 @@ def test_an_unreadable_word_nothing_was_written_for_goes_after_the_word_before_i
 
 
 class _ScriptModel(_CopyModel):
-    """Writes a script: for each batch row, given target ids with given attention over the source
-    ids (`attention` [b, steps, source ids]), then END."""
+    """Writes a script: for each source (`sources`, the export's source ids [b, s]), given target
+    ids with given attention over the source ids (`attention` [b, steps, source ids]), then END.
+    The export may search its rows in any order and trimmed to their longest."""
 
     def __init__(self, vocab_size: int, ids: list[list[int]], attention: np.ndarray):
         super().__init__(vocab_size)
         self.script = tf.constant(ids), tf.constant(attention, tf.float32)
+        self.sources = None
 
     def encode(self, ids):
-        return ids, tf.zeros([tf.shape(ids)[0]], tf.int32), *self.script
+        width = tf.shape(ids)[1]
+        same = tf.reduce_all(tf.equal(ids[:, None, :], self.sources[None, :, :width]), axis=-1)
+        row = tf.argmax(same & tf.reduce_all(tf.equal(self.sources[:, width:], 0), axis=-1), axis=1)
+        return ids, tf.zeros([tf.shape(ids)[0]], tf.int32), *[tf.gather(x, row) for x in self.script]
 
     def decode_step(self, tokens, state, **tables):
         ids, position, script, attention = state
@@ -422,15 +466,13 @@ def test_a_name_spelled_out_piece_by_piece_is_the_source_name_once(copy_names):
         ("Vi a Tomáš en Sevilla.", [("Tomas", {2: 0.4, 0: 0.3, 3: 0.3}), ("in", 3), ("Seville", 4)]),
     ]
     ids, attention = _name_script(src, tgt, rows)
+    model = _ScriptModel(len(tgt), ids, attention)
     export = TranslatorExport(
-        _ScriptModel(len(tgt), ids, attention),
-        src,
-        tgt,
-        no_repeat_ngram_size=0,
-        copy_names=copy_names,
-        target_words=known,
+        model, src, tgt, no_repeat_ngram_size=0, copy_names=copy_names, target_words=known
     )
-    out = export.translate(tf.constant([source for source, _ in rows]))
+    texts = tf.constant([source for source, _ in rows])
+    model.sources = export._encode_text(texts).ids
+    out = export.translate(texts)
     translations = [t.decode() for t in out["translation"].numpy()]
     if copy_names:
         assert translations == [

@@ -5,7 +5,8 @@ penalty and n-best output that runs inside an exported SavedModel with a runtime
 (keras-hub's samplers return one sequence for causal LMs with a fixed-length buffer).
 
 Every search takes the model only as `step_fn(tokens, state) -> (logits, attention, state)`:
-`tokens` int32 [n], `logits` float32 [n, vocab], `attention` float32 [n, memory_length], and
+`tokens` int32 [n], `logits` float32 [n, vocab] (or wider: columns past the vocabulary must
+score below every token, as an export's output table does), `attention` float32 [n, memory_length], and
 `state` any nest of tensors whose first dimension is n (the models here pass a `DecoderState`).
 So the same searches can drive any recurrent decoder, not only the translator's. Everything after
 the start tokens is passed by keyword.
@@ -58,7 +59,7 @@ def top_k(logits: tf.Tensor, k, block: int = TOP_K_BLOCK) -> tuple[tf.Tensor, tf
         logits = tf.pad(logits, [[0, 0], [0, padding]], constant_values=-np.inf)
     grid = tf.reshape(logits, [rows, blocks, block])
     # Past `blocks` blocks every block is read: then this is a top-k over the whole row.
-    _, chosen = tf.math.top_k(tf.reduce_max(grid, axis=-1), tf.minimum(k, blocks))
+    _, chosen = tf.math.top_k(tf.reduce_max(grid, axis=-1), tf.minimum(k, blocks), sorted=False)
     chosen = tf.sort(chosen, axis=-1)
     candidates = tf.reshape(tf.gather(grid, chosen, batch_dims=1), [rows, -1])
     values, at = tf.math.top_k(candidates, k)

@@ -46,7 +46,8 @@ class EncoderDecoder(keras.Model):
         return self.decoder.embedding.embeddings, self.decoder.output_bias
 
     def decode_step(self, token_ids, state, output_table=None, embedding_rows=None):
-        """One decoding step: token_ids [batch] → (logits [batch, vocab], attention, state).
+        """One decoding step: token_ids [batch] → (logits [batch, vocab, or the output table's
+        columns], attention, state).
 
         `output_table`, if given, is `output_layer` as one table, and `embedding_rows` the
         embeddings untransposed, in any float dtype (see `AttentionDecoder.step`)."""

@@ -14,6 +14,9 @@ from seq2seq_app.core import decoding
 from seq2seq_app.core.float32_copy import Float32Copy, stored_variable
 
 MAX_BEAM = 16  # beams a caller may ask for; more cost memory and time for no better output
+# Hotter samples are noise; at an infinite temperature every column of an output table, padding
+# included, would be as likely as any token.
+MAX_TEMPERATURE = 10.0
 
 
 class ExportBase(tf.Module):
@@ -30,8 +33,9 @@ class ExportBase(tf.Module):
         float16_storage: store matrices in float16 (half the size; see `stored_variable`) rather
             than float32 (the Keras model's exact weights).
         output_layer: a decoder's tied embeddings and output bias (weights of the models), which
-            its decoding steps read as one output table (`decoder_tables`); the functions given
-            the table read the embeddings from it, so `with_weights` does not map them.
+            its decoding steps read as one output table and their input embeddings as the stored
+            rows (`decoder_tables`), never as the Keras variable: `with_weights` does not map
+            the embeddings.
         banned_ids: tokens the output table scores NEG_INF, so no search chooses them (padding,
             start).
 
@@ -74,7 +78,9 @@ class ExportBase(tf.Module):
             vocab = output_layer[1].shape[0]
             # Padding columns to whole blocks of `decoding.top_k` spares it a copy on every step.
             offsets = np.zeros([vocab + -vocab % decoding.TOP_K_BLOCK], np.float32)
-            offsets[vocab:] = decoding.NEG_INF
+            # Below a banned token's score too, so a search that has to go below NEG_INF (a beam
+            # wider than the tokens left) takes a token of the vocabulary, never a padding column.
+            offsets[vocab:] = 2 * decoding.NEG_INF
             offsets[list(banned_ids)] = decoding.NEG_INF
             table = (*indices, offsets)
             self._table_embeddings = indices[0]
@@ -98,7 +104,7 @@ class ExportBase(tf.Module):
 
         The Keras variables are mapped to the copy's tensors with `keras.StatelessScope`, so the
         models' own code runs unchanged and no graph reads a Keras variable."""
-        # The output table's embeddings are read from the table by the functions given it.
+        # The output layer's embeddings reach the functions only through `decoder_tables`.
         mapped = [i for i in range(len(self.model_variables)) if i != self._table_embeddings]
         weights = self._keras_weights()
         mapping = list(zip([weights[i] for i in mapped], self.float32_copy.values(mapped)))
@@ -138,6 +144,11 @@ class ExportBase(tf.Module):
     def beam_size(requested: tf.Tensor) -> tf.Tensor:
         """The requested beam size within 1 … `MAX_BEAM`."""
         return tf.clip_by_value(requested, 1, MAX_BEAM)
+
+    @staticmethod
+    def temperature(requested: tf.Tensor) -> tf.Tensor:
+        """The requested sampling temperature, at most `MAX_TEMPERATURE` (≤ 0: greedy)."""
+        return tf.minimum(requested, MAX_TEMPERATURE)
 
     @staticmethod
     def flat_beams(x: tf.Tensor) -> tf.Tensor:
