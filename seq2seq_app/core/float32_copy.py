@@ -80,9 +80,12 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
         self._stored = list(stored)
         self._table = None
         if output_table is not None:
-            self._table = (output_table[0], output_table[1], np.asarray(output_table[2], np.float32))
-        if self._table is not None:
-            embeddings, bias, offsets = self._table
+            embeddings, bias, offsets = (
+                output_table[0],
+                output_table[1],
+                np.asarray(output_table[2], np.float32),
+            )
+            self._table = (embeddings, bias, offsets)
             matrix, vector = self._stored[embeddings].shape, self._stored[bias].shape
             if matrix.rank != 2 or vector != (matrix[0],) or offsets.shape != (max(matrix[0], offsets.size),):
                 raise ValueError(
@@ -127,10 +130,9 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
             embeddings, bias, offsets = self._table
             vocab, columns = self._stored[bias].shape[0], offsets.size
             # Transposed in its stored dtype: half the bytes of a float32 transpose.
-            table = tf.cast(tf.transpose(self._stored[embeddings]), tf.float32)
-            bias_row = tf.cast(self._stored[bias], tf.float32)[None]
-            table = tf.pad(tf.concat([table, bias_row], 0), [[0, 0], [0, columns - vocab]])
-            values.append(tf.concat([table[:-1], table[-1:] + offsets], 0))
+            table = tf.pad(tf.transpose(self._stored[embeddings]), [[0, 0], [0, columns - vocab]])
+            bias_row = tf.pad(self._stored[bias], [[0, columns - vocab]]) + offsets
+            values.append(tf.concat([tf.cast(table, tf.float32), bias_row[None]], 0))
         rows = [tf.zeros([0, ROW])]
         for value in values:
             flat = tf.reshape(tf.cast(value, tf.float32), [-1])

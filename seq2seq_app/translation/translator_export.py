@@ -317,7 +317,7 @@ class TranslatorExport(ExportBase):
         steps = tf.reduce_max(source.max_lengths)
 
         def body(i, width, arrays):
-            rows = order[i * SEARCH_CHUNK : tf.minimum((i + 1) * SEARCH_CHUNK, batch)]
+            rows = order[i * SEARCH_CHUNK : (i + 1) * SEARCH_CHUNK]  # the last chunk may be short
             ids = tf.gather(source.ids, rows)[:, : tf.reduce_max(tf.gather(lengths, rows))]
             outputs = run(ids, tf.gather(source.max_lengths, rows))
             width = tf.maximum(width, tf.shape(outputs[0])[-1])
