@@ -363,8 +363,9 @@ def test_finished_rows_leave_the_search_and_every_row_decodes_as_alone(search):
     assert together[:, :8].tolist() == expected
     assert (together[:, 8:] == PAD).all()
     width = 2 if search == "beam" else 1
-    assert rows_seen[0] == 8 * width and rows_seen[-1] == width  # only the longest is left
-    assert all(a >= b for a, b in zip(rows_seen, rows_seen[1:]))
+    # Beam search's first step runs one row per sentence, the beams branch from it.
+    assert rows_seen[0] == 8 and rows_seen[1] == 8 * width and rows_seen[-1] == width
+    assert all(a >= b for a, b in zip(rows_seen[1:], rows_seen[2:]))
     for row, countdown in enumerate(countdowns.numpy()):
         alone = run(tf.constant([countdown])).numpy()[0]
         np.testing.assert_array_equal(alone, together[row, : len(alone)])
@@ -427,3 +428,24 @@ def test_beam_search_over_a_vocabulary_of_many_blocks_keeps_the_model_ranking():
     large = decoding.beam_search(markov_step(spread), **common)
     for a, b in zip(small[:2], large[:2]):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5)
+
+
+def test_a_beam_wider_than_the_vocabulary_fills_with_distinct_candidates():
+    """Beam 10 over 8 tokens: the first step has fewer candidates than beams (the rest start
+    empty, below every real one); later steps fill the beam with distinct sequences, and the best
+    ones are a beam of 8's."""
+    common = {"state": tf.zeros([2]), "start_tokens": tf.fill([2], START), "max_lengths": tf.constant([6, 6])}
+    common |= {"length_penalty": 0.6, "end_id": END}
+    wide = decoding.beam_search(markov_step(TABLE), beam_size=10, **common)
+    exact = decoding.beam_search(markov_step(TABLE), beam_size=V, **common)
+    tokens, scores = wide[0].numpy(), wide[1].numpy()
+    assert tokens.shape[:2] == (2, 10) and np.all(np.diff(scores, axis=1) <= 0)
+    assert all(len({tuple(c) for c in row}) == 10 for row in tokens)
+    best = exact[0].numpy()[:, :3]
+    np.testing.assert_array_equal(tokens[:, :3, : best.shape[2]], best)
+    assert (tokens[:, :3, best.shape[2] :] == PAD).all()
+    # One step: the first step's candidates are all there is, so the empty beams stay, last.
+    one = decoding.beam_search(
+        markov_step(TABLE), beam_size=10, **common | {"max_lengths": tf.constant([1, 1])}
+    )
+    assert (one[1].numpy()[:, V:] < decoding.NEG_INF).all() and (one[0].numpy()[:, V:] == PAD).all()

@@ -278,21 +278,20 @@ def beam_search(
     """
     k = tf.cast(beam_size, tf.int32)
     batch = tf.shape(start_tokens)[0]
-    state = tf.nest.map_structure(lambda x: tf.repeat(x, k, axis=0), state)
-    # Only the first beam is live at the start, so the k beams do not all pick the same token.
-    log_probs = tf.tile(tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], 0)[None], [batch, 1])
-    limits = tf.reshape(tf.repeat(max_lengths, k), [batch, k])
-    lengths = tf.zeros([batch, k], tf.int32)
+    # Every beam of a sentence starts from the same state, so the first step runs one beam per
+    # sentence (`beams` is 1) rather than k copies of the same row; its k best tokens then
+    # found the k beams.
+    limits = tf.reshape(max_lengths, [batch, 1])
     # What the loop steps through shrinks as sentences finish (see `_without_finished`):
     # `sentences` are the batch's sentences still searched, and the outputs and the final scores
     # and lengths keep every sentence of the batch.
-    shrinking = (tf.range(batch), log_probs, limits <= 0, lengths, limits)
-    shrinking_rows = (tf.repeat(tf.cast(start_tokens, tf.int32), k), state)
+    shrinking = (tf.range(batch), tf.zeros([batch, 1]), limits <= 0, tf.zeros([batch, 1], tf.int32), limits)
+    shrinking_rows = (tf.cast(start_tokens, tf.int32), state)
     unmoved_parents = tf.tile(tf.range(k)[None], [batch, 1])
 
     def body(t, sentences, log_probs, finished, lengths, limits, tokens, state, *outputs):
         final_log_probs, final_lengths, token_ta, parent_ta, attention_ta = outputs
-        n = tf.shape(log_probs)[0]
+        n, beams = tf.shape(log_probs)[0], tf.shape(log_probs)[1]
         logits, attention, new_state = step_fn(tokens, state)
         logits = _ban(logits, banned_ids)
         # Scores stay the model's log-probabilities: END is left out of the first step's
@@ -304,26 +303,44 @@ def beam_search(
         # cost more. A finished beam's only continuation is padding, at no cost.
         per_beam = tf.minimum(k, tf.shape(logits)[1])
         best, best_tokens = top_k(_no_end_first(logits, t, end_id), per_beam)
-        best = tf.reshape(best - norm, [n, k, per_beam])
-        best_tokens = tf.reshape(best_tokens, [n, k, per_beam])
+        best = tf.reshape(best - norm, [n, beams, per_beam])
+        best_tokens = tf.reshape(best_tokens, [n, beams, per_beam])
         pad_only = tf.one_hot(0, per_beam, on_value=0.0, off_value=NEG_INF)
         best = tf.where(finished[:, :, None], pad_only, best)
         best_tokens = tf.where(finished[:, :, None], pad_id, best_tokens)
-        log_probs, index = tf.math.top_k(tf.reshape(log_probs[:, :, None] + best, [n, -1]), k)
-        parents = index // per_beam
-        new_tokens = tf.gather(tf.reshape(best_tokens, [n, -1]), index, batch_dims=1)
+        # A vocabulary smaller than k offers the first step fewer than k candidates: the rest are
+        # empty beams, finished at once, scored below every real one.
+        missing = tf.maximum(k - beams * per_beam, 0)
+        candidates = tf.pad(
+            tf.reshape(log_probs[:, :, None] + best, [n, -1]),
+            [[0, 0], [0, missing]],
+            constant_values=2 * NEG_INF,
+        )
+        log_probs, index = tf.math.top_k(candidates, k)
+        empty = index >= beams * per_beam
+        parents = tf.minimum(index // per_beam, beams - 1)
+        new_tokens = tf.gather(
+            tf.pad(tf.reshape(best_tokens, [n, -1]), [[0, 0], [0, missing]]), index, batch_dims=1
+        )
         was_finished = tf.gather(finished, parents, batch_dims=1)
         lengths = tf.gather(lengths, parents, batch_dims=1) + tf.cast(~was_finished, tf.int32)
-        new_tokens = tf.where(was_finished, pad_id, new_tokens)
-        finished = was_finished | tf.equal(new_tokens, end_id) | (t + 1 >= limits)
-        attention = tf.gather(tf.reshape(attention, [n, k, -1]), parents, batch_dims=1)
+        new_tokens = tf.where(was_finished | empty, pad_id, new_tokens)
+        finished = was_finished | empty | tf.equal(new_tokens, end_id) | (t + 1 >= limits)
+        attention = tf.gather(tf.reshape(attention, [n, beams, -1]), parents, batch_dims=1)
         attention = tf.where(was_finished[:, :, None], 0.0, attention)
-        flat_parents = tf.reshape(parents + (tf.range(n) * k)[:, None], [-1])
+        flat_parents = tf.reshape(parents + (tf.range(n) * beams)[:, None], [-1])
         # A part of the state the step hands back untouched (the memory, its mask and keys) is
         # the same for every beam of a sentence, and a parent is always a beam of the same
-        # sentence, so reordering would copy it onto itself: it is not gathered at all.
+        # sentence, so after the first step reordering would copy it onto itself: only the
+        # first step's gather, which makes the k beams, copies it.
         state = tf.nest.map_structure(
-            lambda old, new: new if new is old else tf.gather(new, flat_parents), state, new_state
+            lambda old, new: (
+                tf.cond(beams < k, lambda: tf.gather(new, flat_parents), lambda: new)
+                if new is old
+                else tf.gather(new, flat_parents)
+            ),
+            state,
+            new_state,
         )
         at = sentences[:, None]
         full = tf.concat([[batch, k], tf.shape(attention)[2:]], 0)
@@ -343,8 +360,9 @@ def beam_search(
         return (t + 1, *units, *rows, *outputs)
 
     outputs = (
-        log_probs,
-        lengths,
+        # A batch with nothing to search runs no step: its scores are the start's, one beam live.
+        tf.tile(tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], 0)[None], [batch, 1]),
+        tf.zeros([batch, k], tf.int32),
         tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None, None]),
         tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None, None]),
         tf.TensorArray(tf.float32, size=0, dynamic_size=True, infer_shape=False),
