@@ -292,8 +292,9 @@ def test_the_constraint_changes_nothing_for_a_decoder_that_does_not_repeat():
 
 
 def test_beam_search_leaves_state_the_step_does_not_change_as_it_is():
-    """A state part the step returns untouched is not reordered: the result is the same as when
-    the step hands back a copy (which beam search then reorders), and the part stays per sentence."""
+    """A state part the step returns untouched is copied once, when the first step's row per
+    sentence branches into beams, and never reordered after: the result is the same as when the
+    step hands back a copy (which beam search reorders every step)."""
     markov = markov_step(TABLE)
     seen = []
 
@@ -320,7 +321,9 @@ def test_beam_search_leaves_state_the_step_does_not_change_as_it_is():
             end_id=END,
         )
 
-    kept, copied = run(copy=False), run(copy=True)
+    kept = run(copy=False)
+    assert [int(c.shape[0]) for c in seen[:3]] == [3, 9, 9] and seen[2] is seen[1]
+    copied = run(copy=True)
     for a, b in zip(kept, copied):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert kept[0].numpy()[:, 0, 0].tolist() == [4, 7, 6]  # each sentence kept its own context
@@ -449,3 +452,24 @@ def test_a_beam_wider_than_the_vocabulary_fills_with_distinct_candidates():
         markov_step(TABLE), beam_size=10, **common | {"max_lengths": tf.constant([1, 1])}
     )
     assert (one[1].numpy()[:, V:] < decoding.NEG_INF).all() and (one[0].numpy()[:, V:] == PAD).all()
+
+
+def test_a_beam_search_with_nothing_to_search_runs_no_step():
+    """Every limit 0 (empty sources): no step, no tokens, the start's scores with one beam live."""
+    calls = []
+
+    def step(tokens, state):
+        calls.append(tokens)
+        return markov_step(TABLE)(tokens, state)
+
+    tokens, scores, attention = decoding.beam_search(
+        step,
+        tf.zeros([2]),
+        tf.fill([2], START),
+        max_lengths=tf.constant([0, 0]),
+        beam_size=3,
+        length_penalty=0.6,
+        end_id=END,
+    )
+    assert not calls and tokens.shape == (2, 3, 0) and attention.shape[:3] == (2, 3, 0)
+    np.testing.assert_array_equal(scores.numpy(), [[0.0, decoding.NEG_INF, decoding.NEG_INF]] * 2)

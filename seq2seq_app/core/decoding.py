@@ -280,7 +280,7 @@ def beam_search(
     batch = tf.shape(start_tokens)[0]
     # Every beam of a sentence starts from the same state, so the first step runs one beam per
     # sentence (`beams` is 1) rather than k copies of the same row; its k best tokens then
-    # found the k beams.
+    # start the k beams.
     limits = tf.reshape(max_lengths, [batch, 1])
     # What the loop steps through shrinks as sentences finish (see `_without_finished`):
     # `sentences` are the batch's sentences still searched, and the outputs and the final scores
@@ -309,7 +309,8 @@ def beam_search(
         best = tf.where(finished[:, :, None], pad_only, best)
         best_tokens = tf.where(finished[:, :, None], pad_id, best_tokens)
         # A vocabulary smaller than k offers the first step fewer than k candidates: the rest are
-        # empty beams, finished at once, scored below every real one.
+        # empty beams (padding, no length, no attention), finished at once, scored below every
+        # candidate of that step.
         missing = tf.maximum(k - beams * per_beam, 0)
         candidates = tf.pad(
             tf.reshape(log_probs[:, :, None] + best, [n, -1]),
@@ -323,11 +324,12 @@ def beam_search(
             tf.pad(tf.reshape(best_tokens, [n, -1]), [[0, 0], [0, missing]]), index, batch_dims=1
         )
         was_finished = tf.gather(finished, parents, batch_dims=1)
-        lengths = tf.gather(lengths, parents, batch_dims=1) + tf.cast(~was_finished, tf.int32)
-        new_tokens = tf.where(was_finished | empty, pad_id, new_tokens)
-        finished = was_finished | empty | tf.equal(new_tokens, end_id) | (t + 1 >= limits)
+        padding = was_finished | empty
+        lengths = tf.gather(lengths, parents, batch_dims=1) + tf.cast(~padding, tf.int32)
+        new_tokens = tf.where(padding, pad_id, new_tokens)
+        finished = padding | tf.equal(new_tokens, end_id) | (t + 1 >= limits)
         attention = tf.gather(tf.reshape(attention, [n, beams, -1]), parents, batch_dims=1)
-        attention = tf.where(was_finished[:, :, None], 0.0, attention)
+        attention = tf.where(padding[:, :, None], 0.0, attention)
         flat_parents = tf.reshape(parents + (tf.range(n) * beams)[:, None], [-1])
         # A part of the state the step hands back untouched (the memory, its mask and keys) is
         # the same for every beam of a sentence, and a parent is always a beam of the same
