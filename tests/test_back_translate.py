@@ -70,6 +70,12 @@ def test_end_to_end_with_a_trained_translator_and_resume(trained_export, tmp_pat
     assert [p[0] for p in pairs] == ["El gato come pan.", "El perro bebe agua.", "María ve la casa."]
     assert all(p[1].strip() for p in pairs)
     assert bt.run(bt.build_parser().parse_args([*flags, "--min-words", "2"])) == 0  # all done already
+    sampled = tmp_path / "sampled.tsv"
+    flags[flags.index(str(out))] = str(sampled)
+    assert bt.run(bt.build_parser().parse_args([*flags, "--min-words", "2", "--temperature", "1"])) == 3
+    pairs = [line.split("\t") for line in sampled.read_text(encoding="utf-8").splitlines()]
+    assert [p[0] for p in pairs] == ["El gato come pan.", "El perro bebe agua.", "María ve la casa."]
+    assert all(p[1].strip() for p in pairs)
 
 
 def test_a_column_of_tab_separated_lines_is_read_unquoted_and_without_html_breaks():
@@ -82,6 +88,15 @@ def test_a_column_of_tab_separated_lines_is_read_unquoted_and_without_html_break
     assert bt.text_of("line one<BR>line two\n", None) == "line one line two\n"
     sentences = list(bt.split_into_sentences([bt.text_of(imdb, 3)]))
     assert sentences == ['A "cult" film.', "I loved it."]
+
+
+@pytest.mark.parametrize(
+    "extra", [["--temperature", "0"], ["--temperature", "nan"], ["--temperature", "1", "--beam-size", "4"]]
+)
+def test_a_temperature_that_cannot_sample_is_a_clear_error(tmp_path, extra):
+    mono = _write(tmp_path, TEXT)
+    with pytest.raises(SystemExit, match="--temperature"):
+        bt.main(["--model", "x", "--input", str(mono), "--output", "o", *extra])
 
 
 def test_a_negative_column_is_a_clear_error(tmp_path):
