@@ -157,8 +157,10 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("--batch-size and --min-words must be ≥ 1, --max-words ≥ --min-words, --limit ≥ 0")
     if args.column is not None and args.column < 0:
         raise SystemExit("--column counts fields from 0")
-    if args.temperature is not None and not (args.temperature > 0 and not args.beam_size):
-        raise SystemExit("--temperature must be > 0, and samples instead of a --beam-size search")
+    if args.temperature is not None and not args.temperature > 0:  # NaN too
+        raise SystemExit("--temperature must be > 0")
+    if args.temperature is not None and args.beam_size:
+        raise SystemExit("--temperature samples instead of searching: give it or --beam-size, not both")
     try:
         translator = LoadedTranslator(args.model)
     except FileNotFoundError as e:

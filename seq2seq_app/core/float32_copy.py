@@ -80,11 +80,8 @@ class Float32Copy(tf.saved_model.experimental.TrackableResource):
         self._stored = list(stored)
         self._table = None
         if output_table is not None:
-            embeddings, bias, offsets = (
-                output_table[0],
-                output_table[1],
-                np.asarray(output_table[2], np.float32),
-            )
+            embeddings, bias, offsets = output_table
+            offsets = np.asarray(offsets, np.float32)
             self._table = (embeddings, bias, offsets)
             matrix, vector = self._stored[embeddings].shape, self._stored[bias].shape
             if matrix.rank != 2 or vector != (matrix[0],) or offsets.shape != (max(matrix[0], offsets.size),):
