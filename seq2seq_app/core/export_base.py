@@ -10,8 +10,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from seq2seq_app.core import decoding
+from seq2seq_app.core import decoding, recurrence
 from seq2seq_app.core.float32_copy import Float32Copy, stored_variable
+from seq2seq_app.core.product_choice import ProductChoice
 
 MAX_BEAM = 16  # beams a caller may ask for; more cost memory and time for no better output
 # Hotter samples are noise; at an infinite temperature every column of an output table, padding
@@ -85,6 +86,10 @@ class ExportBase(tf.Module):
             table = (*indices, offsets)
             self._table_embeddings = indices[0]
         self.float32_copy = Float32Copy(self.model_variables, table)
+        recurrent = [w for w in weights if w.path.endswith("recurrent_kernel")]
+        shapes = sorted({tuple(w.shape) for w in recurrent if recurrence.splits(w.shape)})
+        # Which form of a few-row recurrent product runs faster is measured where the model loads.
+        self.product_choice = ProductChoice(shapes) if shapes else None
         self._keras_weights = lambda: weights
 
     def refresh_weights(self) -> None:
@@ -100,7 +105,8 @@ class ExportBase(tf.Module):
 
     def with_weights(self, *model_functions: Callable) -> tuple[Callable, ...]:
         """`model_functions` (bound methods of the models) reading the exported weights, which are
-        read here, once: call this outside a search loop, so the loop's steps reuse them.
+        read here, once: call this outside a search loop, so the loop's steps reuse them. Their
+        few-row recurrent products take the form this machine ran faster (`ProductChoice`).
 
         The Keras variables are mapped to the copy's tensors with `keras.StatelessScope`, so the
         models' own code runs unchanged and no graph reads a Keras variable."""
@@ -108,10 +114,11 @@ class ExportBase(tf.Module):
         mapped = [i for i in range(len(self.model_variables)) if i != self._table_embeddings]
         weights = self._keras_weights()
         mapping = list(zip([weights[i] for i in mapped], self.float32_copy.values(mapped)))
+        choice = {} if self.product_choice is None else self.product_choice.choice()
 
         def reading(function: Callable) -> Callable:
             def call(*args, **kwargs):
-                with keras.StatelessScope(state_mapping=mapping):
+                with keras.StatelessScope(state_mapping=mapping), recurrence.few_row_split(choice):
                     return function(*args, **kwargs)
 
             return call

@@ -6,10 +6,13 @@ This module computes the same outputs, and through TensorFlow's loop gradients t
 gradients, from the same weights with Keras's formulas, more cheaply:
 
 - a sequence's input projection is one product before the loop (and one in the backward pass);
-- a recurrent product is split into blocks of 256 inner entries when it has a few rows: on the
-  CPU measured here, TensorFlow's oneDNN matmul took [1, 320] × [320, 960] (a GRU of 320 units)
-  2.5x as long as the same product as [1, 256] × [256, 960] plus [1, 64] × [64, 960], while at
-  16 rows and more the single product was the faster;
+- a recurrent product may be split into blocks of 256 inner entries when it has a few rows: on
+  an AVX-512 CPU TensorFlow's oneDNN matmul took [1, 320] × [320, 960] (a GRU of 320 units) 2.5x
+  as long as the same product as [1, 256] × [256, 960] plus [1, 64] × [64, 960], while on an
+  AVX2-only CPU the split product was the slower, and at 16 rows and more the single product was
+  the faster on both. Which is faster is the machine's: by default few rows take the split
+  product; inside `few_row_split` the caller's per-shape choice decides (an export measures both
+  when it loads, `ProductChoice`);
 - outside training, a batch of texts of mixed lengths is packed, as cuDNN packs sequences: rows
   sorted longest first, each step computes only the rows still reading and only read positions
   are projected, where Keras steps every row through the longest text's length
@@ -23,11 +26,18 @@ rows and not). A SavedModel carries the path of the machine that exported it.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Mapping
+
 import keras
 import tensorflow as tf
 
 BLOCK = 256  # inner entries per product of a split recurrent product
-FEW_ROWS = 8  # rows up to which the split product was the faster
+FEW_ROWS = 8  # rows up to which the split product can be the faster
+
+# Per (inner, columns) shape, a bool tensor: whether few rows take the split product
+# (`few_row_split`). None: they always do.
+_split_choice: Mapping[tuple[int, int], tf.Tensor] | None = None
 
 
 def supports(layer_or_cell) -> bool:
@@ -97,16 +107,38 @@ def _num_states(cell) -> int:
     return 1 if isinstance(cell, keras.layers.GRUCell) else 2
 
 
+def splits(shape) -> bool:
+    """Whether a recurrent kernel of this [inner, columns] shape has a split product at few rows."""
+    return shape[0] > BLOCK
+
+
+def split_product(h, kernel) -> tf.Tensor:
+    """`h @ kernel` as a sum of products over blocks of `BLOCK` inner entries."""
+    blocks = [tf.matmul(h[:, i : i + BLOCK], kernel[i : i + BLOCK]) for i in range(0, kernel.shape[0], BLOCK)]
+    return tf.add_n(blocks)
+
+
+@contextlib.contextmanager
+def few_row_split(choice: Mapping[tuple[int, int], tf.Tensor]) -> Iterator[None]:
+    """Within this block, a product of few rows by a kernel of a shape in `choice` is split only
+    where that shape's bool tensor is true (shapes not in it keep the default, split); the
+    tensors are read where the products are built, so make them outside a loop."""
+    global _split_choice
+    outer, _split_choice = _split_choice, choice
+    try:
+        yield
+    finally:
+        _split_choice = outer
+
+
 def _recurrent_product(h, kernel):
-    inner = kernel.shape[0]
-    if inner <= BLOCK:
+    if not splits(kernel.shape):
         return tf.matmul(h, kernel)
-
-    def split():
-        blocks = [tf.matmul(h[:, i : i + BLOCK], kernel[i : i + BLOCK]) for i in range(0, inner, BLOCK)]
-        return tf.add_n(blocks)
-
-    return tf.cond(tf.shape(h)[0] <= FEW_ROWS, split, lambda: tf.matmul(h, kernel))
+    few = tf.shape(h)[0] <= FEW_ROWS
+    chosen = None if _split_choice is None else _split_choice.get(tuple(kernel.shape))
+    if chosen is not None:
+        few &= chosen
+    return tf.cond(few, lambda: split_product(h, kernel), lambda: tf.matmul(h, kernel))
 
 
 def run(layer, x, mask=None, initial_states=None, training=None) -> tuple[tf.Tensor, list]:
