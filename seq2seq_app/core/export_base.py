@@ -89,6 +89,8 @@ class ExportBase(tf.Module):
         recurrent = [w for w in weights if w.path.endswith("recurrent_kernel")]
         shapes = sorted({tuple(w.shape) for w in recurrent if recurrence.splits(w.shape)})
         # Which form of a few-row recurrent product runs faster is measured where the model loads.
+        # By name: a GRU's or LSTM's (a custom cell's of the same name, which `recurrence` does not
+        # run, is timed for nothing).
         self.product_choice = ProductChoice(shapes) if shapes else None
         self._keras_weights = lambda: weights
 

@@ -21,13 +21,15 @@ gradients, from the same weights with Keras's formulas, more cheaply:
 No maintained library offers this for Keras 3 layers, hence the hand-written loop. Every machine
 with a GPU keeps Keras's layers (cuDNN); tests compare this module with Keras's layers (values in
 float32 and bfloat16, gradients in float32, eagerly and traced, split and whole products, packed
-rows and not). A SavedModel carries the path of the machine that exported it.
+rows and not). A SavedModel carries the path (this loop or Keras's layers) of the machine that
+exported it; which form its few-row products take is chosen where it loads.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 
 import keras
 import tensorflow as tf
@@ -35,9 +37,10 @@ import tensorflow as tf
 BLOCK = 256  # inner entries per product of a split recurrent product
 FEW_ROWS = 8  # rows up to which the split product can be the faster
 
-# Per (inner, columns) shape, a bool tensor: whether few rows take the split product
-# (`few_row_split`). None: they always do.
-_split_choice: Mapping[tuple[int, int], tf.Tensor] | None = None
+# `choice`: per (inner, columns) shape, a bool tensor, whether few rows take the split product
+# (`few_row_split`); unset, they always do. Per thread, as Keras's scopes are: two threads
+# tracing at once must not see each other's choice.
+_split_choice = threading.local()
 
 
 def supports(layer_or_cell) -> bool:
@@ -107,35 +110,55 @@ def _num_states(cell) -> int:
     return 1 if isinstance(cell, keras.layers.GRUCell) else 2
 
 
-def splits(shape) -> bool:
-    """Whether a recurrent kernel of this [inner, columns] shape has a split product at few rows."""
+def splits(shape: Sequence[int]) -> bool:
+    """Whether a recurrent kernel of this [inner, columns] shape has a split product at few rows.
+
+    Example:
+    >>> splits((320, 960)), splits((256, 768))
+    (True, False)
+    """
     return shape[0] > BLOCK
 
 
-def split_product(h, kernel) -> tf.Tensor:
-    """`h @ kernel` as a sum of products over blocks of `BLOCK` inner entries."""
+def split_product(h: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """`h @ kernel` as a sum of products over blocks of `BLOCK` inner entries (equal up to float
+    rounding).
+
+    Example:
+    >>> split_product(tf.ones([1, 300]), tf.ones([300, 2])).numpy().tolist()
+    [[300.0, 300.0]]
+    """
     blocks = [tf.matmul(h[:, i : i + BLOCK], kernel[i : i + BLOCK]) for i in range(0, kernel.shape[0], BLOCK)]
     return tf.add_n(blocks)
 
 
 @contextlib.contextmanager
 def few_row_split(choice: Mapping[tuple[int, int], tf.Tensor]) -> Iterator[None]:
-    """Within this block, a product of few rows by a kernel of a shape in `choice` is split only
-    where that shape's bool tensor is true (shapes not in it keep the default, split); the
-    tensors are read where the products are built, so make them outside a loop."""
-    global _split_choice
-    outer, _split_choice = _split_choice, choice
+    """Within this block (in this thread), the recurrent products this module builds decide their
+    form for few rows by `choice`.
+
+    Args:
+        choice: per kernel shape (inner, columns), a bool scalar tensor: whether few rows take the
+            split product. Shapes not in it keep the default, split. The tensors are used where the
+            products are built: make them outside a loop, so its steps reuse them.
+
+    Example:
+    >>> with few_row_split({(320, 960): tf.constant(False)}):  # doctest: +SKIP
+    ...     outputs, *states = run(layer, x)
+    """
+    outer = getattr(_split_choice, "choice", None)
+    _split_choice.choice = choice
     try:
         yield
     finally:
-        _split_choice = outer
+        _split_choice.choice = outer
 
 
 def _recurrent_product(h, kernel):
     if not splits(kernel.shape):
         return tf.matmul(h, kernel)
     few = tf.shape(h)[0] <= FEW_ROWS
-    chosen = None if _split_choice is None else _split_choice.get(tuple(kernel.shape))
+    chosen = (getattr(_split_choice, "choice", None) or {}).get(tuple(kernel.shape))
     if chosen is not None:
         few &= chosen
     return tf.cond(few, lambda: split_product(h, kernel), lambda: tf.matmul(h, kernel))
