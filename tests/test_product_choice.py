@@ -59,7 +59,8 @@ def test_an_export_times_the_products_recurrence_can_split():
     assert sorted(export(260).product_choice.choice()) == [(260, 780)]
 
 
-def test_a_loaded_model_times_the_forms_again(tmp_path):
+@pytest.fixture(scope="module")
+def saved_choice(tmp_path_factory):
     class Module(tf.Module):
         def __init__(self):
             super().__init__()
@@ -69,18 +70,27 @@ def test_a_loaded_model_times_the_forms_again(tmp_path):
         def split(self):
             return self.product_choice.choice()[(320, 960)]
 
+    path = tmp_path_factory.mktemp("choice")
     module = Module()
-    tf.saved_model.save(module, str(tmp_path), signatures={"split": module.split})
+    tf.saved_model.save(module, str(path), signatures={"split": module.split})
+    return path
+
+
+def test_a_loaded_model_times_the_forms_again(saved_choice):
     # The timing itself is saved, as the resource's initializer, not its result.
-    saved = saved_model_pb2.SavedModel.FromString((tmp_path / "saved_model.pb").read_bytes())
+    saved = saved_model_pb2.SavedModel.FromString((saved_choice / "saved_model.pb").read_bytes())
     library = saved.meta_graphs[0].graph_def.library
     ops = {node.op for function in library.function for node in function.node_def}
     assert {"Timestamp", "AssignVariableOp"} <= ops
-    assert tf.saved_model.load(str(tmp_path)).split().dtype == tf.bool
+    assert tf.saved_model.load(str(saved_choice)).split().dtype == tf.bool
     # The TF1 loader (the steps of TF Serving's C++ loader) runs the initializer too.
     with tf.Graph().as_default(), tf.compat.v1.Session() as session:
-        meta = tf.compat.v1.saved_model.load(session, ["serve"], str(tmp_path))
+        meta = tf.compat.v1.saved_model.load(session, ["serve"], str(saved_choice))
         output = next(iter(meta.signature_def["split"].outputs.values())).name
         assert session.run(output) in (True, False)
+
+
+@pytest.mark.slow
+def test_the_timing_runs_with_tensorflow_alone(saved_choice, tmp_path):
     script = "print(bool(tf.saved_model.load(sys.argv[1]).split()))"
-    assert run_with_tensorflow_alone(script, tmp_path, tmp_path).strip() in ("True", "False")
+    assert run_with_tensorflow_alone(script, saved_choice, tmp_path).strip() in ("True", "False")
