@@ -59,6 +59,23 @@ def test_an_export_times_the_products_recurrence_can_split():
     assert sorted(export(260).product_choice.choice()) == [(260, 780)]
 
 
+@pytest.mark.parametrize("split", [True, False])
+def test_the_export_s_model_functions_take_its_choice(split, monkeypatch):
+    plain = recurrence.split_product
+    monkeypatch.setattr(recurrence, "split_product", lambda h, kernel: plain(h, kernel) + MARK)
+    export = ExportBase(keras.Sequential([keras.Input((None, 4)), keras.layers.GRU(260)]))
+    tf.raw_ops.AssignVariableOp(resource=export.product_choice.resource_handle, value=tf.constant([split]))
+
+    @tf.function(autograph=False)
+    def product():
+        (function,) = export.with_weights(
+            lambda: recurrence._recurrent_product(tf.ones([1, 260]) / 260, tf.ones([260, 780]))
+        )
+        return function()
+
+    np.testing.assert_allclose(product(), 1.0 + (MARK if split else 0.0), rtol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def saved_choice(tmp_path_factory):
     class Module(tf.Module):

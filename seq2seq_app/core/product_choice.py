@@ -51,7 +51,7 @@ class ProductChoice(tf.saved_model.experimental.TrackableResource):
             raise ValueError(
                 f"every shape must have a split form (more than {recurrence.BLOCK} inner entries)"
             )
-        # Numbered per process, so a fresh process saving the same model writes the same graph.
+        # Numbered per process, as `Float32Copy`, so the same export script writes the same graph.
         self._shared_name = f"product_choice_{'_'.join(f'{i}x{c}' for i, c in self._shapes)}_{next(_NUMBERS)}"
         super().__init__()
         self._initialize()
