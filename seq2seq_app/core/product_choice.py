@@ -31,9 +31,9 @@ class ProductChoice(tf.saved_model.experimental.TrackableResource):
     `tf.timestamp` in chained products of one row (a sentence's search) on random operands and
     stores one bool per shape; split is taken only when `SPLIT_MARGIN` times faster. Both forms
     compute the same product up to float rounding, so two machines may differ in the last bits
-    of a score, as they do whenever their matmul kernels differ. This is autotuning as cuDNN and oneDNN
-    do it for their own kernels; no library offers it for a choice between TensorFlow graphs, so
-    it is written here with core ops.
+    of a score, as they do whenever their matmul kernels differ. This is autotuning as cuDNN and
+    oneDNN do it for their own kernels; no library offers it for a choice between TensorFlow
+    graphs, so it is written here with core ops.
 
     Args:
         shapes: the distinct [inner, columns] shapes of the recurrent kernels with a split form

@@ -37,10 +37,16 @@ import tensorflow as tf
 BLOCK = 256  # inner entries per product of a split recurrent product
 FEW_ROWS = 8  # rows up to which the split product can be the faster
 
-# `choice`: per (inner, columns) shape, a bool tensor, whether few rows take the split product
-# (`few_row_split`); unset, they always do. Per thread, as Keras's scopes are: two threads
-# tracing at once must not see each other's choice.
-_split_choice = threading.local()
+
+class _SplitChoice(threading.local):
+    """Per (inner, columns) shape, a bool tensor: whether few rows take the split product
+    (`few_row_split`); a shape not in it always does. Per thread, as Keras's scopes are: two
+    threads tracing at once must not see each other's choice."""
+
+    choice: Mapping[tuple[int, int], tf.Tensor] = {}
+
+
+_split_choice = _SplitChoice()
 
 
 def supports(layer_or_cell) -> bool:
@@ -146,7 +152,7 @@ def few_row_split(choice: Mapping[tuple[int, int], tf.Tensor]) -> Iterator[None]
     >>> with few_row_split({(320, 960): tf.constant(False)}):  # doctest: +SKIP
     ...     outputs, *states = run(layer, x)
     """
-    outer = getattr(_split_choice, "choice", None)
+    outer = _split_choice.choice
     _split_choice.choice = choice
     try:
         yield
@@ -158,7 +164,7 @@ def _recurrent_product(h, kernel):
     if not splits(kernel.shape):
         return tf.matmul(h, kernel)
     few = tf.shape(h)[0] <= FEW_ROWS
-    chosen = (getattr(_split_choice, "choice", None) or {}).get(tuple(kernel.shape))
+    chosen = _split_choice.choice.get(tuple(kernel.shape))
     if chosen is not None:
         few &= chosen
     return tf.cond(few, lambda: split_product(h, kernel), lambda: tf.matmul(h, kernel))
