@@ -17,10 +17,12 @@ import tensorflow as tf
 """
 
 
-def run_with_tensorflow_alone(script: str, saved_model: Path, tmp_path: Path) -> str:
-    """Runs `script` (with `tf` imported and the SavedModel path in `sys.argv[1]`); returns stdout."""
+def run_with_tensorflow_alone(script: str, saved_model: Path | list[Path], tmp_path: Path) -> str:
+    """Runs `script` (with `tf` imported and the SavedModel path, or paths, in `sys.argv[1:]`);
+    returns stdout. One interpreter for several SavedModels: each start imports TensorFlow anew."""
+    paths = saved_model if isinstance(saved_model, list) else [saved_model]
     result = subprocess.run(
-        [sys.executable, "-c", _BLOCKER + script, str(saved_model)],
+        [sys.executable, "-c", _BLOCKER + script, *map(str, paths)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -167,23 +167,26 @@ class _Runner(tf.Module):
         return self._layer(x, mask=mask)[0]
 
 
-@pytest.mark.slow  # spawns a fresh interpreter
-@pytest.mark.parametrize("cell", NEW)
-def test_exported_cell_runs_with_tensorflow_alone(cell, tmp_path):
+@pytest.mark.slow  # spawns a fresh interpreter (one for both cells: each start imports TensorFlow)
+def test_exported_cells_run_with_tensorflow_alone(tmp_path):
     rng = np.random.default_rng(7)
     x = sequences(rng)
     mask = np.ones((3, 6), bool)
     mask[0, 3:] = False
-    layer = make_rnn(cell, 5, name="rnn")
-    runner = _Runner(layer)
-    expected = np.asarray(runner.run(x, mask))
-    tf.saved_model.save(runner, str(tmp_path / "model"))
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "mask.npy", mask)
+    expected = []
+    for cell in NEW:
+        runner = _Runner(make_rnn(cell, 5, name="rnn"))
+        expected.append(np.asarray(runner.run(x, mask)))
+        tf.saved_model.save(runner, str(tmp_path / cell))
     script = (
         "import numpy as np\n"
-        "m = tf.saved_model.load(sys.argv[1])\n"
-        "print(m.run(np.load('x.npy'), np.load('mask.npy')).numpy().tolist())\n"
+        "for path in sys.argv[1:]:\n"
+        "    m = tf.saved_model.load(path)\n"
+        "    print(m.run(np.load('x.npy'), np.load('mask.npy')).numpy().tolist())\n"
     )
-    got = np.array(eval(run_with_tensorflow_alone(script, tmp_path / "model", tmp_path)))  # noqa: S307
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    printed = run_with_tensorflow_alone(script, [tmp_path / cell for cell in NEW], tmp_path).splitlines()
+    assert len(printed) == len(NEW)
+    for line, want in zip(printed, expected):
+        np.testing.assert_allclose(np.array(eval(line)), want, atol=1e-5)  # noqa: S307

@@ -213,7 +213,19 @@ def test_encoder_gradients_equal_keras_layers(cell, calls, keras_layers):
 
 
 # Inputs read from an array (training), sliced, or packed (not training, padding only at the end).
-@pytest.mark.parametrize(("training", "gaps"), [(True, True), (False, True), (False, False)])
+# Each traces two gradients of a 300-unit encoder (seconds): the paths outside training, whose
+# gradients no `fit` takes, run in the full suite, not in the quick `not slow` loop.
+OUTSIDE_TRAINING = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    ("training", "gaps"),
+    [
+        (True, True),
+        pytest.param(False, True, marks=OUTSIDE_TRAINING),
+        pytest.param(False, False, marks=OUTSIDE_TRAINING),
+    ],
+)
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_traced_encoder_gradients_equal_keras_layers(cell, training, gaps, keras_layers, packed_runs):
     """As `fit` runs it: a traced graph (TensorFlow's loop gradients, not a Python loop), unknown

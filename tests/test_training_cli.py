@@ -26,20 +26,6 @@ from training.run_state import RunState
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_rerunning_a_finished_run_skips_training_and_reexports(trained_export, toy_corpus, capsys, tmp_path):
-    # A copy, so the session's shared export stays as its fixture made it.
-    run_dir, export_dir = tmp_path / "run", tmp_path / "export"
-    shutil.copytree(trained_export[0].parent / "run", run_dir)
-    state_before = json.loads((run_dir / "state.json").read_text())
-    translate.main(
-        ["--pairs", str(toy_corpus), "--run-dir", str(run_dir), "--export-dir", str(export_dir), *TINY_FLAGS]
-    )
-    assert "already finished" in capsys.readouterr().out
-    assert json.loads((run_dir / "state.json").read_text())["history"] == state_before["history"]
-    assert (export_dir / "saved_model.pb").exists()
-    assert not export_dir.with_name(export_dir.name + ".partial").exists()
-
-
 def test_failed_export_keeps_the_previous_model(tmp_path):
     export_dir = tmp_path / "model"
     export_dir.mkdir()
@@ -450,7 +436,9 @@ def test_mixed_subword_run_trains_on_pieces_lists_its_sources_and_exports_words(
     assert translations[2] == "" and not any("[UNK]" in t or "##" in t for t in translations)
 
 
-def test_a_run_initialized_from_an_export_starts_where_it_ended(subword_export, toy_corpus, tmp_path):
+def test_a_run_initialized_from_an_export_starts_where_it_ended_and_reruns_without_it(
+    subword_export, toy_corpus, tmp_path, capsys
+):
     from seq2seq_app import LoadedTranslator
     from tests.toy_data import SUBWORD_FLAGS, mixture_flags
 
@@ -480,10 +468,15 @@ def test_a_run_initialized_from_an_export_starts_where_it_ended(subword_export, 
     assert record["path"] == str(initial.resolve())
     assert record["command"] == card["training"]["command"] and record["epochs"] == card["training"]["epochs"]
     assert new["hyperparameters"]["init_from"] == str(initial)
-    # The run has weights of its own now: the same command works without the export.
+    # The run has weights of its own now: the same command works without the export. The run
+    # has finished, so it skips training and re-exports, replacing the export only when complete.
     shutil.rmtree(initial)
+    capsys.readouterr()
     again = translate.run(translate.build_parser().parse_args(command))
+    assert "already finished" in capsys.readouterr().out
+    assert json.loads((run_dir / "state.json").read_text())["history"] == after
     assert again["training"]["initialized_from"] == record
+    assert (tmp_path / "e" / "saved_model.pb").exists() and not (tmp_path / "e.partial").exists()
 
 
 @pytest.mark.parametrize(

@@ -170,17 +170,19 @@ def test_saved_model_matches_the_in_memory_export(trained_export, module):
 
 
 PLAIN_TF_SCRIPT = r"""
-m = tf.saved_model.load(sys.argv[1])
-out = m.signatures["translate"](text=tf.constant(["El gato come pan ."]))
-beam = m.signatures["translate_beam"](text=tf.constant(["El gato come pan ."]),
-                                      beam_size=tf.constant(3), length_penalty=tf.constant(0.6))
-assert out["translation"].shape == (1,) and beam["candidates"].shape == (1, 3)
-print(out["translation"].numpy()[0].decode())
+for path in sys.argv[1:]:
+    m = tf.saved_model.load(path)
+    out = m.signatures["translate"](text=tf.constant(["El gato come pan ."]))
+    beam = m.signatures["translate_beam"](text=tf.constant(["El gato come pan ."]),
+                                          beam_size=tf.constant(3), length_penalty=tf.constant(0.6))
+    assert out["translation"].shape == (1,) and beam["candidates"].shape == (1, 3)
+    print(out["translation"].numpy()[0].decode())
 """
 
 
-def test_saved_model_runs_with_tensorflow_alone(trained_export, tmp_path):
-    assert run_with_tensorflow_alone(PLAIN_TF_SCRIPT, trained_export[0], tmp_path).strip() != ""
+def test_word_and_subword_saved_models_run_with_tensorflow_alone(trained_export, subword_saved, tmp_path):
+    printed = run_with_tensorflow_alone(PLAIN_TF_SCRIPT, [trained_export[0], subword_saved[1]], tmp_path)
+    assert len(printed.splitlines()) == 2 and all(line.strip() for line in printed.splitlines())
 
 
 def test_model_card_records_data_metrics_and_command(trained_export):
@@ -658,8 +660,3 @@ def test_subword_saved_model_matches_the_in_memory_export_and_keeps_the_word_con
         True,
         True,
     ]
-
-
-@pytest.mark.slow
-def test_subword_saved_model_runs_with_tensorflow_alone(subword_saved, tmp_path):
-    assert run_with_tensorflow_alone(PLAIN_TF_SCRIPT, subword_saved[1], tmp_path).strip() != ""

@@ -148,7 +148,8 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
         export.save(path)
         # Float16 weights may change a few translations; the metrics below are measured on the
         # new SavedModel itself.
-        new = translate.in_batches(tf.saved_model.load(str(path)).signatures["translate"], check)
+        loaded_new = LoadedTranslator(path)  # loaded once: a load costs seconds
+        new = loaded_new.translate(check)
         same = sum(a == b for a, b in zip(new, reference))
         print(f"the new SavedModel translates {same} of {len(check)} test sentences as exact weights do")
         if same < MIN_SAME * len(check):
@@ -156,7 +157,7 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
                 f"the new export translates only {same} of {len(check)} test sentences as exact weights do"
             )
         sources = card["data"].get("sources", [])  # cards older than mixed sources have none
-        card["metrics"].update(translate.card_metrics(LoadedTranslator(path), test, eval_sets, sources))
+        card["metrics"].update(translate.card_metrics(loaded_new, test, eval_sets, sources))
         checked = {"same_translations": f"{same} of {len(check)} test sentences"}
         decoding = {"no_repeat_ngram_size": no_repeat_ngram_size, "copy_names": export.copy_names}
         card["export"] = reexport_section(path, card, checked, decoding=decoding)
