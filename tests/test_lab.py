@@ -176,6 +176,7 @@ def test_cli_runs_depth_with_its_flags(tmp_path, monkeypatch, capsys):
     assert "1 layer(s), uni: L=1: 0.50  L=3: 0.25" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         lab.main(["depth", "--cells", "gru,lstm"])
+    assert "one name in --cells" in capsys.readouterr().err
 
 
 def test_cli_inside_writes_the_recomputation(sentiment_export, tmp_path):
@@ -327,6 +328,8 @@ def test_depth_compares_four_stacks_on_one_budget():
     from ui.lab_tab import lab_depth
 
     accuracy, summary, result = lab_depth("gru", 3, 0)
+    json.dumps(result)  # what the CLI writes with --json
+    assert "1 layer(s), uni" in lab.table("depth", result)  # and prints
     assert [(c["layers"], c["bidirectional"]) for c in result["configs"]] == [
         (1, False),
         (2, False),

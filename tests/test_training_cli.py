@@ -471,6 +471,7 @@ def test_a_run_initialized_from_an_export_starts_where_it_ended_and_reruns_witho
     # The run has weights of its own now: the same command works without the export. The run
     # has finished, so it skips training and re-exports, replacing the export only when complete.
     shutil.rmtree(initial)
+    shutil.rmtree(tmp_path / "e")  # so the export below is the rerun's
     capsys.readouterr()
     again = translate.run(translate.build_parser().parse_args(command))
     assert "already finished" in capsys.readouterr().out
