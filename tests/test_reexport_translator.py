@@ -21,14 +21,25 @@ def _with_command(export, tmp_path, toy_corpus, extra_flags=()):
     return copy
 
 
+def test_the_given_evaluation_sets_join_the_cards_and_replace_those_of_their_name():
+    card = ["news=a/news", "tatoeba=b.txt"]
+    assert translator._with_given(card, []) == card
+    given = ["news=c/news", "more=d"]
+    assert translator._with_given(card, given) == ["tatoeba=b.txt", "news=c/news", "more=d"]
+
+
 def test_reexport_reproduces_the_model_and_carries_its_vocabularies(trained_export, toy_corpus, tmp_path):
-    path = _with_command(trained_export[0], tmp_path, toy_corpus)
-    sentences = tf.constant(["El gato come pan .", "¿ María ve el perro ?", ""])
-    before = tf.saved_model.load(str(path)).signatures["translate"](text=sentences)["translation"].numpy()
     aligned = tmp_path / "aligned"
     aligned.with_suffix(".es").write_text("El gato come pan .\n", encoding="utf-8")
     aligned.with_suffix(".en").write_text("The cat eats bread.\n", encoding="utf-8")
-    card = translator.reexport(path, no_repeat_ngram_size=3, eval_pairs=[f"toy={aligned}"])
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("The dog sees Maria.\tEl perro ve a María .\n", encoding="utf-8")
+    # The card's own evaluation sets are measured again without being named on the command line.
+    path = _with_command(trained_export[0], tmp_path, toy_corpus, ["--eval-pairs", f"toy={aligned}"])
+    sentences = tf.constant(["El gato come pan .", "¿ María ve el perro ?", ""])
+    before = tf.saved_model.load(str(path)).signatures["translate"](text=sentences)["translation"].numpy()
+    card = translator.reexport(path, no_repeat_ngram_size=3, eval_pairs=[f"other={pairs}"])
+    assert card["metrics"]["toy"]["pairs"] == card["metrics"]["other"]["pairs"] == 1
     assert set(card["metrics"]["toy"]) == {"pairs", "greedy", "beam4"}
     assert "loop_rate" in card["metrics"]["toy"]["greedy"]
     # Copying names is for subword models: a word model copies unknown words instead.

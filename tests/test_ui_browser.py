@@ -182,7 +182,8 @@ def test_score_an_english_review_and_plot_its_trajectory(page):
     page.wait_for_function(
         "([id, before]) => document.getElementById(id).innerHTML !== before", arg=["trajectory", before]
     )
-    assert page.locator("#trajectory svg").count() >= 1
+    # The new plot's container comes first; Vega draws its SVG into it a moment later.
+    page.locator("#trajectory svg").first.wait_for()
 
 
 def test_models_tab_shows_each_card(page):

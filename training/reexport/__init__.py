@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=PATH",
-        help="translators: extra evaluation sets, as in python -m training.translate",
+        help="translators: evaluation sets besides those of the card's training command (a NAME it "
+        "names is replaced), as in python -m training.translate",
     )
     parser.add_argument("--examples", type=Path, nargs="+", help="captioners: images to compare on")
     return parser

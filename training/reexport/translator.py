@@ -7,8 +7,9 @@ the SavedModel when it carries them (words or subword pieces, as its `text_unit`
 without one are word-level), otherwise they are rebuilt from the training data its card names,
 exactly as the training command built them, and checked: the source vocabulary against the
 SavedModel's lookup table, the target one by decoding test sentences as the old export did and
-requiring the old SavedModel's outputs word for word. The old folder is replaced only when
-the new export is complete (`safe_export`).
+requiring the old SavedModel's outputs word for word. The card's evaluation sets (its training
+command's `--eval-pairs`, and any given here) are measured again. The old folder is replaced only
+when the new export is complete (`safe_export`).
 
 Example:
     python -m training.reexport saved_models/translate_spa_en \\
@@ -30,6 +31,14 @@ MIN_SAME = 0.9
 VOCABULARY_VARIABLES = ("source_vocabulary", "target_vocabulary", "text_unit")
 
 
+def _with_given(card_sets: list[str], given: list[str]) -> list[str]:
+    """The evaluation sets (`NAME=PATH`) the card's training command named, each replaced by a
+    given set of the same name, then the other given sets: a re-export measures again every set
+    its card reports, so no figure is left from the weights' earlier export."""
+    names = {spec.partition("=")[0] for spec in given}
+    return [spec for spec in card_sets if spec.partition("=")[0] not in names] + list(given)
+
+
 def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
     """(source, target, target words, translate args, test split); vocabularies and target words
     rebuilt if the model lacks them."""
@@ -41,7 +50,7 @@ def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
     from training import translate
 
     args = translate.args_from_card(card)
-    args.eval_pairs = eval_pairs
+    args.eval_pairs = _with_given(args.eval_pairs, eval_pairs)
     with tempfile.TemporaryDirectory() as run_dir:
         _, _, test, src, tgt, _ = translate.prepare(args, Path(run_dir))
         target_words = Vocabulary.load(Path(run_dir) / translate.TARGET_WORDS_FILE)
