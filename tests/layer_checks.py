@@ -21,6 +21,7 @@ def check_fit_and_save_load(model: keras.Model, x, y, tmp_path, loss):
     """One training step changes the weights; .keras save → load gives identical outputs."""
     model.compile(optimizer="adam", loss=loss)
     model(x)  # build every weight before taking the snapshot
+    model.optimizer.build(model.trainable_variables)  # not inside the step's trace: it traces once
     before = [w.copy() for w in model.get_weights()]
     model.fit(x, y, epochs=1, batch_size=len(y), verbose=0)
     assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights())), "fit changed nothing"

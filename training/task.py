@@ -144,11 +144,21 @@ def start_run(args: argparse.Namespace) -> Run:
 
 def compiled(model: keras.Model, learning_rate: float, loss, metrics: list, example_inputs) -> keras.Model:
     """`model` compiled with the optimizer every task uses (Adam with gradient clipping) and built
-    on `example_inputs`, so backups and weights can load into it."""
+    on `example_inputs`, so backups and weights can load into it, with its optimizer's state.
+
+    Outside a distribution strategy Keras creates the optimizer's state, and the variables of a
+    metric given as a function, inside the first training step's trace, which makes TensorFlow
+    trace that step twice (seconds, for a translator): both are created here instead.
+    """
+    metrics = [
+        m if isinstance(m, keras.metrics.Metric) else keras.metrics.MeanMetricWrapper(m, name=m.__name__)
+        for m in metrics
+    ]
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, clipnorm=CLIPNORM), loss=loss, metrics=metrics
     )
     model(example_inputs)
+    model.optimizer.build(model.trainable_variables)
     return model
 
 

@@ -40,6 +40,9 @@ def fit_recall(
     x, y = delayed_recall(rng, steps * batch, length, lags, symbols)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0), loss=loss)
+    # Built here, not inside the first step's trace, where creating its variables would make
+    # TensorFlow trace the step twice.
+    model.optimizer.build(model.trainable_variables)
     model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
 
 
