@@ -28,6 +28,21 @@ def test_the_given_evaluation_sets_join_the_cards_and_replace_those_of_their_nam
     assert translator._with_given(card, given) == ["tatoeba=b.txt", "news=c/news", "more=d"]
 
 
+def test_a_set_the_card_reports_but_no_command_names_stops_the_reexport_first(
+    trained_export, toy_corpus, tmp_path
+):
+    path = _with_command(trained_export[0], tmp_path, toy_corpus)
+    card = json.loads((path / "model_card.json").read_text(encoding="utf-8"))
+    card["metrics"]["news"] = {"pairs": 1, "greedy": {"bleu": 1.0}}
+    (path / "model_card.json").write_text(json.dumps(card), encoding="utf-8")
+    files = {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()}
+    with pytest.raises(ValueError, match="reports news, which neither"):
+        translator.reexport(path, no_repeat_ngram_size=3)
+    with pytest.raises(ValueError, match="cannot read --eval-pairs news.*--eval-pairs NAME=PATH reads it"):
+        translator.reexport(path, no_repeat_ngram_size=3, eval_pairs=[f"news={tmp_path / 'gone'}"])
+    assert {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()} == files
+
+
 def test_reexport_reproduces_the_model_and_carries_its_vocabularies(trained_export, toy_corpus, tmp_path):
     aligned = tmp_path / "aligned"
     aligned.with_suffix(".es").write_text("El gato come pan .\n", encoding="utf-8")

@@ -179,11 +179,12 @@ def test_score_an_english_review_and_plot_its_trajectory(page):
     page.wait_for_function("document.querySelector('#verdict textarea').value.includes('IMDB')")
     assert _value_of(page, "verdict").startswith("positive")
     assert page.locator("#moves .token-move", has_text="wonderful").count() == 1
-    page.wait_for_function(
-        "([id, before]) => document.getElementById(id).innerHTML !== before", arg=["trajectory", before]
-    )
     # The new plot's container comes first; Vega draws its SVG into it a moment later.
-    page.locator("#trajectory svg").first.wait_for()
+    page.wait_for_function(
+        "([id, before]) => { const plot = document.getElementById(id);"
+        " return plot.innerHTML !== before && plot.querySelector('svg') !== null; }",
+        arg=["trajectory", before],
+    )
 
 
 def test_models_tab_shows_each_card(page):

@@ -151,7 +151,9 @@ def compiled(model: keras.Model, learning_rate: float, loss, metrics: list, exam
     trace that step twice (seconds, for a translator): both are created here instead.
     """
     metrics = [
-        m if isinstance(m, keras.metrics.Metric) else keras.metrics.MeanMetricWrapper(m, name=m.__name__)
+        keras.metrics.MeanMetricWrapper(m, name=m.__name__)
+        if callable(m) and hasattr(m, "__name__") and not isinstance(m, keras.metrics.Metric)
+        else m
         for m in metrics
     ]
     model.compile(

@@ -8,8 +8,9 @@ without one are word-level), otherwise they are rebuilt from the training data i
 exactly as the training command built them, and checked: the source vocabulary against the
 SavedModel's lookup table, the target one by decoding test sentences as the old export did and
 requiring the old SavedModel's outputs word for word. The card's evaluation sets (its training
-command's `--eval-pairs`, and any given here) are measured again. The old folder is replaced only
-when the new export is complete (`safe_export`).
+command's `--eval-pairs`, and any given here) are measured again; a set the card reports that
+neither names is an error. The old folder is replaced only when the new export is complete
+(`safe_export`).
 
 Example:
     python -m training.reexport saved_models/translate_spa_en \\
@@ -33,10 +34,36 @@ VOCABULARY_VARIABLES = ("source_vocabulary", "target_vocabulary", "text_unit")
 
 def _with_given(card_sets: list[str], given: list[str]) -> list[str]:
     """The evaluation sets (`NAME=PATH`) the card's training command named, each replaced by a
-    given set of the same name, then the other given sets: a re-export measures again every set
-    its card reports, so no figure is left from the weights' earlier export."""
+    given set of the same name, then the other given sets."""
     names = {spec.partition("=")[0] for spec in given}
     return [spec for spec in card_sets if spec.partition("=")[0] not in names] + list(given)
+
+
+def _evaluation_sets(card: dict, given: list[str]) -> tuple[list[str], dict]:
+    """(the `NAME=PATH` specs, the sets read) a re-export measures: those of the card's training
+    command and the `given` ones (`_with_given`). Every set the card reports must be among them,
+    so that no figure stays from the weights' earlier export; they are read before anything slow
+    runs."""
+    from training import translate
+
+    args = translate.args_from_card(card)
+    args.eval_pairs = _with_given(args.eval_pairs, given)
+    reported = {
+        name for name, value in card["metrics"].items() if isinstance(value, dict) and "pairs" in value
+    }
+    missing = sorted(reported - {spec.partition("=")[0] for spec in args.eval_pairs})
+    if missing:
+        raise ValueError(
+            f"the card reports {', '.join(missing)}, which neither its training command nor --eval-pairs "
+            "names: give --eval-pairs NAME=PATH for each, so that no figure stays from the earlier export"
+        )
+    try:
+        return args.eval_pairs, translate.read_eval_sets(args)
+    except SystemExit as e:
+        raise ValueError(
+            f"{e} (a set of the card's training command or of this command; "
+            "--eval-pairs NAME=PATH reads it from elsewhere)"
+        ) from e
 
 
 def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
@@ -50,7 +77,7 @@ def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
     from training import translate
 
     args = translate.args_from_card(card)
-    args.eval_pairs = _with_given(args.eval_pairs, eval_pairs)
+    args.eval_pairs = eval_pairs
     with tempfile.TemporaryDirectory() as run_dir:
         _, _, test, src, tgt, _ = translate.prepare(args, Path(run_dir))
         target_words = Vocabulary.load(Path(run_dir) / translate.TARGET_WORDS_FILE)
@@ -107,9 +134,9 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
     card = json.loads((export_dir / "model_card.json").read_text(encoding="utf-8"))
     if card.get("task") != "translate":
         raise ValueError(f"{export_dir} is not a translator (task {card.get('task')!r})")
+    eval_pairs, eval_sets = _evaluation_sets(card, list(eval_pairs))
     loaded = tf.saved_model.load(str(export_dir))
-    src, tgt, target_words, args, test = _vocabularies(loaded, card, list(eval_pairs))
-    eval_sets = translate.read_eval_sets(args)
+    src, tgt, target_words, args, test = _vocabularies(loaded, card, eval_pairs)
     model = _model(loaded, args, src, tgt)
     # Exports older than the n-gram ban carry no setting and decoded without it.
     old_ngram = getattr(loaded, "decoding_no_repeat_ngram_size", None)
