@@ -170,6 +170,18 @@ class ExportBase(tf.Module):
         [rows, time] to strings [rows] (rows in `flat_beams` order)."""
         return tf.reshape(to_text(cls.flat_beams(ids)), tf.shape(ids)[:2])
 
+    def _trackable_children(self, save_type="checkpoint", **kwargs):
+        # The helpers the signatures call (`_encode_text`, `_outputs`, …) are in the SavedModel's
+        # function library through those calls. As attributes of their own, saving would trace a
+        # helper without an input signature once more (with named specs: a second copy of its
+        # graph) and loading would restore each of them.
+        children = super()._trackable_children(save_type, **kwargs)
+        return {
+            name: child
+            for name, child in children.items()
+            if not (name.startswith("_") and isinstance(child, tf.types.experimental.PolymorphicFunction))
+        }
+
     def save(self, path: str | Path) -> None:
         """Writes the SavedModel with the signatures in `SIGNATURES`."""
         signatures = {name: getattr(self, name) for name in self.SIGNATURES}
