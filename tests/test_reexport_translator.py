@@ -29,9 +29,12 @@ def test_the_given_evaluation_sets_join_the_cards_and_replace_those_of_their_nam
 
 
 def test_a_set_the_card_reports_but_no_command_names_stops_the_reexport_first(
-    trained_export, toy_corpus, tmp_path
+    trained_export, toy_corpus, tmp_path, monkeypatch
 ):
     path = _with_command(trained_export[0], tmp_path, toy_corpus)
+    monkeypatch.setattr(
+        tf.saved_model, "load", lambda *_: pytest.fail("the re-export went on to load the model")
+    )
     card = json.loads((path / "model_card.json").read_text(encoding="utf-8"))
     card["metrics"]["news"] = {"pairs": 1, "greedy": {"bleu": 1.0}}
     (path / "model_card.json").write_text(json.dumps(card), encoding="utf-8")
@@ -40,6 +43,8 @@ def test_a_set_the_card_reports_but_no_command_names_stops_the_reexport_first(
         translator.reexport(path, no_repeat_ngram_size=3)
     with pytest.raises(ValueError, match="cannot read --eval-pairs news.*--eval-pairs NAME=PATH reads it"):
         translator.reexport(path, no_repeat_ngram_size=3, eval_pairs=[f"news={tmp_path / 'gone'}"])
+    with pytest.raises(ValueError, match="names a set twice"):
+        translator.reexport(path, no_repeat_ngram_size=3, eval_pairs=["news=a", "news=b"])
     assert {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()} == files
 
 
@@ -88,7 +93,7 @@ def test_a_mixed_subword_export_older_than_copying_names_stays_subword_and_gains
         subword_export[0], tmp_path, toy_corpus, [*mixture_flags(toy_corpus.parent), *SUBWORD_FLAGS]
     )
     card = json.loads((path / "model_card.json").read_text(encoding="utf-8"))
-    src, tgt, target_words, args, _ = translator._vocabularies(tf.saved_model.load(str(path)), card, [])
+    src, tgt, target_words, args, _ = translator._vocabularies(tf.saved_model.load(str(path)), card)
     old = tmp_path / "old"
     model = translator._model(tf.saved_model.load(str(path)), args, src, tgt)
     TranslatorExport(model, src, tgt, args.max_output_length, copy_names=False).save(old)

@@ -172,14 +172,18 @@ class ExportBase(tf.Module):
 
     def _trackable_children(self, save_type="checkpoint", **kwargs):
         # The helpers the signatures call (`_encode_text`, `_outputs`, …) are in the SavedModel's
-        # function library through those calls. As attributes of their own, saving would trace a
-        # helper without an input signature once more (with named specs: a second copy of its
-        # graph) and loading would restore each of them.
+        # function library through those calls. As attributes of their own, the SavedModel would
+        # also store the copy of a helper without an input signature that saving traces with
+        # named specs (a second graph of it), and loading would restore each of them.
         children = super()._trackable_children(save_type, **kwargs)
         return {
             name: child
             for name, child in children.items()
-            if not (name.startswith("_") and isinstance(child, tf.types.experimental.PolymorphicFunction))
+            if not (
+                name.startswith("_")
+                and not name.startswith("__")
+                and isinstance(child, tf.types.experimental.PolymorphicFunction)
+            )
         }
 
     def save(self, path: str | Path) -> None:

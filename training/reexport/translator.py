@@ -39,26 +39,28 @@ def _with_given(card_sets: list[str], given: list[str]) -> list[str]:
     return [spec for spec in card_sets if spec.partition("=")[0] not in names] + list(given)
 
 
-def _evaluation_sets(card: dict, given: list[str]) -> tuple[list[str], dict]:
-    """(the `NAME=PATH` specs, the sets read) a re-export measures: those of the card's training
-    command and the `given` ones (`_with_given`). Every set the card reports must be among them,
-    so that no figure stays from the weights' earlier export; they are read before anything slow
-    runs."""
+def _evaluation_sets(card: dict, given: list[str]) -> dict:
+    """The sets a re-export measures, by name: those of the card's training command and the
+    `given` ones (`_with_given`). Every set the card reports must be among them, so that no figure
+    stays from the weights' earlier export; they are read before anything slow runs."""
     from training import translate
 
     args = translate.args_from_card(card)
     args.eval_pairs = _with_given(args.eval_pairs, given)
+    names = [spec.partition("=")[0] for spec in args.eval_pairs]
+    if len(set(names)) < len(names):
+        raise ValueError(f"--eval-pairs names a set twice: {', '.join(given)}")
     reported = {
         name for name, value in card["metrics"].items() if isinstance(value, dict) and "pairs" in value
     }
-    missing = sorted(reported - {spec.partition("=")[0] for spec in args.eval_pairs})
+    missing = sorted(reported - set(names))
     if missing:
         raise ValueError(
             f"the card reports {', '.join(missing)}, which neither its training command nor --eval-pairs "
             "names: give --eval-pairs NAME=PATH for each, so that no figure stays from the earlier export"
         )
     try:
-        return args.eval_pairs, translate.read_eval_sets(args)
+        return translate.read_eval_sets(args)
     except SystemExit as e:
         raise ValueError(
             f"{e} (a set of the card's training command or of this command; "
@@ -66,7 +68,7 @@ def _evaluation_sets(card: dict, given: list[str]) -> tuple[list[str], dict]:
         ) from e
 
 
-def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
+def _vocabularies(loaded, card: dict):
     """(source, target, target words, translate args, test split); vocabularies and target words
     rebuilt if the model lacks them."""
     import numpy as np
@@ -77,7 +79,6 @@ def _vocabularies(loaded, card: dict, eval_pairs: list[str]):
     from training import translate
 
     args = translate.args_from_card(card)
-    args.eval_pairs = eval_pairs
     with tempfile.TemporaryDirectory() as run_dir:
         _, _, test, src, tgt, _ = translate.prepare(args, Path(run_dir))
         target_words = Vocabulary.load(Path(run_dir) / translate.TARGET_WORDS_FILE)
@@ -134,9 +135,9 @@ def reexport(export_dir: Path, no_repeat_ngram_size: int, eval_pairs: list[str] 
     card = json.loads((export_dir / "model_card.json").read_text(encoding="utf-8"))
     if card.get("task") != "translate":
         raise ValueError(f"{export_dir} is not a translator (task {card.get('task')!r})")
-    eval_pairs, eval_sets = _evaluation_sets(card, list(eval_pairs))
+    eval_sets = _evaluation_sets(card, list(eval_pairs))
     loaded = tf.saved_model.load(str(export_dir))
-    src, tgt, target_words, args, test = _vocabularies(loaded, card, eval_pairs)
+    src, tgt, target_words, args, test = _vocabularies(loaded, card)
     model = _model(loaded, args, src, tgt)
     # Exports older than the n-gram ban carry no setting and decoded without it.
     old_ngram = getattr(loaded, "decoding_no_repeat_ngram_size", None)
