@@ -48,8 +48,9 @@ def _evaluation_sets(card: dict, given: list[str]) -> dict:
     args = translate.args_from_card(card)
     args.eval_pairs = _with_given(args.eval_pairs, given)
     names = [spec.partition("=")[0] for spec in args.eval_pairs]
-    if len(set(names)) < len(names):
-        raise ValueError(f"--eval-pairs names a set twice: {', '.join(given)}")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"--eval-pairs names a set twice: {', '.join(twice)}")
     reported = {
         name for name, value in card["metrics"].items() if isinstance(value, dict) and "pairs" in value
     }
