@@ -26,6 +26,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from seq2seq_app.core.fused_adam import FusedAdam
 from training import keras_fixes
 from training.averaging import average_if_better, epoch_weights_dir
 from training.callbacks import best_weights_path, fit_callbacks, remove_backup
@@ -156,9 +157,7 @@ def compiled(model: keras.Model, learning_rate: float, loss, metrics: list, exam
         else m
         for m in metrics
     ]
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=CLIPNORM), loss=loss, metrics=metrics
-    )
+    model.compile(optimizer=FusedAdam(learning_rate, clipnorm=CLIPNORM), loss=loss, metrics=metrics)
     model(example_inputs)
     model.optimizer.build(model.trainable_variables)
     return model
