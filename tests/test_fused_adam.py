@@ -6,6 +6,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from seq2seq_app.core.fused_adam import FusedAdam
 
@@ -15,39 +16,52 @@ _FIT = r"""
 import keras, numpy as np, tensorflow as tf
 
 def fit(make_optimizer, strategy, epochs=2):
-    # A small model, 4 batches an epoch; the optimizer is made in the strategy's scope.
+    # An embedding (sparse gradients; ids repeat in every batch) under two dense layers, 4 batches
+    # an epoch; the optimizer is made in the strategy's scope.
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(32, 5)).astype("float32")
+    x = rng.integers(0, 10, size=(32, 6))
     y = rng.normal(size=(32, 3)).astype("float32")
     with strategy.scope():
         keras.utils.set_random_seed(1)
-        layers = [keras.Input((5,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(3)]
+        layers = [
+            keras.Input((6,), dtype="int32"),
+            keras.layers.Embedding(10, 4),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(8, activation="tanh"),
+            keras.layers.Dense(3),
+        ]
         model = keras.Sequential(layers)
         model.compile(optimizer=make_optimizer(), loss="mse")
+        model.optimizer.build(model.trainable_variables)  # as training does: the step traces once
     model.fit(x, y, batch_size=8, epochs=epochs, shuffle=False, verbose=0)
     return model
 """
 
 
-def _fit(make_optimizer):
+def _fit(make_optimizer, epochs=2):
     namespace = {}
     exec(_FIT, namespace)
-    import tensorflow as tf
-
-    return namespace["fit"](make_optimizer, tf.distribute.get_strategy())
+    return namespace["fit"](make_optimizer, tf.distribute.get_strategy(), epochs)
 
 
-@pytest.mark.parametrize("clipnorm", [None, 1e-3])  # 1e-3 clips every step
-def test_fused_adam_matches_keras_adam(clipnorm):
-    fused = _fit(lambda: FusedAdam(0.05, clipnorm=clipnorm))
-    plain = _fit(lambda: keras.optimizers.Adam(0.05, clipnorm=clipnorm))
+@pytest.mark.parametrize("options", [{"clipnorm": 1.0}, {"amsgrad": True}])
+def test_fused_adam_matches_keras_adam(options, monkeypatch):
+    fused_updates = []
+    kernel = tf.raw_ops.ResourceApplyAdam
+    monkeypatch.setattr(
+        tf.raw_ops, "ResourceApplyAdam", lambda **kw: fused_updates.append(kw) or kernel(**kw)
+    )
+    fused = _fit(lambda: FusedAdam(0.05, **options))
+    # The step traced once: the two dense layers' kernels and biases fused, the embedding (sparse) not.
+    assert len(fused_updates) == (0 if options.get("amsgrad") else 4)
+    plain = _fit(lambda: keras.optimizers.Adam(0.05, **options))
     assert int(fused.optimizer.iterations) == int(plain.optimizer.iterations) == 8
-    start = _fit(lambda: FusedAdam(0.0)).get_weights()
+    start = _fit(lambda: FusedAdam(0.05), epochs=0).get_weights()
     for a, b, first in zip(fused.get_weights(), plain.get_weights(), start):
         assert not np.allclose(a, first), "the update changed nothing"
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # updates are ~0.05
     for a, b in zip(fused.optimizer.variables, plain.optimizer.variables):  # m, v and the step
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-8)
 
 
 def test_fused_adam_config_round_trip():
@@ -55,13 +69,6 @@ def test_fused_adam_config_round_trip():
     clone = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
     assert type(clone) is FusedAdam
     assert clone.get_config() == optimizer.get_config()
-
-
-def test_amsgrad_falls_back_to_keras_adam():
-    fused = _fit(lambda: FusedAdam(0.05, amsgrad=True))
-    plain = _fit(lambda: keras.optimizers.Adam(0.05, amsgrad=True))
-    for a, b in zip(fused.get_weights(), plain.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 # Two logical CPU devices must be made before TensorFlow starts: a process of its own.
@@ -78,12 +85,13 @@ for a, b in zip(fused.trainable_variables, plain.trainable_variables):
     copies = a.value.values
     assert len(copies) == 2
     for copy in copies:  # every replica's copy updated, and alike
-        np.testing.assert_allclose(copy.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(copy.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
 print("ok")
 """
 )
 
 
+@pytest.mark.slow  # a process of its own
 def test_fused_adam_updates_every_replica_under_mirrored_strategy():
     out = subprocess.run(
         [sys.executable, "-c", _MIRRORED],

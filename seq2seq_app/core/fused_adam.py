@@ -16,8 +16,8 @@ class FusedAdam(keras.optimizers.Adam):
     same arithmetic in one pass: m ← β₁m + (1-β₁)g, v ← β₂v + (1-β₂)g², and
     θ ← θ - lr·√(1-β₂ᵗ)/(1-β₁ᵗ)·m/(√v + ε), which is Keras's formula, so results agree to float
     rounding. Clipping, loss scaling, gradient accumulation and distribution strategies are
-    Keras's as before: only the last step changes. With `amsgrad`, or another backend, it is
-    Keras's Adam.
+    Keras's as before: only the last step changes. With `amsgrad`, for an embedding's sparse
+    gradient, or on another backend, it is Keras's Adam.
 
     Args:
         **kwargs: those of `keras.optimizers.Adam`.
@@ -31,7 +31,10 @@ class FusedAdam(keras.optimizers.Adam):
     """
 
     def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad or keras.backend.backend() != "tensorflow":
+        # An embedding's gradient comes as slices, one per lookup: Keras squares each slice before
+        # adding a row's repeats (v gains Σg², where the fused kernel would square the sum), so
+        # those variables keep Keras's update, and its results.
+        if self.amsgrad or isinstance(gradient, tf.IndexedSlices) or keras.backend.backend() != "tensorflow":
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
         index = self._get_variable_index(variable)
@@ -40,18 +43,14 @@ class FusedAdam(keras.optimizers.Adam):
         beta_2 = tf.cast(self.beta_2, dtype)
         # Inside a strategy's `update` call, `.handle` is this replica's copy of each variable.
         tf.raw_ops.ResourceApplyAdam(
-            var=_tf_variable(variable).handle,
-            m=_tf_variable(self._momentums[index]).handle,
-            v=_tf_variable(self._velocities[index]).handle,
+            var=variable.handle,
+            m=self._momentums[index].handle,
+            v=self._velocities[index].handle,
             beta1_power=tf.pow(beta_1, step),
             beta2_power=tf.pow(beta_2, step),
             lr=tf.cast(learning_rate, dtype),
             beta1=beta_1,
             beta2=beta_2,
             epsilon=tf.cast(self.epsilon, dtype),
-            grad=tf.cast(tf.convert_to_tensor(gradient), dtype),
+            grad=tf.cast(gradient, dtype),
         )
-
-
-def _tf_variable(variable):
-    return variable.value if isinstance(variable, keras.Variable) else variable

@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from seq2seq_app.core.fused_adam import FusedAdam
 from seq2seq_app.lab.cells import RELU_GAIN, lab_rnn
 from seq2seq_app.lab.tasks import delayed_recall
 
@@ -40,7 +39,7 @@ def fit_recall(
     length = model.input_shape[1]
     x, y = delayed_recall(rng, steps * batch, length, lags, symbols)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile(optimizer=FusedAdam(learning_rate, clipnorm=1.0), loss=loss)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0), loss=loss)
     # Built here, not inside the first step's trace, where creating its variables would make
     # TensorFlow trace the step twice.
     model.optimizer.build(model.trainable_variables)
