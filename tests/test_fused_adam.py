@@ -71,7 +71,8 @@ def test_fused_adam_config_round_trip():
     assert clone.get_config() == optimizer.get_config()
 
 
-# Two logical CPU devices must be made before TensorFlow starts: a process of its own.
+# Two logical CPU devices must be made before TensorFlow starts: a process of its own. Its
+# optimizer's variables are the step, the learning rate, then m and v of each weight.
 _MIRRORED = (
     _FIT
     + r"""
@@ -86,6 +87,9 @@ for a, b in zip(fused.trainable_variables, plain.trainable_variables):
     assert len(copies) == 2
     for copy in copies:  # every replica's copy updated, and alike
         np.testing.assert_allclose(copy.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+for a, b in zip(fused.optimizer.variables[2:], plain.optimizer.variables[2:]):  # m and v
+    for copy in a.value.values:
+        np.testing.assert_allclose(copy.numpy(), b.numpy(), rtol=1e-3, atol=1e-8)
 print("ok")
 """
 )
