@@ -16,8 +16,8 @@ class FusedAdam(keras.optimizers.Adam):
     same arithmetic in one pass: m ← β₁m + (1-β₁)g, v ← β₂v + (1-β₂)g², and
     θ ← θ - lr·√(1-β₂ᵗ)/(1-β₁ᵗ)·m/(√v + ε), which is Keras's formula, so results agree to float
     rounding. Clipping, loss scaling, gradient accumulation and distribution strategies are
-    Keras's as before: only the last step changes. With `amsgrad`, for an embedding's sparse
-    gradient, or on another backend, it is Keras's Adam.
+    Keras's as before: only the last step changes. With `amsgrad`, or for an embedding's sparse
+    gradient, it is Keras's Adam.
 
     Args:
         **kwargs: those of `keras.optimizers.Adam`.
@@ -34,7 +34,7 @@ class FusedAdam(keras.optimizers.Adam):
         # An embedding's gradient comes as slices, one per lookup: Keras squares each slice before
         # adding a row's repeats (v gains Σg², where the fused kernel would square the sum), so
         # those variables keep Keras's update, and its results.
-        if self.amsgrad or isinstance(gradient, tf.IndexedSlices) or keras.backend.backend() != "tensorflow":
+        if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
         index = self._get_variable_index(variable)
