@@ -59,6 +59,15 @@ def test_attention_weights_sum_to_one_over_unmasked_memory(score):
     np.testing.assert_array_equal(weights[0, :, 2:], 0.0)
 
 
+def _keras_attention(attention, query, memory, mask):
+    """Keras's own scoring layer on the projected query and keys: what `CrossAttention` computes."""
+    return attention.attention(
+        [attention.query_proj(query), memory, attention.project_keys(memory)],
+        mask=[None, mask],
+        return_attention_scores=True,
+    )
+
+
 @pytest.mark.parametrize("score", ["additive", "multiplicative"])
 @pytest.mark.parametrize("rows,length", [(1, 6), (3, 40), (2, 200)])  # both sides of FEW_POSITIONS
 def test_one_query_step_matches_keras_attention(score, rows, length):
@@ -69,10 +78,51 @@ def test_one_query_step_matches_keras_attention(score, rows, length):
     mask[0, length // 2 :] = False  # a padded row
     query = rng.normal(size=(rows, 5)).astype("float32")
     context, weights = attention.step(query, memory, mask)  # before any call: step builds it
-    keras_context, keras_weights = attention(query[:, None], memory, mask)
+    keras_context, keras_weights = _keras_attention(attention, query[:, None], memory, mask)
     np.testing.assert_allclose(np.asarray(weights), np.asarray(keras_weights)[:, 0], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(np.asarray(context), np.asarray(keras_context)[:, 0], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(np.asarray(weights)[0, length // 2 :], 0.0)
+
+
+@pytest.mark.parametrize("score", ["additive", "multiplicative"])
+def test_attention_over_a_sequence_matches_keras_layer_and_its_gradients(score):
+    rng = np.random.default_rng(2)
+    attention = CrossAttention(8, score=score)
+    query = tf.constant(rng.normal(size=(2, 3, 5)), tf.float32)
+    memory = tf.constant(rng.normal(size=(2, 4, 6)), tf.float32)
+    mask = np.array([[True, True, False, False], [True] * 4])
+    attention(query, memory, mask)  # builds every weight
+    # Weighted sums of both outputs, so every gradient below is a different, non-trivial one.
+    pick = [tf.constant(rng.normal(size=shape), tf.float32) for shape in [(2, 3, 6), (2, 3, 4)]]
+
+    def loss(outputs):
+        return sum(tf.reduce_sum(x * w) for x, w in zip(outputs, pick))
+
+    sources = [query, memory, *attention.trainable_weights]
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([query, memory])
+        ours = attention(query, memory, mask)
+        keras_form = _keras_attention(attention, query, memory, mask)
+        ours_loss, keras_loss = loss(ours), loss(keras_form)
+    for a, b in zip(ours, keras_form):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    for a, b in zip(tape.gradient(ours_loss, sources), tape.gradient(keras_loss, sources)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+
+
+def test_additive_attention_over_a_sequence_matches_keras_layer_in_mixed_bfloat16():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")  # the `float32_policy` fixture resets it
+    rng = np.random.default_rng(3)
+    attention = CrossAttention(8, score="additive")
+    query = rng.normal(size=(2, 3, 5)).astype("float32")
+    memory = rng.normal(size=(2, 4, 6)).astype("float32")
+    mask = np.array([[True, True, False, False], [True] * 4])
+    ours = attention(query, memory, mask)
+    keras_form = _keras_attention(attention, query, memory, mask)
+    for a, b in zip(ours, keras_form):
+        assert a.dtype == b.dtype == "bfloat16"
+        np.testing.assert_allclose(np.asarray(a, "float32"), np.asarray(b, "float32"), atol=3e-2)
+    np.testing.assert_array_equal(np.asarray(ours[1], "float32")[0, :, 2:], 0.0)
 
 
 def test_unknown_choices_are_clear_errors():
