@@ -16,8 +16,15 @@ class FusedAdam(keras.optimizers.Adam):
     same arithmetic in one pass: m ← β₁m + (1-β₁)g, v ← β₂v + (1-β₂)g², and
     θ ← θ - lr·√(1-β₂ᵗ)/(1-β₁ᵗ)·m/(√v + ε), which is Keras's formula, so results agree to float
     rounding. Clipping, loss scaling, gradient accumulation and distribution strategies are
-    Keras's as before: only the last step changes. With `amsgrad`, or for an embedding's sparse
-    gradient, it is Keras's Adam.
+    Keras's as before: only the last step changes (with `amsgrad` it is Keras's, on the gradient
+    below).
+
+    An embedding's gradient comes as slices, one per lookup. It is summed into rows first (a
+    row's repeats in the batch added) and updated as a dense gradient, which is Adam as
+    `tf.compat.v1.train.AdamOptimizer` and Keras 2 apply it. Keras 3 squares each slice before
+    adding a row's repeats (v gains (1-β₂)Σg² where Adam's formula gives (1-β₂)(Σg)²) and then
+    passes over the whole table anyway, in more operations: on the NSMC classifier's token and
+    bigram tables that update was a fifth of a training step's op time (docs/benchmarks.md).
 
     Args:
         **kwargs: those of `keras.optimizers.Adam`.
@@ -31,10 +38,10 @@ class FusedAdam(keras.optimizers.Adam):
     """
 
     def update_step(self, gradient, variable, learning_rate):
-        # An embedding's gradient comes as slices, one per lookup: Keras squares each slice before
-        # adding a row's repeats (v gains Σg², where the fused kernel would square the sum), so
-        # those variables keep Keras's update, and its results.
-        if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
+        if isinstance(gradient, tf.IndexedSlices):
+            # A row's repeats summed (see the class), in the variable's precision as Keras adds them.
+            gradient = tf.convert_to_tensor(tf.cast(gradient, variable.dtype))
+        if self.amsgrad:
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
         index = self._get_variable_index(variable)
