@@ -51,6 +51,9 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if _slow(item):
             item.add_marker(pytest.mark.slow)
+    # Slow tests first: the suite's longest tests (a minute or more each) are slow ones, and one
+    # started last keeps one pytest-xdist worker busy while the others have nothing left to take.
+    items.sort(key=lambda item: not _slow(item))
 
 
 @pytest.fixture(autouse=True)
