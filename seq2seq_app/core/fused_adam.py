@@ -14,10 +14,10 @@ class FusedAdam(keras.optimizers.Adam):
     over the variable's memory; on a CPU they took ~8 % of a translator's training step. The fused
     kernel (hand-called here: Keras 3 has no fused optimizer for the TensorFlow backend) does the
     same arithmetic in one pass: m ← β₁m + (1-β₁)g, v ← β₂v + (1-β₂)g², and
-    θ ← θ - lr·√(1-β₂ᵗ)/(1-β₁ᵗ)·m/(√v + ε), which is Keras's formula, so results agree to float
-    rounding. Clipping, loss scaling, gradient accumulation and distribution strategies are
-    Keras's as before: only the last step changes (with `amsgrad` it is Keras's, on the gradient
-    below).
+    θ ← θ - lr·√(1-β₂ᵗ)/(1-β₁ᵗ)·m/(√v + ε), which is Keras's formula, so for a dense gradient
+    results agree to float rounding. Clipping, loss scaling, gradient accumulation and
+    distribution strategies are Keras's as before: only the last step changes (with `amsgrad` it
+    is Keras's, on the gradient below).
 
     An embedding's gradient comes as slices, one per lookup. It is summed into rows first (a
     row's repeats in the batch added) and updated as a dense gradient, which is Adam as
