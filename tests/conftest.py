@@ -51,9 +51,11 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if _slow(item):
             item.add_marker(pytest.mark.slow)
-    # Slow tests first: the suite's longest tests (a minute or more each) are slow ones, and one
-    # started last keeps one pytest-xdist worker busy while the others have nothing left to take.
-    items.sort(key=lambda item: not _slow(item))
+    # Modules with slow tests first: the suite's longest tests (a minute or more each) are slow
+    # ones, and one started last keeps one pytest-xdist worker busy while the others have nothing
+    # left to take. Whole modules move, so a module's fixtures are still built once.
+    slow_modules = {item.path for item in items if _slow(item)}
+    items.sort(key=lambda item: item.path not in slow_modules)
 
 
 @pytest.fixture(autouse=True)
