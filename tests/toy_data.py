@@ -202,8 +202,6 @@ CAPTION_FLAGS = [
     "0.1",
     "--test-fraction",
     "0.1",
-    "--checkpoint-every",
-    "20",
 ]
 
 
