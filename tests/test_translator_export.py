@@ -651,10 +651,10 @@ def test_subword_saved_model_matches_the_in_memory_export_and_keeps_the_word_con
         sampled["source_tokens"].shape[1],
     )
     assert {name: int(value.numpy()) for name, value in loaded.limits.items()} == export_limits(export)
-    translator = LoadedTranslator(path)  # loaded once for both checks: a load costs seconds
-    assert translator.limits == export_limits(export)
+    api = LoadedTranslator(path)  # loaded once for both checks: a load costs seconds
+    assert api.limits == export_limits(export)
     # The UI's "not in the vocabulary" note: a word is known when its characters are pieces.
-    assert translator.in_vocabulary(["gatos", "niño", "你好", "15", ""]) == [
+    assert api.in_vocabulary(["gatos", "niño", "你好", "15", ""]) == [
         True,
         True,
         False,
